@@ -1,0 +1,199 @@
+/**
+ * Turns any failure of ioredis, Node's sockets or a Redis reply into `TransientError | PermanentError`.
+ *
+ * The knowledge is a table ({@link rules}) read top to bottom by one function ({@link classify}); each row is
+ * tested on its own. Add a row, not an `if`.
+ *
+ * @since 0.1.0
+ */
+import { Errors } from "@steadfast/resilience"
+
+/**
+ * How a row recognises a failure. Every given field must match.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Match {
+  /** Node's `error.code` (`ECONNRESET`, `DEPTH_ZERO_SELF_SIGNED_CERT`, ...). */
+  readonly code?: ReadonlyArray<string>
+  /** The first word of a Redis error reply (`LOADING`, `WRONGTYPE`, ...). */
+  readonly replyPrefix?: ReadonlyArray<string>
+  /** A case-insensitive pattern on the message. */
+  readonly message?: RegExp
+  /** The error's `name` (`MaxRetriesPerRequestError`, ...). */
+  readonly name?: ReadonlyArray<string>
+}
+
+/**
+ * One row of the classification table.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Rule =
+  | { readonly match: Match; readonly kind: "transient"; readonly reason: Errors.TransientReason }
+  | { readonly match: Match; readonly kind: "permanent"; readonly reason: Errors.PermanentReason }
+
+const transient = (reason: Errors.TransientReason, match: Match): Rule => ({ match, kind: "transient", reason })
+const permanent = (reason: Errors.PermanentReason, match: Match): Rule => ({ match, kind: "permanent", reason })
+
+/**
+ * The classification table, first match wins.
+ *
+ * @since 0.1.0
+ * @category rules
+ */
+export const rules: ReadonlyArray<Rule> = [
+  // Sockets
+  transient("connection_reset_peer", { code: ["ECONNRESET"] }),
+  transient("connection_reset_peer", { message: /connection reset by peer/i }),
+  transient("connection_refused", { code: ["ECONNREFUSED"] }),
+  transient("broken_pipe", { code: ["EPIPE"] }),
+  transient("timeout", { code: ["ETIMEDOUT"] }),
+  transient("host_unreachable", { code: ["EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "EHOSTDOWN"] }),
+  transient("dns", { code: ["ENOTFOUND", "EAI_AGAIN"] }),
+  // TLS: a certificate that does not verify will not verify next time either
+  permanent("tls_certificate", {
+    code: [
+      "DEPTH_ZERO_SELF_SIGNED_CERT",
+      "SELF_SIGNED_CERT_IN_CHAIN",
+      "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+      "UNABLE_TO_GET_ISSUER_CERT",
+      "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+      "CERT_HAS_EXPIRED",
+      "CERT_NOT_YET_VALID",
+      "CERT_REVOKED",
+      "CERT_UNTRUSTED",
+      "CERT_REJECTED",
+      "ERR_TLS_CERT_ALTNAME_INVALID"
+    ]
+  }),
+  // ioredis' own failures
+  transient("connection_closed", { message: /^Connection is closed/i }),
+  transient("connection_unavailable", { message: /Stream isn't writeable/i }),
+  transient("connection_closed", { name: ["MaxRetriesPerRequestError"] }),
+  transient("timeout", { message: /^Command timed out/i }),
+  transient("socket_timeout", { message: /^Socket timeout/i }),
+  // Redis replies that may go away
+  transient("loading", { replyPrefix: ["LOADING"] }),
+  transient("busy", { replyPrefix: ["BUSY"] }),
+  transient("try_again", { replyPrefix: ["TRYAGAIN"] }),
+  transient("cluster_down", { replyPrefix: ["CLUSTERDOWN"] }),
+  transient("master_down", { replyPrefix: ["MASTERDOWN"] }),
+  transient("read_only", { replyPrefix: ["READONLY"] }),
+  transient("out_of_memory", { replyPrefix: ["OOM"] }),
+  transient("max_clients", { message: /max(imum)? number of clients reached/i }),
+  // Redis replies that will not
+  permanent("auth", { replyPrefix: ["NOAUTH", "WRONGPASS"] }),
+  permanent("auth", { message: /invalid password|called without any password configured|invalid username-password/i }),
+  permanent("no_permission", { replyPrefix: ["NOPERM"] }),
+  permanent("wrong_type", { replyPrefix: ["WRONGTYPE"] }),
+  permanent("exec_abort", { replyPrefix: ["EXECABORT"] }),
+  permanent("cross_slot", { replyPrefix: ["CROSSSLOT"] }),
+  permanent("moved", { replyPrefix: ["MOVED", "ASK"] }),
+  permanent("unknown_command", { message: /^ERR unknown command/i }),
+  permanent("syntax", { message: /^ERR (syntax error|wrong number of arguments)/i }),
+  permanent("invalid_argument", { message: /^ERR (value is not|invalid expire time|.*out of range)/i })
+]
+
+const lower = (xs: ReadonlyArray<string>) => xs.map((x) => x.toLowerCase())
+const compiled = rules.map((rule) => ({
+  rule,
+  code: rule.match.code && new Set(rule.match.code),
+  prefix: rule.match.replyPrefix && new Set(rule.match.replyPrefix),
+  name: rule.match.name && new Set(lower(rule.match.name))
+}))
+
+interface Facts {
+  readonly code: string | undefined
+  readonly name: string
+  readonly message: string
+  readonly isReply: boolean
+  readonly prefix: string
+}
+
+const facts = (error: unknown): Facts => {
+  const e = (typeof error === "object" && error !== null ? error : {}) as {
+    code?: unknown
+    name?: unknown
+    message?: unknown
+    errno?: unknown
+  }
+  const message = typeof e.message === "string" ? e.message : typeof error === "string" ? error : String(error)
+  const name = typeof e.name === "string" ? e.name : ""
+  const isReply = name === "ReplyError"
+  return {
+    code: typeof e.code === "string" ? e.code : undefined,
+    name,
+    message,
+    isReply,
+    prefix: isReply ? (message.split(" ", 1)[0] ?? "") : ""
+  }
+}
+
+/**
+ * Replaces every secret in a message by `<redacted>`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const scrub = (message: string, secrets: ReadonlyArray<string>): string => {
+  let out = message
+  for (const secret of secrets) {
+    if (secret.length > 0) out = out.split(secret).join("<redacted>")
+  }
+  return out
+}
+
+/**
+ * What a classified error keeps as its `cause`: the original's name, code and (scrubbed) message, and the
+ * command's name, never its arguments (ioredis attaches `AUTH`/`HELLO` arguments, i.e. passwords, to replies).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SanitizedCause {
+  readonly name: string
+  readonly code: string | undefined
+  readonly message: string
+  readonly command: string | undefined
+}
+
+const commandName = (error: unknown): string | undefined => {
+  const command = (error as { command?: { name?: unknown } } | null)?.command
+  return typeof command?.name === "string" ? command.name : undefined
+}
+
+/**
+ * Classifies one failure. Errors that are already classified pass through; an error reply no row knows is a
+ * permanent `command_error`; anything else no row knows is a transient `unknown` (it is retried a bounded
+ * number of times and counted by the breaker, which is the safe side for a cache).
+ *
+ * @since 0.1.0
+ * @category classification
+ */
+export const classify = (
+  operation: string,
+  error: unknown,
+  secrets: ReadonlyArray<string> = []
+): Errors.TransientError | Errors.PermanentError => {
+  if (Errors.isTransientError(error) || Errors.isPermanentError(error)) return error
+  const f = facts(error)
+  const message = scrub(f.message, secrets)
+  const cause: SanitizedCause = { name: f.name, code: f.code, message, command: commandName(error) }
+  const lowerName = f.name.toLowerCase()
+  for (const { code, name, prefix, rule } of compiled) {
+    const m = rule.match
+    if (code && (f.code === undefined || !code.has(f.code))) continue
+    if (prefix && (!f.isReply || !prefix.has(f.prefix))) continue
+    if (name && !name.has(lowerName)) continue
+    if (m.message && !m.message.test(f.message)) continue
+    return rule.kind === "transient"
+      ? new Errors.TransientError({ operation, reason: rule.reason, message, cause })
+      : new Errors.PermanentError({ operation, reason: rule.reason, message, cause })
+  }
+  return f.isReply
+    ? new Errors.PermanentError({ operation, reason: "command_error", message, cause })
+    : new Errors.TransientError({ operation, reason: "unknown", message, cause })
+}

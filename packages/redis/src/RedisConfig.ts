@@ -1,0 +1,259 @@
+/**
+ * Connection settings, read from the environment under the names of the original service
+ * (`REDIS_URL`, `CACHE_SOCKET_TIMEOUT_MS`, ...) through Effect's `Config`, so a test swaps the
+ * `ConfigProvider` instead of mutating `process.env`.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { readFileSync } from "node:fs"
+
+/**
+ * Validated connection settings. The URL is `Redacted`: printing a config never prints a password.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisConfig {
+  /** `redis://[user:pass@]host:port[/db]` or `rediss://...` (TLS, certificate verification on). */
+  readonly url: Redacted.Redacted<string>
+  /** `CACHE_SOCKET_CONNECT_TIMEOUT_MS`: how long one TCP/TLS connect may take. */
+  readonly connectTimeout: Duration.Duration
+  /** `CACHE_SOCKET_TIMEOUT_MS`: the deadline of every command, enforced by Effect and by the socket. */
+  readonly commandTimeout: Duration.Duration
+  /** `CACHE_HEALTH_CHECK_INTERVAL` (seconds): a connection idle this long is PINGed before it is trusted. */
+  readonly healthCheckInterval: Duration.Duration
+  /** `CACHE_MAX_CONNECTIONS`: the most sockets the connection layer opens. */
+  readonly maxConnections: number
+  /** `CACHE_MAX_RETRIES`: retries of a failed read (the cache's default retry policy). */
+  readonly maxRetries: number
+  /** `CACHE_RETRY_DELAY` (seconds): the base of the exponential backoff between retries. */
+  readonly retryDelay: Duration.Duration
+  /** `CACHE_TLS_CA_FILE`'s contents, or `tlsCa` in code: a PEM CA bundle for a private CA. */
+  readonly tlsCa: Option.Option<string>
+  /** TCP keepalive initial delay (the original service used 60 s). */
+  readonly keepAlive: Duration.Duration
+}
+
+/**
+ * What a user may pass in code; everything but the URL has a default.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly url: string | Redacted.Redacted<string>
+  readonly connectTimeout?: Duration.DurationInput
+  readonly commandTimeout?: Duration.DurationInput
+  readonly healthCheckInterval?: Duration.DurationInput
+  readonly maxConnections?: number
+  readonly maxRetries?: number
+  readonly retryDelay?: Duration.DurationInput
+  readonly tlsCa?: string
+  readonly keepAlive?: Duration.DurationInput
+}
+
+/**
+ * The defaults of the original service, except `maxConnections` (see the README: measured).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults = {
+  url: "redis://127.0.0.1:6379",
+  connectTimeout: Duration.millis(2000),
+  commandTimeout: Duration.millis(2000),
+  healthCheckInterval: Duration.seconds(30),
+  maxConnections: 1,
+  maxRetries: 2,
+  retryDelay: Duration.millis(100),
+  keepAlive: Duration.seconds(60)
+} as const
+
+/**
+ * The parts of a Redis URL the connection needs. `password` stays `Redacted`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ParsedUrl {
+  readonly tls: boolean
+  readonly host: string
+  readonly port: number
+  readonly db: number
+  readonly username: Option.Option<string>
+  readonly password: Option.Option<Redacted.Redacted<string>>
+}
+
+/**
+ * Parses a Redis URL. The error message never contains the URL itself (it may hold a password).
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parseUrl = (url: Redacted.Redacted<string>): Either.Either<ParsedUrl, string> => {
+  let parsed: URL
+  try {
+    parsed = new URL(Redacted.value(url))
+  } catch {
+    return Either.left("is not a valid URL (expected redis://[user:password@]host:port[/db] or rediss://...)")
+  }
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    return Either.left(`has scheme "${parsed.protocol}": expected redis: or rediss:`)
+  }
+  if (parsed.hostname === "") return Either.left("has no host")
+  const port = parsed.port === "" ? 6379 : Number(parsed.port)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return Either.left("has an invalid port")
+  const path = parsed.pathname.replace(/^\//, "")
+  const db = path === "" ? 0 : Number(path)
+  if (!Number.isInteger(db) || db < 0) return Either.left("has an invalid database number in its path")
+  const decode = (s: string) => {
+    try {
+      return decodeURIComponent(s)
+    } catch {
+      return s
+    }
+  }
+  return Either.right({
+    tls: parsed.protocol === "rediss:",
+    // URL keeps IPv6 literals bracketed; sockets want them bare.
+    host: parsed.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port,
+    db,
+    username: parsed.username === "" ? Option.none() : Option.some(decode(parsed.username)),
+    password: parsed.password === "" ? Option.none() : Option.some(Redacted.make(decode(parsed.password)))
+  })
+}
+
+const ConfigErrorInvalid = (path: Array<string>, message: string) => ConfigError.InvalidData(path, message)
+
+const positiveInt = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: `${name} must be a positive integer`, validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
+  )
+
+const nonNegativeInt = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: `${name} must be a non-negative integer`, validation: (n) => n >= 0 }),
+    Config.withDefault(fallback)
+  )
+
+const positiveSeconds = (name: string, fallback: Duration.Duration) =>
+  Config.number(name).pipe(
+    Config.validate({ message: `${name} must be a positive number of seconds`, validation: (n) => Number.isFinite(n) && n > 0 }),
+    Config.map((n) => Duration.millis(Math.round(n * 1000))),
+    Config.withDefault(fallback)
+  )
+
+const urlConfig = Config.redacted("REDIS_URL").pipe(
+  Config.withDefault(Redacted.make(defaults.url)),
+  Config.mapOrFail((url) =>
+    Either.mapLeft(parseUrl(url), (problem) => ConfigErrorInvalid(["REDIS_URL"], `REDIS_URL ${problem}`)).pipe(
+      Either.map(() => url)
+    )
+  )
+)
+
+
+/**
+ * Reads and validates the settings from the current `ConfigProvider` (the environment by default).
+ * A bad value fails with a `ConfigError` naming the variable; the URL never appears in it.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<RedisConfig> = Config.all({
+  url: urlConfig,
+  connectTimeout: positiveInt("CACHE_SOCKET_CONNECT_TIMEOUT_MS", 2000).pipe(Config.map(Duration.millis)),
+  commandTimeout: positiveInt("CACHE_SOCKET_TIMEOUT_MS", 2000).pipe(Config.map(Duration.millis)),
+  healthCheckInterval: positiveSeconds("CACHE_HEALTH_CHECK_INTERVAL", defaults.healthCheckInterval),
+  maxConnections: positiveInt("CACHE_MAX_CONNECTIONS", defaults.maxConnections),
+  maxRetries: nonNegativeInt("CACHE_MAX_RETRIES", defaults.maxRetries),
+  retryDelay: positiveSeconds("CACHE_RETRY_DELAY", defaults.retryDelay),
+  tlsCa: Config.option(Config.string("CACHE_TLS_CA_FILE")).pipe(
+    Config.mapOrFail((path) => {
+      if (Option.isNone(path)) return Either.right(Option.none<string>())
+      try {
+        // Reading a file at configuration time is what a CA path means; it happens once, at layer build.
+        return Either.right(Option.some(readFileSync(path.value, "utf8")))
+      } catch (e) {
+        return Either.left(
+          ConfigErrorInvalid(["CACHE_TLS_CA_FILE"], `CACHE_TLS_CA_FILE cannot be read: ${(e as Error).message}`)
+        )
+      }
+    })
+  ),
+  keepAlive: Config.succeed(defaults.keepAlive)
+})
+
+/**
+ * Validates settings given in code, with the same rules as {@link config}.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromOptions = (options: Options): Either.Either<RedisConfig, ConfigError.ConfigError> => {
+  const url = Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url)
+  const problem = Either.getLeft(parseUrl(url))
+  if (Option.isSome(problem)) return Either.left(ConfigErrorInvalid(["url"], `url ${problem.value}`))
+  const duration = (name: string, input: Duration.DurationInput | undefined, fallback: Duration.Duration) => {
+    if (input === undefined) return Either.right(fallback)
+    const d = Duration.decodeUnknown(input)
+    return Option.isSome(d) && Duration.isFinite(d.value) && Duration.greaterThan(d.value, Duration.zero)
+      ? Either.right(d.value)
+      : Either.left(ConfigErrorInvalid([name], `${name} must be a positive, finite duration`))
+  }
+  const integer = (name: string, input: number | undefined, fallback: number, min: number) =>
+    input === undefined
+      ? Either.right(fallback)
+      : Number.isInteger(input) && input >= min
+      ? Either.right(input)
+      : Either.left(ConfigErrorInvalid([name], `${name} must be an integer >= ${min}`))
+  return Either.all({
+    url: Either.right(url),
+    connectTimeout: duration("connectTimeout", options.connectTimeout, defaults.connectTimeout),
+    commandTimeout: duration("commandTimeout", options.commandTimeout, defaults.commandTimeout),
+    healthCheckInterval: duration("healthCheckInterval", options.healthCheckInterval, defaults.healthCheckInterval),
+    maxConnections: integer("maxConnections", options.maxConnections, defaults.maxConnections, 1),
+    maxRetries: integer("maxRetries", options.maxRetries, defaults.maxRetries, 0),
+    retryDelay: duration("retryDelay", options.retryDelay, defaults.retryDelay),
+    tlsCa: Either.right(Option.fromNullable(options.tlsCa)),
+    keepAlive: duration("keepAlive", options.keepAlive, defaults.keepAlive)
+  })
+}
+
+/**
+ * A printable view of the settings: the password is replaced by `<redacted>`, durations are in ms.
+ * This is what stats, logs and snapshots show.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const describe = (config: RedisConfig): Record<string, string | number | boolean> => {
+  const parsed = parseUrl(config.url)
+  const url = Either.match(parsed, {
+    onLeft: () => "<invalid>",
+    onRight: (p) =>
+      `${p.tls ? "rediss" : "redis"}://${
+        Option.isSome(p.password) ? `${Option.getOrElse(p.username, () => "")}:<redacted>@` :
+        Option.isSome(p.username) ? `${p.username.value}@` : ""
+      }${p.host.includes(":") ? `[${p.host}]` : p.host}:${p.port}/${p.db}`
+  })
+  return {
+    url,
+    tls: Either.isRight(parsed) && parsed.right.tls,
+    connectTimeoutMs: Duration.toMillis(config.connectTimeout),
+    commandTimeoutMs: Duration.toMillis(config.commandTimeout),
+    healthCheckIntervalMs: Duration.toMillis(config.healthCheckInterval),
+    maxConnections: config.maxConnections,
+    maxRetries: config.maxRetries,
+    retryDelayMs: Duration.toMillis(config.retryDelay),
+    customCa: Option.isSome(config.tlsCa)
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * A Redis connection as a scoped `Layer` over ioredis 6, configured so that outages are bounded:
+ *
+ * - no offline queue: while Redis is down a command fails at once instead of waiting in a queue that grows;
+ * - no re-sending of in-flight commands after a reconnect (`maxRetriesPerRequest: 0`,
+ *   `autoResendUnfulfilledCommands: false`): a lost `INCR` reply never runs the `INCR` twice;
+ * - an Effect deadline on every command (`CACHE_SOCKET_TIMEOUT_MS`), plus ioredis' `commandTimeout` so no
+ *   promise stays pending and `socketTimeout` so a socket that stops answering is destroyed and re-opened;
+ * - TCP keepalive, a connect timeout, TLS with verification for `rediss://`;
+ * - a background health check that PINGs a connection idle longer than `CACHE_HEALTH_CHECK_INTERVAL`, so a
+ *   socket the provider silently dropped is found before a user request hits it.
+ *
+ * Building the layer never fails because Redis is down: it logs, and the connection heals in the background.
+ * Only invalid configuration fails it. Closing the scope quits within a bound.
+ *
+ * @since 0.1.0
+ */
+import { Deadline, Errors } from "@steadfast/resilience"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import { Redis } from "ioredis"
+import type { RedisOptions } from "ioredis"
+import { isIP } from "node:net"
+import * as Classification from "./Classification.js"
+import * as RedisConfig from "./RedisConfig.js"
+
+/**
+ * The state of one socket, as ioredis reports it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SocketStatus = "wait" | "connecting" | "connect" | "ready" | "reconnecting" | "close" | "end"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisConnection {
+  readonly config: RedisConfig.RedisConfig
+  readonly server: { readonly host: string; readonly port: number; readonly tls: boolean }
+  /**
+   * Runs one command on a pooled socket, bounded by the command deadline, with its failure classified.
+   * The escape hatch for commands this interface does not name.
+   */
+  readonly execute: <A>(operation: string, run: (client: Redis) => Promise<A>) => Effect.Effect<A, Errors.RedisFailure>
+  readonly get: (key: string) => Effect.Effect<string | null, Errors.RedisFailure>
+  readonly mget: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | null>, Errors.RedisFailure>
+  /** `SET key value [PX ttl]`. */
+  readonly set: (key: string, value: string, ttl: Option.Option<Duration.Duration>) => Effect.Effect<void, Errors.RedisFailure>
+  /** Many `SET`s in one round trip (a pipeline); fails with the first failure. */
+  readonly mset: (
+    entries: ReadonlyArray<readonly [string, string]>,
+    ttl: Option.Option<Duration.Duration>
+  ) => Effect.Effect<void, Errors.RedisFailure>
+  readonly del: (keys: ReadonlyArray<string>) => Effect.Effect<number, Errors.RedisFailure>
+  /** `PING` with the command deadline. */
+  readonly ping: Effect.Effect<void, Errors.RedisFailure>
+  /** The status of each socket in the pool. */
+  readonly status: Effect.Effect<ReadonlyArray<SocketStatus>>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export const RedisConnection = Context.GenericTag<RedisConnection>("@steadfast/redis/RedisConnection")
+
+/**
+ * Sockets in the `ready` state (the seed's `redis_connection_pool_size`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const poolSizeGauge = Metric.gauge("redis_connection_pool_size", {
+  description: "Redis sockets currently ready"
+})
+
+/**
+ * The configured health-check interval in seconds (the seed's `redis_health_check_interval`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const healthCheckIntervalGauge = Metric.gauge("redis_health_check_interval", {
+  description: "Seconds a Redis socket may stay idle before it is PINGed"
+})
+
+/**
+ * Health-check PINGs that failed and made the socket reconnect.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const healthCheckFailures = Metric.counter("redis_health_check_failure_total", {
+  description: "Idle-socket PINGs that failed and forced a reconnect",
+  incremental: true
+})
+
+/** ioredis' reconnect delay: 50 ms doubling to a 500 ms cap, plus jitter, forever (the breaker bounds callers). */
+const reconnectDelay = (attempt: number): number =>
+  Math.min(50 * 2 ** Math.min(attempt - 1, 10), 500) + Math.floor(Math.random() * 50)
+
+/**
+ * The ioredis options Steadfast uses; exported so tests and benchmarks can show exactly what differs from
+ * ioredis' defaults.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.ParsedUrl): RedisOptions => {
+  const deadline = Duration.toMillis(config.commandTimeout)
+  const options: RedisOptions = {
+    host: url.host,
+    port: url.port,
+    db: url.db,
+    lazyConnect: true,
+    connectTimeout: Duration.toMillis(config.connectTimeout),
+    commandTimeout: deadline,
+    socketTimeout: deadline,
+    keepAlive: Duration.toMillis(config.keepAlive),
+    noDelay: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    enableAutoPipelining: true,
+    retryStrategy: reconnectDelay,
+    reconnectOnError: null,
+    disableClientInfo: true,
+    connectionName: "steadfast"
+  }
+  if (Option.isSome(url.username)) options.username = url.username.value
+  if (Option.isSome(url.password)) options.password = Redacted.value(url.password.value)
+  if (url.tls) {
+    options.tls = {
+      rejectUnauthorized: true,
+      ...(isIP(url.host) === 0 ? { servername: url.host } : {}),
+      ...(Option.isSome(config.tlsCa) ? { ca: config.tlsCa.value } : {})
+    }
+  }
+  return options
+}
+
+const quitTimeout = Duration.millis(1000)
+
+/**
+ * Opens the pool. Requires a `Scope`: closing it quits every socket (at most 1 s, then disconnects).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  config: RedisConfig.RedisConfig
+): Effect.Effect<RedisConnection, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    // The config was validated when it was built; a failure here is a programming error.
+    const url = yield* Either.match(RedisConfig.parseUrl(config.url), {
+      onLeft: (problem) => Effect.dieMessage(`invalid Redis URL: ${problem}`),
+      onRight: Effect.succeed
+    })
+    const secrets = Option.match(url.password, { onNone: () => [], onSome: (p) => [Redacted.value(p)] })
+    const options = clientOptions(config, url)
+    const runtime = yield* Effect.runtime<never>()
+    const runFork = Runtime.runFork(runtime)
+    const clock = yield* Effect.clock
+    const server = { host: url.host, port: url.port, tls: url.tls }
+    const spanAttributes = {
+      "db.system.name": "redis",
+      "db.namespace": String(url.db),
+      "server.address": url.host,
+      "server.port": url.port
+    }
+
+    const clients: Array<Redis> = []
+    const lastUsed: Array<number> = []
+    const countReady = () => clients.reduce((n, c) => (c.status === "ready" ? n + 1 : n), 0)
+    const publishPoolSize = () => runFork(Metric.set(poolSizeGauge, countReady()))
+
+    const open = (index: number) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const client = new Redis(options)
+          let down = false
+          client.on("error", (error: unknown) => {
+            const failure = Classification.classify("connection", error, secrets)
+            const log = down ? Effect.logDebug : failure._tag === "PermanentError" ? Effect.logError : Effect.logWarning
+            down = true
+            runFork(
+              log("redis connection error").pipe(
+                Effect.annotateLogs({
+                  operation: "connection",
+                  socket: index,
+                  error_type: failure.reason,
+                  error_message: failure.message
+                })
+              )
+            )
+          })
+          client.on("ready", () => {
+            if (down) {
+              down = false
+              runFork(Effect.logInfo("redis connection ready again").pipe(Effect.annotateLogs({ socket: index })))
+            }
+            publishPoolSize()
+          })
+          client.on("close", publishPoolSize)
+          clients[index] = client
+          lastUsed[index] = clock.unsafeCurrentTimeMillis()
+          return client
+        }),
+        (client) =>
+          Effect.async<void>((resume) => {
+            // QUIT lets the server finish what it has; without a ready socket there is nothing to finish.
+            if (client.status !== "ready") {
+              client.disconnect(false)
+              return resume(Effect.void)
+            }
+            client.once("end", () => resume(Effect.void))
+            client.quit().catch(() => client.disconnect(false))
+          }).pipe(
+            Effect.timeout(quitTimeout),
+            Effect.ignore,
+            Effect.ensuring(Effect.sync(() => client.disconnect(false))),
+            Effect.interruptible
+          )
+      ).pipe(
+        Effect.tap((client) =>
+          Effect.tryPromise({
+            try: () => client.connect(),
+            catch: (error) => Classification.classify("connect", error, secrets)
+          }).pipe(
+            Deadline.within("connect", config.connectTimeout),
+            Effect.catchAll((failure) =>
+              Effect.logWarning("redis unavailable at start-up; the connection heals in the background").pipe(
+                Effect.annotateLogs({ socket: index, error_type: failure.reason, error_message: failure.message })
+              )
+            )
+          )
+        )
+      )
+
+    yield* Effect.forEach(Array.from({ length: config.maxConnections }, (_, i) => i), open, {
+      concurrency: "unbounded",
+      discard: true
+    })
+    yield* Metric.set(healthCheckIntervalGauge, Duration.toSeconds(config.healthCheckInterval))
+
+    let next = 0
+    const size = clients.length
+    /** Round-robin over ready sockets; if none is ready, the next one (it fails fast: no offline queue). */
+    const pick = (): Redis => {
+      for (let i = 0; i < size; i++) {
+        const index = (next + i) % size
+        const client = clients[index]!
+        if (client.status === "ready") {
+          next = (index + 1) % size
+          lastUsed[index] = clock.unsafeCurrentTimeMillis()
+          return client
+        }
+      }
+      next = (next + 1) % size
+      return clients[next]!
+    }
+
+    const run = <A>(operation: string, client: () => Redis, f: (client: Redis) => Promise<A>) =>
+      Effect.tryPromise({
+        try: () => f(client()),
+        catch: (error) => Classification.classify(operation, error, secrets)
+      }).pipe(
+        Deadline.within(operation, config.commandTimeout),
+        Effect.withSpan(`redis.${operation}`, {
+          kind: "client",
+          attributes: { ...spanAttributes, "db.operation.name": operation.toUpperCase() }
+        })
+      )
+
+    const execute = <A>(operation: string, f: (client: Redis) => Promise<A>) => run(operation, pick, f)
+
+    const ttlArgs = (ttl: Option.Option<Duration.Duration>): Array<string | number> =>
+      Option.isSome(ttl) ? ["PX", Math.max(1, Math.ceil(Duration.toMillis(ttl.value)))] : []
+
+    const pipelineErrors = (results: Array<[Error | null, unknown]> | null) => {
+      for (const [error] of results ?? []) {
+        if (error) throw error
+      }
+    }
+
+    const ping = execute("ping", (c) => c.ping()).pipe(Effect.asVoid)
+
+    // The seed's "PING on reuse", done ahead of time: any socket idle for the interval gets a PING; a failing
+    // PING drops the socket so ioredis reconnects it now, not when a user request finds it dead.
+    const interval = Duration.toMillis(config.healthCheckInterval)
+    const checkIdle = Effect.suspend(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      return Effect.forEach(
+        clients.map((client, index) => ({ client, index })).filter(({ client, index }) =>
+          client.status === "ready" && now - (lastUsed[index] ?? 0) >= interval
+        ),
+        ({ client, index }) =>
+          run("health_check", () => client, (c) => c.ping()).pipe(
+            Effect.tap(() => Effect.sync(() => (lastUsed[index] = clock.unsafeCurrentTimeMillis()))),
+            Effect.catchAll((failure) =>
+              Effect.logWarning("idle redis socket failed its health check; reconnecting").pipe(
+                Effect.annotateLogs({ socket: index, error_type: failure.reason, error_message: failure.message }),
+                Effect.zipRight(Metric.increment(healthCheckFailures)),
+                Effect.zipRight(Effect.sync(() => client.disconnect(true)))
+              )
+            )
+          ),
+        { concurrency: "unbounded", discard: true }
+      )
+    })
+    yield* checkIdle.pipe(
+      Effect.repeat(Schedule.spaced(Duration.millis(Math.max(1, interval / 2)))),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    return RedisConnection.of({
+      config,
+      server,
+      execute,
+      get: (key) => execute("get", (c) => c.get(key)),
+      mget: (keys) => keys.length === 0 ? Effect.succeed([]) : execute("mget", (c) => c.mget(...keys)),
+      set: (key, value, ttl) => execute("set", (c) => c.set(key, value, ...(ttlArgs(ttl) as []))).pipe(Effect.asVoid),
+      mset: (entries, ttl) => {
+        if (entries.length === 0) return Effect.void
+        const extra = ttlArgs(ttl)
+        return execute("mset", (c) => {
+          if (extra.length === 0) return c.mset(...entries.flat())
+          const pipeline = c.pipeline()
+          for (const [key, value] of entries) pipeline.set(key, value, ...(extra as []))
+          return pipeline.exec().then(pipelineErrors)
+        }).pipe(Effect.asVoid)
+      },
+      del: (keys) => keys.length === 0 ? Effect.succeed(0) : execute("del", (c) => c.del(...keys)),
+      ping,
+      status: Effect.sync(() => clients.map((c) => c.status as SocketStatus))
+    })
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: RedisConfig.Options): Layer.Layer<RedisConnection, ConfigError.ConfigError> =>
+  Layer.scoped(RedisConnection, Effect.flatMap(RedisConfig.fromOptions(options), make))
+
+/**
+ * Reads the settings from a `Config` (by default the environment, see {@link RedisConfig.config}).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config<RedisConfig.RedisConfig> = RedisConfig.config
+): Layer.Layer<RedisConnection, ConfigError.ConfigError> => Layer.scoped(RedisConnection, Effect.flatMap(config, make))

@@ -1,0 +1,12 @@
+/**
+ * @since 0.1.0
+ */
+export * as Classification from "./Classification.js"
+/**
+ * @since 0.1.0
+ */
+export * as RedisConfig from "./RedisConfig.js"
+/**
+ * @since 0.1.0
+ */
+export * as RedisConnection from "./RedisConnection.js"
