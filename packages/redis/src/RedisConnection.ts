@@ -154,6 +154,12 @@ export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.
 
 const quitTimeout = Duration.millis(1000)
 
+/** Reconnect delay while the last connect failure was permanent: a wrong password is retried, but slowly. */
+const permanentReconnectDelay = 5000
+
+/** Reasons that only say "this socket is not connected right now". */
+const notConnected: ReadonlySet<string> = new Set(["connection_unavailable", "connection_closed"])
+
 /**
  * Opens the pool. Requires a `Scope`: closing it quits every socket (at most 1 s, then disconnects).
  *
@@ -184,16 +190,29 @@ export const make = (
 
     const clients: Array<Redis> = []
     const lastUsed: Array<number> = []
+    /**
+     * A socket's last connect failure when it was permanent (wrong password, untrusted certificate). While it is
+     * set, the socket is down for a reason retrying cannot fix: commands fail with it (not with a transient
+     * "not connected"), so the breaker is not tripped by a misconfiguration, and reconnects slow to one per
+     * {@link permanentReconnectDelay}.
+     */
+    const permanentFailure: Array<Errors.PermanentError | undefined> = []
     const countReady = () => clients.reduce((n, c) => (c.status === "ready" ? n + 1 : n), 0)
     const publishPoolSize = () => runFork(Metric.set(poolSizeGauge, countReady()))
 
     const open = (index: number) =>
       Effect.acquireRelease(
         Effect.sync(() => {
-          const client = new Redis(options)
+          // ioredis' declared option types predate exactOptionalPropertyTypes; the object is a plain RedisOptions.
+          const client = new Redis({
+            ...options,
+            retryStrategy: (attempt: number) =>
+              permanentFailure[index] === undefined ? reconnectDelay(attempt) : permanentReconnectDelay
+          } as RedisOptions & { replyMapping: "legacy" })
           let down = false
           client.on("error", (error: unknown) => {
             const failure = Classification.classify("connection", error, secrets)
+            if (failure._tag === "PermanentError") permanentFailure[index] = failure
             const log = down ? Effect.logDebug : failure._tag === "PermanentError" ? Effect.logError : Effect.logWarning
             down = true
             runFork(
@@ -208,6 +227,7 @@ export const make = (
             )
           })
           client.on("ready", () => {
+            permanentFailure[index] = undefined
             if (down) {
               down = false
               runFork(Effect.logInfo("redis connection ready again").pipe(Effect.annotateLogs({ socket: index })))
@@ -259,24 +279,39 @@ export const make = (
     let next = 0
     const size = clients.length
     /** Round-robin over ready sockets; if none is ready, the next one (it fails fast: no offline queue). */
-    const pick = (): Redis => {
+    const pick = (): number => {
       for (let i = 0; i < size; i++) {
         const index = (next + i) % size
-        const client = clients[index]!
-        if (client.status === "ready") {
+        if (clients[index]!.status === "ready") {
           next = (index + 1) % size
           lastUsed[index] = clock.unsafeCurrentTimeMillis()
-          return client
+          return index
         }
       }
       next = (next + 1) % size
-      return clients[next]!
+      return next
     }
 
-    const run = <A>(operation: string, client: () => Redis, f: (client: Redis) => Promise<A>) =>
-      Effect.tryPromise({
-        try: () => f(client()),
-        catch: (error) => Classification.classify(operation, error, secrets)
+    const classifyOn = (operation: string, index: number, error: unknown): Errors.RedisFailure => {
+      const failure = Classification.classify(operation, error, secrets)
+      const permanent = permanentFailure[index]
+      return permanent !== undefined && failure._tag === "TransientError" && notConnected.has(failure.reason)
+        ? new Errors.PermanentError({
+          operation,
+          reason: permanent.reason,
+          message: `not connected: ${permanent.message}`,
+          cause: permanent.cause
+        })
+        : failure
+    }
+
+    const run = <A>(operation: string, choose: () => number, f: (client: Redis) => Promise<A>) =>
+      Effect.suspend(() => {
+        const index = choose()
+        return Effect.tryPromise({
+          try: () => f(clients[index]!),
+          catch: (error) => classifyOn(operation, index, error)
+        })
       }).pipe(
         Deadline.within(operation, config.commandTimeout),
         Effect.withSpan(`redis.${operation}`, {
@@ -287,8 +322,7 @@ export const make = (
 
     const execute = <A>(operation: string, f: (client: Redis) => Promise<A>) => run(operation, pick, f)
 
-    const ttlArgs = (ttl: Option.Option<Duration.Duration>): Array<string | number> =>
-      Option.isSome(ttl) ? ["PX", Math.max(1, Math.ceil(Duration.toMillis(ttl.value)))] : []
+    const ttlMillis = (ttl: Duration.Duration) => Math.max(1, Math.ceil(Duration.toMillis(ttl)))
 
     const pipelineErrors = (results: Array<[Error | null, unknown]> | null) => {
       for (const [error] of results ?? []) {
@@ -308,7 +342,7 @@ export const make = (
           client.status === "ready" && now - (lastUsed[index] ?? 0) >= interval
         ),
         ({ client, index }) =>
-          run("health_check", () => client, (c) => c.ping()).pipe(
+          run("health_check", () => index, (c) => c.ping()).pipe(
             Effect.tap(() => Effect.sync(() => (lastUsed[index] = clock.unsafeCurrentTimeMillis()))),
             Effect.catchAll((failure) =>
               Effect.logWarning("idle redis socket failed its health check; reconnecting").pipe(
@@ -333,14 +367,18 @@ export const make = (
       execute,
       get: (key) => execute("get", (c) => c.get(key)),
       mget: (keys) => keys.length === 0 ? Effect.succeed([]) : execute("mget", (c) => c.mget(...keys)),
-      set: (key, value, ttl) => execute("set", (c) => c.set(key, value, ...(ttlArgs(ttl) as []))).pipe(Effect.asVoid),
+      set: (key, value, ttl) =>
+        execute("set", (c) =>
+          Option.isSome(ttl)
+            ? c.set(key, value, "PX", ttlMillis(ttl.value))
+            : c.set(key, value)).pipe(Effect.asVoid),
       mset: (entries, ttl) => {
         if (entries.length === 0) return Effect.void
-        const extra = ttlArgs(ttl)
-        return execute("mset", (c) => {
-          if (extra.length === 0) return c.mset(...entries.flat())
+        return execute("mset", (c): Promise<unknown> => {
+          if (Option.isNone(ttl)) return c.mset(...entries.flat())
+          const px = ttlMillis(ttl.value)
           const pipeline = c.pipeline()
-          for (const [key, value] of entries) pipeline.set(key, value, ...(extra as []))
+          for (const [key, value] of entries) pipeline.set(key, value, "PX", px)
           return pipeline.exec().then(pipelineErrors)
         }).pipe(Effect.asVoid)
       },

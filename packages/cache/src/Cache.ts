@@ -1,0 +1,112 @@
+/**
+ * The `Cache` service: what programs call. Three implementations provide it:
+ *
+ * - `MemoryCache.layer`: bounded LRU + TTL in the process (a test double, an embedded default, the fallback);
+ * - `ResilientCache.layer`: Redis with per-operation retries and a circuit breaker, falling back to memory, so its
+ *   reads never fail because of Redis;
+ * - `RedisCache` (strict, its own tag): the same Redis path without fallback, exposing
+ *   `TransientError | PermanentError | CircuitOpenError`.
+ *
+ * Values are strings at this level; `TypedCache.make(cache, schema)` gives a typed view through `Schema`.
+ *
+ * @since 0.1.0
+ */
+import type { CircuitBreaker, PermanentError } from "@steadfast/resilience"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SetOptions {
+  /** Time to live. Positive and finite; absent means "no expiry" (Redis) / "until evicted" (memory). */
+  readonly ttl?: Duration.DurationInput | undefined
+}
+
+/**
+ * A cache whose operations fail with `E`. For the service tag {@link Cache}, `E` is `PermanentError`, raised only
+ * for bad input (an empty key, a TTL that is not positive): infrastructure faults never reach the caller.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CacheService<E> {
+  readonly get: (key: string) => Effect.Effect<Option.Option<string>, E>
+  /** `get`, with `orElse()` on a miss (nothing is stored). */
+  readonly getOrElse: (key: string, orElse: () => string) => Effect.Effect<string, E>
+  readonly set: (key: string, value: string, options?: SetOptions) => Effect.Effect<void, E>
+  /** Whether the key existed. */
+  readonly delete: (key: string) => Effect.Effect<boolean, E>
+  /** One result per key, in the order of `keys`. */
+  readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<string>>, E>
+  readonly setMany: (entries: Iterable<readonly [string, string]>, options?: SetOptions) => Effect.Effect<void, E>
+  /**
+   * The value, or `compute`'s result, stored before it is returned. Concurrent calls for the same key in this
+   * process share one `compute` (no stampede).
+   */
+  readonly getOrSet: <E2, R>(
+    key: string,
+    compute: Effect.Effect<string, E2, R>,
+    options?: SetOptions
+  ) => Effect.Effect<string, E | E2, R>
+  readonly health: Effect.Effect<Health>
+  readonly stats: Effect.Effect<Stats>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Cache extends CacheService<PermanentError> {}
+
+/**
+ * The cache programs use. Reads and writes fail only on bad input.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const Cache = Context.GenericTag<Cache>("@steadfast/cache/Cache")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Health {
+  /** `healthy`: every backend answers; `degraded`: serving from memory because Redis does not. */
+  readonly status: "healthy" | "degraded"
+  /** `up` when a deadline-bound PING succeeded, `down` when it failed, `none` for a memory-only cache. */
+  readonly redis: "up" | "down" | "none"
+  readonly circuitState: CircuitBreaker.State | "NONE"
+  /** The PING's round trip, when there was one and it succeeded. */
+  readonly latencyMs: Option.Option<number>
+  /** The PING's failure reason, when it failed. */
+  readonly error: Option.Option<string>
+}
+
+/**
+ * A snapshot of a cache's counters. Counters are this cache instance's; the `Metric`s in `CacheMetrics` are
+ * process-wide.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  readonly backend: "memory" | "redis" | "resilient"
+  readonly circuitState: CircuitBreaker.State | "NONE"
+  /** The breaker's consecutive counted failures. */
+  readonly failureCount: number
+  /** How many times the breaker opened. */
+  readonly circuitOpens: number
+  readonly hits: number
+  readonly misses: number
+  /** Operations served by memory because Redis failed or the breaker was open. */
+  readonly fallbacks: number
+  /** Failures seen from Redis, by `reason` (`timeout`, `connection_reset_peer`, `circuit_open`, ...). */
+  readonly errors: Readonly<Record<string, number>>
+  readonly memory: { readonly entries: number; readonly maxEntries: number } | undefined
+  /** The configuration, password redacted. */
+  readonly config: Readonly<Record<string, string | number | boolean>>
+}

@@ -1,0 +1,83 @@
+/**
+ * The cache's Effect `Metric`s: the original service's names (`cache_get_error_total`, `cache_timeout_total`,
+ * `circuit_open_total`; `redis_connection_pool_size` and `redis_health_check_interval` live with the connection)
+ * plus hits, misses, fallbacks, errors by reason, decode failures and a latency histogram.
+ *
+ * They are process-wide; export them with any Effect metrics exporter (OpenTelemetry, Prometheus).
+ *
+ * @since 0.1.0
+ */
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+
+/**
+ * Failed reads (`get`, `getMany`) against Redis, tagged `reason`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const getErrors = Metric.counter("cache_get_error_total", { description: "Redis reads that failed", incremental: true })
+
+/**
+ * Redis calls that hit their deadline (`reason` `timeout` or `socket_timeout`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const timeouts = Metric.counter("cache_timeout_total", { description: "Redis calls that timed out", incremental: true })
+
+/**
+ * Times the circuit breaker opened.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const circuitOpens = Metric.counter("circuit_open_total", { description: "Circuit breaker openings", incremental: true })
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const hits = Metric.counter("cache_hit_total", { description: "Keys found", incremental: true })
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const misses = Metric.counter("cache_miss_total", { description: "Keys not found (decode failures included)", incremental: true })
+
+/**
+ * Operations served by the in-memory fallback because Redis failed or the breaker was open, tagged `operation`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const fallbacks = Metric.counter("cache_fallback_total", { description: "Operations served by the memory fallback", incremental: true })
+
+/**
+ * Every Redis failure, tagged `operation` and `reason`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const errors = Metric.counter("cache_error_total", { description: "Redis failures by operation and reason", incremental: true })
+
+/**
+ * Stored values that did not decode with the caller's `Schema` (served as misses).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const decodeErrors = Metric.counter("cache_decode_error_total", { description: "Values that failed to decode", incremental: true })
+
+/**
+ * Latency of cache operations in seconds, tagged `operation` and `backend`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const latency = Metric.histogram(
+  "cache_operation_duration_seconds",
+  MetricBoundaries.exponential({ start: 0.00005, factor: 2, count: 18 }),
+  "Cache operation latency"
+)

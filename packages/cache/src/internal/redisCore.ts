@@ -1,0 +1,203 @@
+/**
+ * The Redis path shared by the strict and the resilient cache: each operation goes through the circuit breaker,
+ * is retried by its own policy, counted, timed and (rate-limited) logged. Inputs are assumed valid: the public
+ * facades check them first, so a bad key never reaches Redis, trips the breaker or triggers a fallback.
+ *
+ * @internal
+ */
+import { CircuitBreaker, type CircuitOpenError, type Errors, type PermanentError, Retry, type TransientError } from "@steadfast/resilience"
+import { RedisConfig, RedisConnection } from "@steadfast/redis"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import type { Health } from "../Cache.js"
+import * as CacheMetrics from "../CacheMetrics.js"
+import type { Recorder } from "./recorder.js"
+
+export type Operation = "get" | "getMany" | "set" | "setMany" | "delete"
+export type RedisCacheError = TransientError | PermanentError | CircuitOpenError
+
+export interface CoreOptions {
+  readonly keyPrefix?: string | undefined
+  readonly retry?: Partial<Record<Operation, Retry.Policy>> | undefined
+  readonly breaker?: CircuitBreaker.Options | undefined
+  /** A breaker to share (e.g. across caches on one connection); overrides `breaker`. */
+  readonly circuitBreaker?: CircuitBreaker.CircuitBreaker | undefined
+  /** At most one log line per operation and reason in this window (the rest are counted). Default 1 second. */
+  readonly logInterval?: Duration.DurationInput | undefined
+}
+
+export const defaultBreaker = { failureThreshold: 5, halfOpenAfter: Duration.seconds(5) } as const
+
+/** GET and MGET retried with the configured count and base delay (as the original service did); writes not. */
+export const defaultRetry = (config: RedisConfig.RedisConfig): Record<Operation, Retry.Policy> => {
+  const reads = Retry.make({ maxRetries: config.maxRetries, baseDelay: config.retryDelay })
+  return { get: reads, getMany: reads, set: Retry.none, setMany: Retry.none, delete: Retry.none }
+}
+
+export interface Core {
+  readonly connection: RedisConnection.RedisConnection
+  readonly breaker: CircuitBreaker.CircuitBreaker
+  readonly get: (key: string) => Effect.Effect<Option.Option<string>, RedisCacheError>
+  readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<string>>, RedisCacheError>
+  readonly set: (key: string, value: string, ttl: Option.Option<Duration.Duration>) => Effect.Effect<void, RedisCacheError>
+  readonly setMany: (
+    entries: ReadonlyArray<readonly [string, string]>,
+    ttl: Option.Option<Duration.Duration>
+  ) => Effect.Effect<void, RedisCacheError>
+  readonly delete: (key: string) => Effect.Effect<boolean, RedisCacheError>
+  /** A deadline-bound PING. */
+  readonly health: Effect.Effect<Health>
+  readonly describe: () => Record<string, string | number | boolean>
+}
+
+export const reasonOf = (error: RedisCacheError): string =>
+  error._tag === "CircuitOpenError" ? "circuit_open" : error.reason
+
+export const makeCore = (
+  options: CoreOptions,
+  recorder: Recorder
+): Effect.Effect<Core, never, RedisConnection.RedisConnection | Scope.Scope> =>
+  Effect.gen(function*() {
+    const connection = yield* RedisConnection.RedisConnection
+    const breakerOptions = {
+      ...options.breaker,
+      failureThreshold: options.breaker?.failureThreshold ?? defaultBreaker.failureThreshold,
+      halfOpenAfter: options.breaker?.halfOpenAfter ?? defaultBreaker.halfOpenAfter
+    }
+    const breaker = options.circuitBreaker ?? (yield* CircuitBreaker.make(breakerOptions))
+    const policies = { ...defaultRetry(connection.config), ...options.retry }
+    const prefix = options.keyPrefix ?? ""
+    const clock = yield* Effect.clock
+    const logEvery = Duration.toMillis(Duration.decode(options.logInterval ?? Duration.seconds(1)))
+
+    // Breaker transitions: counted, and logged once each (not once per rejected call).
+    const transitions = yield* breaker.subscribe
+    yield* Queue.take(transitions).pipe(
+      Effect.flatMap((change) =>
+        (change.to === "OPEN"
+          ? Effect.logWarning("circuit breaker opened: Redis calls fail fast until a probe succeeds").pipe(
+            Effect.tap(() => Effect.sync(() => CacheMetrics.circuitOpens.unsafeUpdate(1, [])))
+          )
+          : change.to === "CLOSED"
+          ? Effect.logInfo("circuit breaker closed: Redis serves again")
+          : Effect.logInfo("circuit breaker half-open: probing Redis")).pipe(
+            Effect.annotateLogs({
+              circuit_breaker_state: change.to,
+              circuit_breaker_previous_state: change.from,
+              error_count: change.consecutiveFailures
+            })
+          )
+      ),
+      Effect.forever,
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    // One line per (operation, reason) per window; the lines in between are counted and reported with the next.
+    const lastLogged = new Map<string, { at: number; suppressed: number }>()
+    const logFailure = (operation: Operation, error: TransientError | PermanentError) => {
+      const id = `${operation}:${error.reason}`
+      const now = clock.unsafeCurrentTimeMillis()
+      const seen = lastLogged.get(id)
+      if (seen && now - seen.at < logEvery) {
+        seen.suppressed++
+        return Effect.void
+      }
+      lastLogged.set(id, { at: now, suppressed: 0 })
+      return Effect.flatMap(breaker.snapshot, (snapshot) =>
+        // A permanent error is a bug or a misconfiguration: loud. A transient one is weather: a warning.
+        (error._tag === "PermanentError" ? Effect.logError : Effect.logWarning)("redis operation failed").pipe(
+          Effect.annotateLogs({
+            operation,
+            error_type: error.reason,
+            error_class: error._tag,
+            error_message: error.message,
+            error_count: snapshot.consecutiveFailures,
+            circuit_breaker_state: snapshot.state,
+            suppressed_since_last_log: seen?.suppressed ?? 0
+          })
+        ))
+    }
+
+    const guard = <A>(operation: Operation, call: Effect.Effect<A, Errors.RedisFailure>) => {
+      const attempt = breaker.execute(operation, call)
+      const policy = policies[operation]
+      const guarded = Retry.retry(attempt, policy)
+      return Effect.suspend(() => {
+        const start = clock.unsafeCurrentTimeNanos()
+        return guarded.pipe(
+          Effect.tapError((error) => {
+            recorder.error(operation, reasonOf(error))
+            return error._tag === "CircuitOpenError" ? Effect.void : logFailure(operation, error)
+          }),
+          Effect.ensuring(Effect.sync(() => recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)))
+        )
+      })
+    }
+
+    const health: Effect.Effect<Health> = Effect.gen(function*() {
+      const start = clock.unsafeCurrentTimeNanos()
+      const ping = yield* Effect.either(connection.ping)
+      const latencyMs = Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
+      const circuitState = yield* breaker.state
+      return ping._tag === "Right"
+        ? { status: "healthy", redis: "up", circuitState, latencyMs: Option.some(latencyMs), error: Option.none() }
+        : { status: "degraded", redis: "down", circuitState, latencyMs: Option.none(), error: Option.some(ping.left.reason) }
+    })
+
+    const describe = () => ({
+      ...RedisConfig.describe(connection.config),
+      keyPrefix: prefix,
+      breakerFailureThreshold: breakerOptions.failureThreshold,
+      breakerHalfOpenAfterMs: Duration.toMillis(Duration.decode(breakerOptions.halfOpenAfter)),
+      getMaxRetries: policies.get.maxRetries,
+      getManyMaxRetries: policies.getMany.maxRetries,
+      setMaxRetries: policies.set.maxRetries,
+      setManyMaxRetries: policies.setMany.maxRetries,
+      deleteMaxRetries: policies.delete.maxRetries
+    })
+
+    return {
+      connection,
+      breaker,
+      get: (key) =>
+        guard("get", connection.get(prefix + key)).pipe(Effect.map((value) => {
+          if (value === null) {
+            recorder.miss()
+            return Option.none()
+          }
+          recorder.hit()
+          return Option.some(value)
+        })),
+      getMany: (keys) =>
+        keys.length === 0 ? Effect.succeed([]) : guard("getMany", connection.mget(prefix === "" ? keys : keys.map((k) => prefix + k))).pipe(
+          Effect.map((values) => {
+            let found = 0
+            const out = values.map((v) => (v === null ? Option.none() : (found++, Option.some(v))))
+            recorder.hit(found)
+            recorder.miss(values.length - found)
+            return out
+          })
+        ),
+      set: (key, value, ttl) => guard("set", connection.set(prefix + key, value, ttl)),
+      setMany: (entries, ttl) =>
+        entries.length === 0 ? Effect.void : guard(
+          "setMany",
+          connection.mset(prefix === "" ? entries : entries.map(([k, v]) => [prefix + k, v] as const), ttl)
+        ),
+      delete: (key) => guard("delete", connection.del([prefix + key])).pipe(Effect.map((n) => n > 0)),
+      health,
+      describe
+    }
+  })
+
+/** The breaker part of `stats`. */
+export const breakerStats = (breaker: CircuitBreaker.CircuitBreaker) =>
+  Effect.map(breaker.snapshot, (s) => ({
+    circuitState: s.state,
+    failureCount: s.consecutiveFailures,
+    circuitOpens: s.opens
+  }))
