@@ -3,6 +3,8 @@ import projects from "./vitest.workspace.js"
 
 export default defineConfig({
   test: {
-    projects
+    projects,
+    // The JSON report lets .ci/run print a plain "N passed, N failed" closing line.
+    reporters: ["default", ["json", { outputFile: "build/vitest-results.json" }]]
   }
 })
