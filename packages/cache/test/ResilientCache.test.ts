@@ -68,9 +68,29 @@ describe("ResilientCache against the shared Redis", () => {
       yield* redis.del([`${prefix}list`])
     }).pipe(
       Effect.provide(
-        ResilientCache.layer({ keyPrefix: prefix }).pipe(Layer.provideMerge(RedisConnection.layer({ url: REDIS_URL })))
+        ResilientCache.layer({ keyPrefix: prefix, coalesce: false }).pipe(Layer.provideMerge(RedisConnection.layer({ url: REDIS_URL })))
       ),
       Effect.provide(layer)
+    )
+  })
+})
+
+describe("Coalesced reads", () => {
+  it.live("concurrent gets share MGETs, return each caller its own key's value, and a non-string key is a miss", () => {
+    const prefix = unique()
+    return Effect.gen(function*() {
+      const cache = yield* Cache
+      const redis = yield* RedisConnection.RedisConnection
+      yield* cache.setMany(Array.from({ length: 300 }, (_, i) => [`k${i}`, `v${i}`] as const))
+      yield* redis.execute("lpush", (c) => c.lpush(`${prefix}list`, "x"))
+      const keys = [...Array.from({ length: 600 }, (_, i) => `k${i % 300}`), "missing", "list"]
+      const values = yield* Effect.forEach(keys, (k) => cache.get(k), { concurrency: "unbounded" })
+      expect(values.slice(0, 600)).toEqual(keys.slice(0, 600).map((k) => Option.some(`v${k.slice(1)}`)))
+      expect(values.slice(600)).toEqual([Option.none(), Option.none()])
+      expect((yield* cache.stats).errors).toEqual({})
+      yield* redis.del([`${prefix}list`])
+    }).pipe(
+      Effect.provide(ResilientCache.layer({ keyPrefix: prefix }).pipe(Layer.provideMerge(RedisConnection.layer({ url: REDIS_URL }))))
     )
   })
 })

@@ -4,8 +4,9 @@
  * - no offline queue: while Redis is down a command fails at once instead of waiting in a queue that grows;
  * - no re-sending of in-flight commands after a reconnect (`maxRetriesPerRequest: 0`,
  *   `autoResendUnfulfilledCommands: false`): a lost `INCR` reply never runs the `INCR` twice;
- * - an Effect deadline on every command (`CACHE_SOCKET_TIMEOUT_MS`), plus ioredis' `commandTimeout` so no
- *   promise stays pending and `socketTimeout` so a socket that stops answering is destroyed and re-opened;
+ * - a deadline on every command (`CACHE_SOCKET_TIMEOUT_MS`) on Effect's `Clock`, and ioredis' `socketTimeout`
+ *   just after it, so a socket that stops answering is destroyed (which rejects what it held: no promise stays
+ *   pending) and re-opened;
  * - TCP keepalive, a connect timeout, TLS with verification for `rediss://`;
  * - a background health check that PINGs a connection idle longer than `CACHE_HEALTH_CHECK_INTERVAL`, so a
  *   socket the provider silently dropped is found before a user request hits it.
@@ -33,6 +34,7 @@ import { Redis } from "ioredis"
 import type { RedisOptions } from "ioredis"
 import { isIP } from "node:net"
 import * as Classification from "./Classification.js"
+import * as Deadlines from "./internal/deadlines.js"
 import * as RedisConfig from "./RedisConfig.js"
 
 /**
@@ -56,6 +58,12 @@ export interface RedisConnection {
    */
   readonly execute: <A>(operation: string, run: (client: Redis) => Promise<A>) => Effect.Effect<A, Errors.RedisFailure>
   readonly get: (key: string) => Effect.Effect<string | null, Errors.RedisFailure>
+  /**
+   * `GET`, coalesced: concurrent calls made in the same tick share one `MGET` (at most {@link maxBatch} keys) and one
+   * deadline. Measured at 2x-3x the throughput of auto-pipelined GETs at 64 concurrent callers. One difference
+   * from `get`: a key holding a non-string value reads as `null` (MGET's semantics), not as a `WRONGTYPE` error.
+   */
+  readonly getBatched: (key: string) => Effect.Effect<string | null, Errors.RedisFailure>
   readonly mget: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | null>, Errors.RedisFailure>
   /** `SET key value [PX ttl]`. */
   readonly set: (key: string, value: string, ttl: Option.Option<Duration.Duration>) => Effect.Effect<void, Errors.RedisFailure>
@@ -127,8 +135,8 @@ export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.
     db: url.db,
     lazyConnect: true,
     connectTimeout: Duration.toMillis(config.connectTimeout),
-    commandTimeout: deadline,
-    socketTimeout: deadline,
+    // A little after the deadline: the caller sees its deadline, then the silent socket is replaced.
+    socketTimeout: deadline + Math.max(50, Math.round(deadline / 4)),
     keepAlive: Duration.toMillis(config.keepAlive),
     noDelay: true,
     enableOfflineQueue: false,
@@ -154,8 +162,19 @@ export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.
 
 const quitTimeout = Duration.millis(1000)
 
+/** The tracer of a runtime nobody configured: Effect's in-process one. */
+const defaultTracer = Effect.runSync(Effect.tracer)
+
 /** Reconnect delay while the last connect failure was permanent: a wrong password is retried, but slowly. */
 const permanentReconnectDelay = 5000
+
+/**
+ * The most keys one coalesced MGET carries; more concurrent reads start another batch.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxBatch = 256
 
 /** Reasons that only say "this socket is not connected right now". */
 const notConnected: ReadonlySet<string> = new Set(["connection_unavailable", "connection_closed"])
@@ -305,22 +324,76 @@ export const make = (
         : failure
     }
 
-    const run = <A>(operation: string, choose: () => number, f: (client: Redis) => Promise<A>) =>
-      Effect.suspend(() => {
+    const deadlines = yield* Deadlines.make(config.commandTimeout)
+    const deadlineMillis = Duration.toMillis(config.commandTimeout)
+    // Spans cost ~2.5x a Redis round trip with Effect's default in-process tracer, where nobody reads them; they are
+    // made when a real tracer (OpenTelemetry, ...) is installed where the layer is built.
+    const tracing = (yield* Effect.tracer) !== defaultTracer
+
+    const run = <A>(operation: string, choose: () => number, f: (client: Redis) => Promise<A>) => {
+      const onTimeout = () =>
+        new Errors.TransientError({ operation, reason: "timeout", message: `${operation} exceeded its ${deadlineMillis} ms deadline` })
+      const call = Effect.suspend(() => {
         const index = choose()
-        return Effect.tryPromise({
-          try: () => f(clients[index]!),
-          catch: (error) => classifyOn(operation, index, error)
-        })
-      }).pipe(
-        Deadline.within(operation, config.commandTimeout),
-        Effect.withSpan(`redis.${operation}`, {
+        return deadlines.run(() => f(clients[index]!), (error) => classifyOn(operation, index, error), onTimeout)
+      })
+      return tracing
+        ? Effect.withSpan(call, `redis.${operation}`, {
           kind: "client",
           attributes: { ...spanAttributes, "db.operation.name": operation.toUpperCase() }
         })
-      )
+        : call
+    }
 
     const execute = <A>(operation: string, f: (client: Redis) => Promise<A>) => run(operation, pick, f)
+
+    // Coalesced reads: callers queue in `keys`/`waiters`; the first one of a tick schedules the flush.
+    let keys: Array<string> = []
+    let waiters: Array<(effect: Effect.Effect<string | null, Errors.RedisFailure>) => void> = []
+    const batchTimeout = () =>
+      new Errors.TransientError({ operation: "get", reason: "timeout", message: `get exceeded its ${deadlineMillis} ms deadline` })
+    const flush = () => {
+      const batchKeys = keys
+      const batchWaiters = waiters
+      keys = []
+      waiters = []
+      if (batchKeys.length === 0) return
+      const fail = (error: Errors.RedisFailure) => {
+        const failed = Effect.fail(error)
+        for (const resume of batchWaiters) resume(failed)
+      }
+      const entry = deadlines.track(() => fail(batchTimeout()))
+      const index = pick()
+      let reply: Promise<Array<string | null>>
+      try {
+        reply = clients[index]!.mget(batchKeys)
+      } catch (error) {
+        deadlines.untrack(entry)
+        return fail(classifyOn("get", index, error))
+      }
+      reply.then(
+        (values) => {
+          if (!deadlines.untrack(entry)) return
+          for (let i = 0; i < batchWaiters.length; i++) batchWaiters[i]!(Effect.succeed(values[i] ?? null))
+        },
+        (error) => {
+          if (deadlines.untrack(entry)) fail(classifyOn("get", index, error))
+        }
+      )
+    }
+    const batched = (key: string) =>
+      Effect.async<string | null, Errors.RedisFailure>((resume) => {
+        keys.push(key)
+        if (waiters.push(resume) === 1) queueMicrotask(flush)
+        else if (waiters.length >= maxBatch) flush()
+      })
+    const getBatched = tracing
+      ? (key: string) =>
+        Effect.withSpan(batched(key), "redis.get", {
+          kind: "client",
+          attributes: { ...spanAttributes, "db.operation.name": "MGET" }
+        })
+      : batched
 
     const ttlMillis = (ttl: Duration.Duration) => Math.max(1, Math.ceil(Duration.toMillis(ttl)))
 
@@ -366,6 +439,7 @@ export const make = (
       server,
       execute,
       get: (key) => execute("get", (c) => c.get(key)),
+      getBatched,
       mget: (keys) => keys.length === 0 ? Effect.succeed([]) : execute("mget", (c) => c.mget(...keys)),
       set: (key, value, ttl) =>
         execute("set", (c) =>

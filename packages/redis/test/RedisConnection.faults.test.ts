@@ -57,6 +57,8 @@ describe("RedisConnection under faults", () => {
           expect(error).toMatchObject({ _tag: "TransientError", reason: "timeout" })
           expect(waited).toBeGreaterThanOrEqual(290)
           expect(waited).toBeLessThan(1000)
+          // Still silent past socketTimeout (deadline + 1/4): ioredis destroys the socket and reconnects.
+          yield* Effect.sleep("200 millis")
           yield* proxy.setFault(ChaosProxy.PassThrough())
           expect(yield* eventually(Effect.map(redis.get("k"), (v) => v === "v"), 5000)).toBe(true)
           // ioredis' socketTimeout destroyed the stalled socket: the proxy saw a second connection.

@@ -25,6 +25,11 @@ export interface CoreOptions {
   readonly breaker?: CircuitBreaker.Options | undefined
   /** A breaker to share (e.g. across caches on one connection); overrides `breaker`. */
   readonly circuitBreaker?: CircuitBreaker.CircuitBreaker | undefined
+  /**
+   * Coalesce concurrent `get`s into one `MGET` (default true; see `RedisConnection.getBatched`). With it, a key
+   * holding a non-string value reads as a miss instead of failing with `wrong_type`.
+   */
+  readonly coalesce?: boolean | undefined
   /** At most one log line per operation and reason in this window (the rest are counted). Default 1 second. */
   readonly logInterval?: Duration.DurationInput | undefined
 }
@@ -70,6 +75,7 @@ export const makeCore = (
     const breaker = options.circuitBreaker ?? (yield* CircuitBreaker.make(breakerOptions))
     const policies = { ...defaultRetry(connection.config), ...options.retry }
     const prefix = options.keyPrefix ?? ""
+    const read = options.coalesce ?? true ? connection.getBatched : connection.get
     const clock = yield* Effect.clock
     const logEvery = Duration.toMillis(Duration.decode(options.logInterval ?? Duration.seconds(1)))
 
@@ -122,21 +128,48 @@ export const makeCore = (
         ))
     }
 
-    const guard = <A>(operation: Operation, call: Effect.Effect<A, Errors.RedisFailure>) => {
-      const attempt = breaker.execute(operation, call)
-      const policy = policies[operation]
-      const guarded = Retry.retry(attempt, policy)
-      return Effect.suspend(() => {
+    /**
+     * Breaker, then retry, then counting and timing. Built so the happy path adds one frame (`matchEffect`) to what
+     * the breaker and the retry policy cost: this runs on every cache call.
+     */
+    const guard = <A, B>(
+      operation: Operation,
+      call: Effect.Effect<A, Errors.RedisFailure>,
+      onSuccess: (a: A) => B
+    ): Effect.Effect<B, RedisCacheError> =>
+      Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeNanos()
-        return guarded.pipe(
-          Effect.tapError((error) => {
+        return Effect.matchEffect(Retry.retry(breaker.execute(operation, call), policies[operation]), {
+          onSuccess: (a) => {
+            recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)
+            return Effect.succeed(onSuccess(a))
+          },
+          onFailure: (error: RedisCacheError): Effect.Effect<B, RedisCacheError> => {
+            recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)
             recorder.error(operation, reasonOf(error))
-            return error._tag === "CircuitOpenError" ? Effect.void : logFailure(operation, error)
-          }),
-          Effect.ensuring(Effect.sync(() => recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)))
-        )
+            return error._tag === "CircuitOpenError"
+              ? Effect.fail(error)
+              : Effect.zipRight(logFailure(operation, error), Effect.fail(error))
+          }
+        })
       })
+
+    const found = (value: string | null): Option.Option<string> => {
+      if (value === null) {
+        recorder.miss()
+        return Option.none()
+      }
+      recorder.hit()
+      return Option.some(value)
     }
+    const foundMany = (values: ReadonlyArray<string | null>) => {
+      let hits = 0
+      const out = values.map((v) => (v === null ? Option.none() : (hits++, Option.some(v))))
+      recorder.hit(hits)
+      recorder.miss(values.length - hits)
+      return out
+    }
+    const unit = () => undefined
 
     const health: Effect.Effect<Health> = Effect.gen(function*() {
       const start = clock.unsafeCurrentTimeNanos()
@@ -151,6 +184,7 @@ export const makeCore = (
     const describe = () => ({
       ...RedisConfig.describe(connection.config),
       keyPrefix: prefix,
+      coalesce: options.coalesce ?? true,
       breakerFailureThreshold: breakerOptions.failureThreshold,
       breakerHalfOpenAfterMs: Duration.toMillis(Duration.decode(breakerOptions.halfOpenAfter)),
       getMaxRetries: policies.get.maxRetries,
@@ -163,32 +197,19 @@ export const makeCore = (
     return {
       connection,
       breaker,
-      get: (key) =>
-        guard("get", connection.get(prefix + key)).pipe(Effect.map((value) => {
-          if (value === null) {
-            recorder.miss()
-            return Option.none()
-          }
-          recorder.hit()
-          return Option.some(value)
-        })),
+      get: (key) => guard("get", read(prefix + key), found),
       getMany: (keys) =>
-        keys.length === 0 ? Effect.succeed([]) : guard("getMany", connection.mget(prefix === "" ? keys : keys.map((k) => prefix + k))).pipe(
-          Effect.map((values) => {
-            let found = 0
-            const out = values.map((v) => (v === null ? Option.none() : (found++, Option.some(v))))
-            recorder.hit(found)
-            recorder.miss(values.length - found)
-            return out
-          })
-        ),
-      set: (key, value, ttl) => guard("set", connection.set(prefix + key, value, ttl)),
+        keys.length === 0
+          ? Effect.succeed([])
+          : guard("getMany", connection.mget(prefix === "" ? keys : keys.map((k) => prefix + k)), foundMany),
+      set: (key, value, ttl) => guard("set", connection.set(prefix + key, value, ttl), unit),
       setMany: (entries, ttl) =>
         entries.length === 0 ? Effect.void : guard(
           "setMany",
-          connection.mset(prefix === "" ? entries : entries.map(([k, v]) => [prefix + k, v] as const), ttl)
+          connection.mset(prefix === "" ? entries : entries.map(([k, v]) => [prefix + k, v] as const), ttl),
+          unit
         ),
-      delete: (key) => guard("delete", connection.del([prefix + key])).pipe(Effect.map((n) => n > 0)),
+      delete: (key) => guard("delete", connection.del([prefix + key]), (n) => n > 0),
       health,
       describe
     }
