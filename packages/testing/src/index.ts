@@ -20,3 +20,10 @@ export * as RedisServer from "./RedisServer.js"
  * @category modules
  */
 export * as ChaosProxy from "./ChaosProxy.js"
+
+/**
+ * A concurrent read/write workload with a model of the writes: caller-visible errors, wrong values, p50/p99.
+ *
+ * @since 0.1.0
+ */
+export * as Workload from "./Workload.js"
