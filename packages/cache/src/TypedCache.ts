@@ -13,6 +13,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { CacheService, SetOptions, Stats } from "./Cache.js"
 import * as CacheMetrics from "./CacheMetrics.js"
+import * as SingleFlight from "./internal/singleFlight.js"
 
 /**
  * @since 0.1.0
@@ -26,7 +27,10 @@ export interface TypedCache<A, E> {
   readonly delete: (key: string) => Effect.Effect<boolean, E>
   readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<A>>, E>
   readonly setMany: (entries: Iterable<readonly [string, A]>, options?: SetOptions) => Effect.Effect<void, E | PermanentError>
-  /** A value that does not decode counts as a miss: `compute` runs and its result replaces it. */
+  /**
+   * A value that does not decode counts as a miss: `compute` runs and its result replaces it. Concurrent misses for
+   * one key share one `compute`.
+   */
   readonly getOrSet: <E2, R>(key: string, compute: Effect.Effect<A, E2, R>, options?: SetOptions) => Effect.Effect<A, E | E2 | PermanentError, R>
   /** The underlying cache's stats, with this view's decode failures. */
   readonly stats: Effect.Effect<Stats & { readonly decodeErrors: number }>
@@ -41,6 +45,7 @@ export const make = <A, I, E>(cache: CacheService<E>, schema: Schema.Schema<A, I
   const decode = Schema.decodeUnknownEither(codec)
   const encode = Schema.encodeEither(codec)
   let decodeErrors = 0
+  const singleFlight = SingleFlight.make()
 
   const decodeOrMiss = (key: string, raw: Option.Option<string>) => {
     if (Option.isNone(raw)) return Effect.succeed(Option.none<A>())
@@ -94,7 +99,7 @@ export const make = <A, I, E>(cache: CacheService<E>, schema: Schema.Schema<A, I
       Effect.flatMap(get(key), (found) =>
         Option.isSome(found)
           ? Effect.succeed(found.value)
-          : Effect.tap(compute, (value) => set(key, value, options))),
+          : singleFlight(key, Effect.tap(compute, (value) => set(key, value, options)))),
     stats: Effect.map(cache.stats, (stats) => ({ ...stats, decodeErrors }))
   }
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as TestClock from "effect/TestClock"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { Cache } from "../src/Cache.js"
@@ -59,5 +61,19 @@ describe("TypedCache", () => {
       const error = yield* Effect.flip(users.set("u1", bad))
       expect(error).toMatchObject({ _tag: "PermanentError", reason: "invalid_argument", operation: "set" })
       expect(yield* raw.get("u1")).toEqual(Option.none())
+    }).pipe(Effect.provide(MemoryCache.layer())))
+})
+
+describe("TypedCache.getOrSet", () => {
+  it.effect("concurrent misses for one key share one compute", () =>
+    Effect.gen(function*() {
+      const users = TypedCache.make(yield* Cache, User)
+      let calls = 0
+      const compute = Effect.sync(() => calls++).pipe(Effect.zipRight(Effect.sleep("10 millis")), Effect.as(alice))
+      const fibers = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.fork(users.getOrSet("u1", compute)))
+      yield* TestClock.adjust("10 millis")
+      const results = yield* Effect.forEach(fibers, Fiber.join)
+      expect(results.every((u) => u.name === "alice")).toBe(true)
+      expect(calls).toBe(1)
     }).pipe(Effect.provide(MemoryCache.layer())))
 })
