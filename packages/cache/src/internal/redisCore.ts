@@ -14,6 +14,7 @@ import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type { Health } from "../Cache.js"
 import * as CacheMetrics from "../CacheMetrics.js"
+import type { Unchecked } from "./checked.js"
 import type { Recorder } from "./recorder.js"
 
 export type Operation = "get" | "getMany" | "set" | "setMany" | "delete"
@@ -42,19 +43,10 @@ export const defaultRetry = (config: RedisConfig.RedisConfig): Record<Operation,
   return { get: reads, getMany: reads, set: Retry.none, setMany: Retry.none, delete: Retry.none }
 }
 
-export interface Core {
+/** The unchecked operations (see `checked.ts`; `health` is a deadline-bound PING), plus what the facades show. */
+export interface Core extends Omit<Unchecked<RedisCacheError>, "stats"> {
   readonly connection: RedisConnection.RedisConnection
   readonly breaker: CircuitBreaker.CircuitBreaker
-  readonly get: (key: string) => Effect.Effect<Option.Option<string>, RedisCacheError>
-  readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Option.Option<string>>, RedisCacheError>
-  readonly set: (key: string, value: string, ttl: Option.Option<Duration.Duration>) => Effect.Effect<void, RedisCacheError>
-  readonly setMany: (
-    entries: ReadonlyArray<readonly [string, string]>,
-    ttl: Option.Option<Duration.Duration>
-  ) => Effect.Effect<void, RedisCacheError>
-  readonly delete: (key: string) => Effect.Effect<boolean, RedisCacheError>
-  /** A deadline-bound PING. */
-  readonly health: Effect.Effect<Health>
   readonly describe: () => Record<string, string | number | boolean>
 }
 
