@@ -5,7 +5,9 @@ import { RedisServer } from "@steadfast/testing"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Metric from "effect/Metric"
 import { Cache } from "../src/Cache.js"
+import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as RedisCache from "../src/RedisCache.js"
 import * as ResilientCache from "../src/ResilientCache.js"
 import { captureLogs, eventually } from "./utils.js"
@@ -100,6 +102,13 @@ describe("ResilientCache through an outage (spawned redis-server)", () => {
     Effect.gen(function*() {
       const server = yield* RedisServer.make()
       const { layer, logs } = captureLogs()
+      const tagged = (metric: Metric.Metric.Counter<number>, operation: string) =>
+        metric.pipe(Metric.tagged("operation", operation), Metric.tagged("backend", "resilient"))
+      const before = {
+        opens: (yield* Metric.value(CacheMetrics.circuitOpens)).count,
+        fallbacks: (yield* Metric.value(tagged(CacheMetrics.fallbacks, "get"))).count,
+        latency: (yield* Metric.value(CacheMetrics.latency.pipe(Metric.tagged("operation", "get"), Metric.tagged("backend", "resilient")))).count
+      }
       yield* Effect.gen(function*() {
         const cache = yield* Cache
         yield* cache.set("k", "before")
@@ -127,6 +136,12 @@ describe("ResilientCache through an outage (spawned redis-server)", () => {
           l.message.includes("circuit breaker opened") && l.annotations["circuit_breaker_state"] === "OPEN"
         expect(yield* eventually(Effect.sync(() => logs.some(opened)), 1000)).toBe(true)
         expect(logs.filter(opened)).toHaveLength(1)
+        // The process-wide metrics moved with the instance's stats.
+        expect((yield* Metric.value(CacheMetrics.circuitOpens)).count - before.opens).toBe(1)
+        // 20 reads of "k" and the read-back of the value written during the outage.
+        expect((yield* Metric.value(tagged(CacheMetrics.fallbacks, "get"))).count - before.fallbacks).toBe(21)
+        const latency = yield* Metric.value(CacheMetrics.latency.pipe(Metric.tagged("operation", "get"), Metric.tagged("backend", "resilient")))
+        expect(latency.count - before.latency).toBe(22)
 
         yield* server.start
         // Redis serves again: a value written straight into Redis is what the cache returns once recovered.
