@@ -36,8 +36,9 @@ export type RedisCacheError = core.RedisCacheError
  * - `keyPrefix`: prepended to every Redis key (default none).
  * - `retry`: a `Retry.Policy` per operation. Defaults: `get` and `getMany` retry `CACHE_MAX_RETRIES` times from
  *   `CACHE_RETRY_DELAY`, exponential with jitter; writes and deletes are not retried.
- * - `breaker`: `CircuitBreaker` options (default 5 consecutive transient failures, half-open after 5 seconds),
- *   or `circuitBreaker`: a breaker to share.
+ * - `breaker`: `CircuitBreaker` options (default 5 consecutive transient failures, half-open after 5 seconds,
+ *   `countOverlappingOnce: true`: calls failing together on one reset socket count once), or `circuitBreaker`: a
+ *   breaker to share.
  * - `logInterval`: at most one failure log per operation and reason per interval (default 1 second).
  *
  * @since 0.1.0

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Retry } from "@steadfast/resilience"
 import { RedisConnection } from "@steadfast/redis"
-import { RedisServer } from "@steadfast/testing"
+import { ChaosProxy, RedisServer } from "@steadfast/testing"
+import * as Fiber from "effect/Fiber"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -155,6 +156,31 @@ describe("ResilientCache through an outage (spawned redis-server)", () => {
         expect((yield* cache.stats).circuitState).toBe("CLOSED")
         expect(yield* eventually(Effect.sync(() => logs.some((l) => l.message.includes("circuit breaker closed"))), 1000)).toBe(true)
       }).pipe(Effect.provide(resilient(server.url)), Effect.provide(layer))
+    }).pipe(Effect.scoped))
+
+  // Default read retries (100 ms base): the socket is back (reconnect after 0-20 ms) before the first retry.
+  it.live("one connection reset with 16 reads in flight: one incident, the breaker stays closed, every read answers", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      yield* Effect.gen(function*() {
+        const cache = yield* Cache
+        yield* cache.setMany(Array.from({ length: 16 }, (_, i) => [`k${i}`, `v${i}`] as const))
+        // Replies held back so that all 16 reads are in flight on the socket when it is reset.
+        yield* proxy.setFault(ChaosProxy.Latency({ upstream: 0, downstream: "200 millis" }))
+        const reads = yield* Effect.fork(
+          Effect.forEach(Array.from({ length: 16 }, (_, i) => i), (i) => cache.get(`k${i}`), { concurrency: "unbounded", batching: false })
+        )
+        yield* Effect.sleep("50 millis")
+        yield* proxy.setFault(ChaosProxy.PassThrough())
+        yield* proxy.resetConnections
+        const values = yield* Fiber.join(reads)
+        expect(values).toEqual(Array.from({ length: 16 }, (_, i) => Option.some(`v${i}`)))
+        const stats = yield* cache.stats
+        expect(stats.circuitState).toBe("CLOSED")
+        expect(stats.circuitOpens).toBe(0)
+        expect(stats.failureCount).toBeLessThanOrEqual(1)
+      }).pipe(Effect.provide(resilient(proxy.url(), { coalesce: false, retry: {} })))
     }).pipe(Effect.scoped))
 
   it.live("the strict cache exposes the typed errors: TransientError, then CircuitOpenError", () =>

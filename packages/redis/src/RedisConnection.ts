@@ -116,9 +116,14 @@ export const healthCheckFailures = Metric.counter("redis_health_check_failure_to
   incremental: true
 })
 
-/** ioredis' reconnect delay: 50 ms doubling to a 500 ms cap, plus jitter, forever (the breaker bounds callers). */
+/**
+ * ioredis' reconnect delay: the first attempt at once (0–20 ms: a peer that reset us is usually there), then 50 ms
+ * doubling to a 500 ms cap, plus jitter, forever (the breaker, not this, bounds what callers wait).
+ */
 const reconnectDelay = (attempt: number): number =>
-  Math.min(50 * 2 ** Math.min(attempt - 1, 10), 500) + Math.floor(Math.random() * 50)
+  attempt <= 1
+    ? Math.floor(Math.random() * 20)
+    : Math.min(50 * 2 ** Math.min(attempt - 2, 10), 500) + Math.floor(Math.random() * 50)
 
 /**
  * The ioredis options Steadfast uses; exported so tests and benchmarks can show exactly what differs from

@@ -59,6 +59,13 @@ export interface Options {
    * `PermanentError` (a wrong password, a wrong type) never opens it. If the predicate throws, the error counts.
    */
   readonly isFailure?: ((error: unknown) => boolean) | undefined
+  /**
+   * Count failures of calls that were in flight together once. With `true`, a failure counts only if no other
+   * failure was counted while its call was running: eight requests multiplexed on one socket that is reset are one
+   * incident, not eight consecutive failures. Sequential failures (new calls, retries) still count one by one, so an
+   * outage opens the breaker after `failureThreshold` waves. Default `false` (every counted failure counts).
+   */
+  readonly countOverlappingOnce?: boolean | undefined
 }
 
 /**

@@ -35,7 +35,11 @@ export interface CoreOptions {
   readonly logInterval?: Duration.DurationInput | undefined
 }
 
-export const defaultBreaker = { failureThreshold: 5, halfOpenAfter: Duration.seconds(5) } as const
+/**
+ * Five consecutive failures, half-open after five seconds, and calls that fail together (on one reset socket) count
+ * once: a single "connection reset by peer" must not send every caller to the fallback.
+ */
+export const defaultBreaker = { failureThreshold: 5, halfOpenAfter: Duration.seconds(5), countOverlappingOnce: true } as const
 
 /** GET and MGET retried with the configured count and base delay (as the original service did); writes not. */
 export const defaultRetry = (config: RedisConfig.RedisConfig): Record<Operation, Retry.Policy> => {
@@ -62,7 +66,8 @@ export const makeCore = (
     const breakerOptions = {
       ...options.breaker,
       failureThreshold: options.breaker?.failureThreshold ?? defaultBreaker.failureThreshold,
-      halfOpenAfter: options.breaker?.halfOpenAfter ?? defaultBreaker.halfOpenAfter
+      halfOpenAfter: options.breaker?.halfOpenAfter ?? defaultBreaker.halfOpenAfter,
+      countOverlappingOnce: options.breaker?.countOverlappingOnce ?? defaultBreaker.countOverlappingOnce
     }
     const breaker = options.circuitBreaker ?? (yield* CircuitBreaker.make(breakerOptions))
     const policies = { ...defaultRetry(connection.config), ...options.retry }
@@ -179,6 +184,7 @@ export const makeCore = (
       coalesce: options.coalesce ?? true,
       breakerFailureThreshold: breakerOptions.failureThreshold,
       breakerHalfOpenAfterMs: Duration.toMillis(Duration.decode(breakerOptions.halfOpenAfter)),
+      breakerCountOverlappingOnce: breakerOptions.countOverlappingOnce,
       getMaxRetries: policies.get.maxRetries,
       getManyMaxRetries: policies.getMany.maxRetries,
       setMaxRetries: policies.set.maxRetries,

@@ -119,6 +119,7 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
     }
     const { halfOpenMillis, threshold } = config
     const isFailure = options?.isFailure ?? isTransientError
+    const overlappingOnce = options?.countOverlappingOnce ?? false
     const rejections = makeRejections()
     // The Clock is taken once, where the breaker is made (a per-call `clockWith` is a context lookup on the hot
     // path); under `TestClock`, make the breaker inside the test.
@@ -159,21 +160,24 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
       }
 
       /** Records the outcome of a call admitted while CLOSED in `epoch`. */
-      const recordClosed = (epoch: number, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+      /**
+       * Records the outcome of a call admitted while CLOSED in `epoch`, when the count was `admittedAt`. With
+       * `countOverlappingOnce`, a failure counts only if no failure was counted while the call ran.
+       */
+      const recordClosed = (epoch: number, admittedAt: number, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
         if (Exit.isSuccess(exit)) {
           return Ref.update(ref, (s) =>
             s.state === "CLOSED" && s.epoch === epoch && s.failures !== 0 ? { ...s, failures: 0 } : s)
         }
         if (!counts(exit)) return Effect.void
-        return Effect.clockWith((clock) => {
+        return Ref.update(ref, (s) => {
+          if (s.state !== "CLOSED" || s.epoch !== epoch) return s
+          if (overlappingOnce && s.failures !== admittedAt) return s
+          if (s.failures + 1 < threshold) return { ...s, failures: s.failures + 1 }
           const now = clock.unsafeCurrentTimeMillis()
-          return Ref.update(ref, (s) => {
-            if (s.state !== "CLOSED" || s.epoch !== epoch) return s
-            if (s.failures + 1 < threshold) return { ...s, failures: s.failures + 1 }
-            const next = open(s, now)
-            publish(s, next, now)
-            return next
-          })
+          const next = open(s, now)
+          publish(s, next, now)
+          return next
         })
       }
 
@@ -213,7 +217,8 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
             switch (s.state) {
               case "CLOSED": {
                 const epoch = s.epoch
-                return [Effect.onExit(restore(self), (exit) => recordClosed(epoch, exit)), s]
+                const admittedAt = s.failures
+                return [Effect.onExit(restore(self), (exit) => recordClosed(epoch, admittedAt, exit)), s]
               }
               case "OPEN": {
                 if (now < s.probeAt) return [rejections.open(operation, s.probeAt - now), s]
@@ -243,9 +248,10 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
                 const epoch = s.epoch
                 // With no failures counted, a success has nothing to record: only a failure needs handling, and a
                 // catch frame is much cheaper than `onExit` on the path every healthy call takes.
-                return s.failures === 0
-                  ? Effect.tapErrorCause(self, (cause) => recordClosed(epoch, Exit.failCause(cause)))
-                  : Effect.onExit(self, (exit) => recordClosed(epoch, exit))
+                const admittedAt = s.failures
+                return admittedAt === 0
+                  ? Effect.tapErrorCause(self, (cause) => recordClosed(epoch, 0, Exit.failCause(cause)))
+                  : Effect.onExit(self, (exit) => recordClosed(epoch, admittedAt, exit))
               }
               case "OPEN": {
                 if (now < s.probeAt) return rejections.open(operation, s.probeAt - now)

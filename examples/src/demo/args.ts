@@ -1,0 +1,77 @@
+/**
+ * Plain argument parsing for `pnpm demo`: `--duration <s>`, `--json <file>`, `--verbose`, `--no-color`, `--help`.
+ */
+
+export interface CliOptions {
+  readonly duration: number
+  readonly json: string | undefined
+  readonly verbose: boolean
+  readonly color: boolean | undefined
+  readonly help: boolean
+}
+
+export const usage = `Usage: pnpm demo [--duration <seconds>] [--json <file>] [--verbose] [--no-color]
+
+  --duration <s>   length of the run, 5..3600 seconds (default 30); the fault timeline scales with it
+  --json <file>    also write the summary as JSON to <file>
+  --verbose        show Steadfast's own log lines (connection errors, breaker transitions)
+  --no-color       no ANSI colours (also: NO_COLOR=1, or when stdout is not a terminal)
+
+Redis: REDIS_URL if set (no server restart then), otherwise a spawned redis-server on a free port,
+otherwise (no redis-server binary) a memory-only run.`
+
+/** `Left` is an error message. */
+export const parseArgs = (argv: ReadonlyArray<string>): { readonly ok: true; readonly options: CliOptions } | {
+  readonly ok: false
+  readonly error: string
+} => {
+  let duration = 30
+  let json: string | undefined
+  let verbose = false
+  let color: boolean | undefined
+  let help = false
+  const args = [...argv]
+  for (let i = 0; i < args.length; i++) {
+    const raw = args[i]!
+    if (raw === "--") continue // pnpm / npm may pass a separator through
+    const eq = raw.indexOf("=")
+    const name = raw.startsWith("--") && eq > 0 ? raw.slice(0, eq) : raw
+    const inline = raw.startsWith("--") && eq > 0 ? raw.slice(eq + 1) : undefined
+    const value = (): string | undefined => inline ?? args[++i]
+    switch (name) {
+      case "--duration":
+      case "-d": {
+        const text = value()
+        const n = Number(text)
+        if (text === undefined || text.trim() === "" || !Number.isFinite(n) || n < 5 || n > 3600) {
+          return { ok: false, error: `--duration wants a number of seconds between 5 and 3600, got ${text ?? "nothing"}` }
+        }
+        duration = n
+        break
+      }
+      case "--json": {
+        const text = value()
+        if (text === undefined || text === "") return { ok: false, error: "--json wants a file name" }
+        json = text
+        break
+      }
+      case "--verbose":
+      case "-v":
+        verbose = true
+        break
+      case "--no-color":
+        color = false
+        break
+      case "--color":
+        color = true
+        break
+      case "--help":
+      case "-h":
+        help = true
+        break
+      default:
+        return { ok: false, error: `unknown argument: ${raw}` }
+    }
+  }
+  return { ok: true, options: { duration, json, verbose, color, help } }
+}

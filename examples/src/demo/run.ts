@@ -1,0 +1,868 @@
+/**
+ * The live chaos demo: the same read/write workload through Steadfast (`ResilientCache` over `RedisConnection`) and
+ * through a plain ioredis client with its default options, both through ONE `ChaosProxy` in front of Redis, while a
+ * timeline of faults (resets, a stall, a server kill + restart) plays. One row per client per second, a summary at
+ * the end.
+ *
+ * Everything is a scoped resource (server, proxy, connections, workers, timers): `runDemo` returns after all of it
+ * is released, also when interrupted.
+ */
+import { Cache, MemoryCache, ResilientCache } from "@steadfast/cache"
+import { RedisConnection } from "@steadfast/redis"
+import { ChaosProxy, RedisServer, Workload } from "@steadfast/testing"
+import * as Clock from "effect/Clock"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import { Redis } from "ioredis"
+import { count, left, ms, type Paint, paint, percent, right, seconds, wrap } from "./format.js"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Options and results
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface DemoOptions {
+  /** Seconds (default 30). The fault timeline is scaled to it. */
+  readonly duration?: number | undefined
+  /** Use this Redis (through the proxy) instead of spawning one; then there is no server restart. */
+  readonly redisUrl?: string | undefined
+  /** Where lines go (default `console.log`). */
+  readonly print?: ((line: string) => void) | undefined
+  /** ANSI colours (default false). */
+  readonly color?: boolean | undefined
+  /** Show Steadfast's own log lines (default false: they would interleave with the table). */
+  readonly verbose?: boolean | undefined
+  /** Completes when the viewer wants to stop early (Ctrl-C): the demo then prints its summary and cleans up. */
+  readonly stop?: Effect.Effect<void> | undefined
+  /** After the run, how long to keep waiting for a client whose recovery was not seen yet (default 5 s). */
+  readonly recoveryGrace?: number | undefined
+  readonly workload?: {
+    readonly keys?: number | undefined
+    readonly concurrency?: number | undefined
+    readonly readRatio?: number | undefined
+    readonly pauseMillis?: number | undefined
+  } | undefined
+}
+
+export interface ClientSummary {
+  readonly client: "steadfast" | "ioredis"
+  readonly ops: number
+  readonly reads: number
+  readonly writes: number
+  readonly hits: number
+  readonly misses: number
+  /** Hits / successful reads, in percent (null without reads). */
+  readonly hitRate: number | null
+  /** Caller-visible errors: read errors + write errors. */
+  readonly callerErrors: number
+  readonly readErrors: number
+  readonly writeErrors: number
+  readonly errorsByKind: Readonly<Record<string, number>>
+  /** Reads that returned a value never written for their key. */
+  readonly wrongValues: number
+  /** Operations served from memory because Redis failed (always 0 for ioredis: it has no fallback). */
+  readonly fallbacks: number
+  /** Times the circuit breaker opened (always 0 for ioredis: it has no breaker). */
+  readonly breakerOpens: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly maxMs: number
+  /**
+   * A value written straight into Redis after the last fault was read back through this client: Redis serves its
+   * reads again. `null` when there was no Redis (memory-only run) or the run was stopped before the last fault
+   * was over.
+   */
+  readonly recovered: boolean | null
+  /** From the end of the last fault to that read. */
+  readonly recoveredAfterMs: number | null
+  /** Operations waiting for longer than 1 s when the demo stopped (they were interrupted). */
+  readonly pendingAtEnd: number
+  readonly oldestPendingMs: number
+  /** One-second rows in which this client completed no operation at all. */
+  readonly secondsWithoutProgress: number
+}
+
+export interface FaultRecord {
+  readonly fault: string
+  readonly startedAtS: number
+  readonly endedAtS: number
+}
+
+export interface SecondRow {
+  readonly t: number
+  readonly clients: Readonly<Record<string, {
+    readonly ops: number
+    readonly hitRate: number | null
+    readonly readErrors: number
+    readonly writeErrors: number
+    readonly fallbacks: number | null
+    readonly breaker: string | null
+    readonly p50Ms: number
+    readonly p99Ms: number
+    readonly maxMs: number
+    readonly stuck: number
+    readonly oldestMs: number
+  }>>
+}
+
+export interface Summary {
+  readonly mode: "spawned" | "url" | "memory"
+  readonly redis: {
+    readonly url: string | null
+    readonly version: string | null
+    /** The spawned server's pid at the end (after the restart, a new process). */
+    readonly pid: number | null
+    /** Every pid the spawned server had (before and after the restart). */
+    readonly pids: ReadonlyArray<number>
+    /** Whether any of those pids was still alive after the demo released everything (it must not be). */
+    readonly pidAliveAfterExit: boolean | null
+    readonly note: string | null
+  }
+  readonly durationS: number
+  readonly elapsedS: number
+  readonly stoppedEarly: boolean
+  readonly steadfastConfig: Readonly<Record<string, string | number | boolean>>
+  readonly workload: { readonly keys: number; readonly concurrency: number; readonly readRatio: number; readonly pauseMillis: number }
+  readonly faults: ReadonlyArray<FaultRecord>
+  readonly proxy: ChaosProxy.Stats | null
+  /** Redis failures Steadfast absorbed (retried, then answered from memory), by reason: its own `stats.errors`. */
+  readonly steadfastRedisFailures: Readonly<Record<string, number>>
+  /** The plain client's `error` events (connection-level; ioredis prints them itself when nobody listens). */
+  readonly ioredisConnectionErrors: number | null
+  readonly clients: {
+    readonly steadfast: ClientSummary
+    readonly ioredis?: ClientSummary
+  }
+  readonly verdict: { readonly steadfastHeld: boolean; readonly lines: ReadonlyArray<string> }
+  readonly series: ReadonlyArray<SecondRow>
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Pieces
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The Steadfast settings of the demo (printed in the header from the cache's own `stats.config`). */
+export const steadfastSettings = {
+  commandTimeout: Duration.millis(500),
+  breaker: { failureThreshold: 5, halfOpenAfter: Duration.seconds(1) }
+} as const
+
+type Backend =
+  | {
+    readonly mode: "spawned"
+    readonly url: string
+    readonly host: string
+    readonly port: number
+    readonly server: RedisServer.RedisServer
+    readonly setDirect: (key: string, value: string) => Effect.Effect<boolean>
+    readonly version: string | null
+  }
+  | {
+    readonly mode: "url"
+    readonly url: string
+    readonly host: string
+    readonly port: number
+    readonly setDirect: (key: string, value: string) => Effect.Effect<boolean>
+    readonly version: string | null
+  }
+  | { readonly mode: "memory"; readonly reason: string }
+
+const versionOf = (info: unknown): string | null =>
+  typeof info === "string" ? (/redis_version:([^\r\n]+)/.exec(info)?.[1] ?? null) : null
+
+/** The URL with its host and port replaced (credentials and db kept): the same Redis, through the proxy. */
+const through = (url: string, port: number): string => {
+  const u = new URL(url)
+  u.hostname = "127.0.0.1"
+  u.port = String(port)
+  return u.toString()
+}
+
+const withoutPassword = (url: string): string => {
+  const u = new URL(url)
+  if (u.password !== "") u.password = "***"
+  return u.toString()
+}
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+const promise = <A>(f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (e) => e })
+
+/**
+ * A direct (not proxied) ioredis connection to a given Redis, for writing the recovery probes and cleaning up the
+ * demo's keys afterwards. Bounded everywhere: it must never hold the demo.
+ */
+const adminClient = (url: string, cleanupKeys: () => ReadonlyArray<string>) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const client = new Redis(url, {
+        lazyConnect: false,
+        connectTimeout: 2000,
+        commandTimeout: 1000,
+        maxRetriesPerRequest: 1,
+        retryStrategy: () => 200
+      })
+      client.on("error", () => {})
+      return client
+    }),
+    (client) =>
+      promise(() => client.del(...cleanupKeys())).pipe(
+        Effect.zipRight(promise(() => client.quit())),
+        Effect.timeout("2 seconds"),
+        Effect.ignore,
+        Effect.ensuring(Effect.sync(() => client.disconnect()))
+      )
+  )
+
+/** Counts the operations a target is still waiting for, and how old the oldest is. */
+const tracked = (target: Workload.Target) => {
+  const pending = new Map<number, number>()
+  let next = 0
+  const wrap = <A>(effect: Effect.Effect<A, unknown>): Effect.Effect<A, unknown> =>
+    Effect.suspend(() => {
+      const id = next++
+      pending.set(id, performance.now())
+      return Effect.ensuring(effect, Effect.sync(() => pending.delete(id)))
+    })
+  const waiting = (olderThanMs = 0) => {
+    const now = performance.now()
+    let n = 0
+    let oldest = 0
+    for (const start of pending.values()) {
+      const age = now - start
+      if (age >= olderThanMs) n++
+      if (age > oldest) oldest = age
+    }
+    return { count: n, oldestMs: oldest }
+  }
+  return {
+    target: { get: (key: string) => wrap(target.get(key)), set: (key: string, value: string) => wrap(target.set(key, value)) },
+    waiting
+  }
+}
+
+interface Step {
+  readonly at: number
+  readonly kind: "fault" | "heal" | "blip"
+  readonly fault: string
+  readonly text: string
+  readonly run: Effect.Effect<string | void>
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The demo
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Runs the demo and returns its summary once every process, socket and timer it made is released.
+ */
+export const runDemo = (options: DemoOptions = {}): Effect.Effect<Summary, ConfigError.ConfigError | ChaosProxy.ChaosProxyError> => {
+  const verbose = options.verbose ?? false
+  const program = demo(options)
+  // Steadfast logs connection errors and breaker transitions through Effect's logger: useful in production, noise
+  // in the middle of a table. `--verbose` keeps them.
+  return Effect.withClock(verbose ? program : Logger.withMinimumLogLevel(program, LogLevel.None), Clock.make())
+}
+
+const demo = (options: DemoOptions): Effect.Effect<Summary, ConfigError.ConfigError | ChaosProxy.ChaosProxyError> =>
+  Effect.gen(function*() {
+    const duration = options.duration ?? 30
+    const print = options.print ?? ((line: string) => console.log(line))
+    const p = paint(options.color ?? false)
+    const stop = options.stop ?? Effect.never
+    const grace = options.recoveryGrace ?? 5
+    const workloadOptions = {
+      keys: options.workload?.keys ?? 100,
+      concurrency: options.workload?.concurrency ?? 8,
+      readRatio: options.workload?.readRatio ?? 0.8,
+      pauseMillis: options.workload?.pauseMillis ?? 2
+    }
+    // Everything the run makes lives in this scope; the summary is printed once it is all released.
+    const summary = yield* Effect.scoped(body(options, { duration, print, p, stop, grace, workloadOptions }))
+    const alive = summary.redis.pids.length === 0 ? null : summary.redis.pids.some(isAlive)
+    const final: Summary = { ...summary, redis: { ...summary.redis, pidAliveAfterExit: alive } }
+    printSummary(final, print, p)
+    return final
+  })
+
+interface Settings {
+  readonly duration: number
+  readonly print: (line: string) => void
+  readonly p: Paint
+  readonly stop: Effect.Effect<void>
+  readonly grace: number
+  readonly workloadOptions: Summary["workload"]
+}
+
+const body = (
+  options: DemoOptions,
+  { duration, grace, p, print, stop, workloadOptions }: Settings
+): Effect.Effect<Summary, ConfigError.ConfigError | ChaosProxy.ChaosProxyError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runId = options.redisUrl === undefined ? "" : `${process.pid}:`
+    const prefix = { steadfast: `demo:${runId}steadfast:`, ioredis: `demo:${runId}ioredis:` }
+    const probeKey = { steadfast: `${prefix.steadfast}probe`, ioredis: `${prefix.ioredis}probe` }
+    const demoKeys = () => [
+      ...Array.from({ length: workloadOptions.keys }, (_, i) => `${prefix.steadfast}${i}`),
+      ...Array.from({ length: workloadOptions.keys }, (_, i) => `${prefix.ioredis}${i}`),
+      probeKey.steadfast,
+      probeKey.ioredis
+    ]
+
+    // --- Redis: REDIS_URL, else a spawned server, else memory only -------------------------------------------
+    const backend: Backend = yield* Effect.gen(function*() {
+      if (options.redisUrl !== undefined) {
+        const url = options.redisUrl
+        const parsed = new URL(url)
+        const admin = yield* adminClient(url, demoKeys)
+        const info = yield* promise(() => admin.info("server")).pipe(Effect.timeout("2 seconds"), Effect.option)
+        return {
+          mode: "url",
+          url,
+          host: parsed.hostname.replace(/^\[|\]$/g, ""),
+          port: Number(parsed.port || 6379),
+          setDirect: (key: string, value: string) =>
+            promise(() => admin.set(key, value)).pipe(
+              Effect.timeout("1 second"),
+              Effect.map((reply) => reply === "OK"),
+              Effect.orElseSucceed(() => false)
+            ),
+          version: Option.match(info, { onNone: () => null, onSome: versionOf })
+        } as const
+      }
+      const spawned = yield* Effect.either(RedisServer.make())
+      if (spawned._tag === "Left") {
+        return { mode: "memory", reason: spawned.left.message.split("\n")[0] ?? "redis-server did not start" } as const
+      }
+      const server = spawned.right
+      const info = yield* Effect.option(server.command("INFO", "server"))
+      return {
+        mode: "spawned",
+        url: server.url,
+        host: server.host,
+        port: server.port,
+        server,
+        setDirect: (key: string, value: string) =>
+          server.command("SET", key, value).pipe(Effect.map((reply) => reply === "OK"), Effect.orElseSucceed(() => false)),
+        version: Option.match(info, { onNone: () => null, onSome: versionOf })
+      } as const
+    })
+    const pids: Array<number> = []
+    const notePid = backend.mode === "spawned"
+      ? Effect.map(backend.server.pid, (pid) => {
+        if (pid !== undefined && !pids.includes(pid)) pids.push(pid)
+      })
+      : Effect.void
+    yield* notePid
+
+    // --- the proxy and the two clients ---------------------------------------------------------------------------
+    const proxy = backend.mode === "memory"
+      ? undefined
+      : yield* ChaosProxy.make({ upstream: { host: backend.host, port: backend.port } })
+    const proxiedUrl = backend.mode === "memory" || proxy === undefined ? undefined : through(backend.url, proxy.port)
+
+    const cacheLayer = proxiedUrl === undefined
+      ? MemoryCache.layer()
+      : ResilientCache.layer({ breaker: steadfastSettings.breaker }).pipe(
+        Layer.provide(RedisConnection.layer({ url: proxiedUrl, commandTimeout: steadfastSettings.commandTimeout }))
+      )
+    const cache = Context.get(yield* Layer.build(cacheLayer), Cache.Cache)
+
+    let ioredisConnectionErrors = 0
+    const plain = proxiedUrl === undefined ? undefined : yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        // Exactly ioredis' defaults: that is the point. The listener only keeps ioredis from printing
+        // "[ioredis] Unhandled error event" over the table; it changes no behaviour.
+        const client = new Redis(proxiedUrl)
+        client.on("error", () => void ioredisConnectionErrors++)
+        return client
+      }),
+      // At the end, whatever the plain client still waits for is abandoned: disconnect rejects it.
+      (client) => Effect.sync(() => client.disconnect())
+    )
+
+    const initialStats = yield* cache.stats
+    const config = initialStats.config
+
+    // --- header --------------------------------------------------------------------------------------------------
+    const scale = duration / 30
+    const at = (s: number) => Math.round(s * scale * 10) / 10
+    const span = (s: number) => seconds(s * scale)
+    const steps: Array<Step> = []
+    if (proxy !== undefined) {
+      steps.push(
+        {
+          at: at(4),
+          kind: "blip",
+          fault: "reset all",
+          text: "reset: every open connection gets a TCP RST, once",
+          run: proxy.resetConnections
+        },
+        {
+          at: at(7),
+          kind: "fault",
+          fault: "repeated resets",
+          text: `repeated resets: every connection, new ones too, is reset (for ${span(2)})`,
+          run: proxy.setFault(ChaosProxy.Reset())
+        },
+        { at: at(9), kind: "heal", fault: "repeated resets", text: "resets end: pass-through", run: proxy.setFault(ChaosProxy.PassThrough()) },
+        {
+          at: at(11),
+          kind: "fault",
+          fault: "stall",
+          text: `stall: the proxy holds every byte both ways, sockets stay open (for ${span(5)})`,
+          run: proxy.setFault(ChaosProxy.Stall())
+        },
+        {
+          at: at(16),
+          kind: "heal",
+          fault: "stall",
+          text: "stall ends: pass-through, held bytes are delivered",
+          run: proxy.setFault(ChaosProxy.PassThrough())
+        }
+      )
+      if (backend.mode === "spawned") {
+        const server = backend.server
+        steps.push(
+          {
+            at: at(20),
+            kind: "fault",
+            fault: "redis kill+restart",
+            text: `redis-server killed (SIGKILL); restarted in ${span(2)}, empty (no persistence)`,
+            run: server.kill
+          },
+          {
+            at: at(22),
+            kind: "heal",
+            fault: "redis kill+restart",
+            text: "redis-server restarted on the same port",
+            run: server.start.pipe(
+              Effect.zipLeft(notePid),
+              Effect.timed,
+              Effect.map(([took]) => `(ready in ${ms(Duration.toMillis(took))} ms)`),
+              Effect.catchAll((error) => Effect.succeed(`FAILED to restart: ${error.message.split("\n")[0]}`))
+            )
+          }
+        )
+      }
+    }
+
+    const w = workloadOptions
+    const header: Array<string> = []
+    header.push(
+      p.bold(`Steadfast live chaos demo · ${duration} s`) + "  " + p.dim(
+        backend.mode === "spawned"
+          ? `redis-server ${backend.version ?? ""} spawned on 127.0.0.1:${backend.port} · proxy :${proxy?.port}`
+          : backend.mode === "url"
+          ? `REDIS_URL ${withoutPassword(backend.url)} (${backend.version ?? "?"}) · proxy :${proxy?.port}`
+          : "memory only"
+      ),
+      ""
+    )
+    if (backend.mode === "memory") {
+      header.push(
+        p.yellow("No Redis: REDIS_URL is not set and redis-server could not be spawned:"),
+        `  ${backend.reason}`,
+        p.yellow("Running MEMORY-ONLY: Steadfast on MemoryCache, no plain ioredis client, no network faults."),
+        "Set REDIS_URL or put redis-server on the PATH for the real demo.",
+        ""
+      )
+    } else {
+      header.push(
+        `Two clients drive the same workload (${w.concurrency} workers each, ${Math.round(w.readRatio * 100)}% GET / ${
+          Math.round((1 - w.readRatio) * 100)
+        }% SET, ${w.keys} keys,`,
+        `own key prefix) through ONE ChaosProxy, so every fault hits both at the same moment:`,
+        `  ${p.cyan("steadfast")}  ResilientCache over RedisConnection: command deadline ${config["commandTimeoutMs"]} ms, GET`,
+        `             retried ${config["getMaxRetries"]}x (${config["retryDelayMs"]} ms base backoff), breaker opens after ${
+          config["breakerFailureThreshold"]
+        } failures,`,
+        `             half-open after ${Number(config["breakerHalfOpenAfterMs"]) / 1000} s; memory fallback (mirror ${
+          config["mirror"] ? "on" : "off"
+        }, ${Number(config["fallbackTtlMs"]) / 1000} s bound)`,
+        `  ${p.cyan("ioredis")}    new Redis(url) with ioredis' defaults, nothing tuned: offline queue on,`,
+        `             20 retries per request, no command timeout, resend in-flight after reconnect`,
+        `Faults: ${
+          steps.filter((s) => s.kind !== "heal").map((s) => {
+            const end = steps.find((e) => e.kind === "heal" && e.fault === s.fault)
+            return `${s.at}${end ? `-${end.at}` : ""}s ${s.fault}`
+          }).join(" · ")
+        }`,
+        `Recovered = a fresh value SET straight into Redis after the last fault is read back by the client.`,
+        `Each second, per client: ops done, hit rate, errors the CALLER saw (reads / writes), operations`,
+        `served from memory (fallbk), breaker state (+opens), latency p50/p99/max in ms, and stuck =`,
+        `operations waiting longer than 1 s (how many, the oldest's age).`,
+        ""
+      )
+    }
+    header.forEach((line) => print(line))
+    const columns = `${right("time", 5)}  ${left("client", 10)}${right("ops/s", 6)}${right("hit%", 7)}${right("rd-err", 7)}${
+      right("wr-err", 7)
+    }${right("fallbk", 7)}  ${left("breaker", 10)}${right("p50", 6)}${right("p99", 7)}${right("max ms", 8)}  stuck`
+    print(p.bold(columns))
+    print(p.dim("─".repeat(columns.length + 4)))
+
+    // --- workloads -----------------------------------------------------------------------------------------------
+    const runOptions = (keyPrefix: string) => ({
+      keys: w.keys,
+      concurrency: w.concurrency,
+      readRatio: w.readRatio,
+      pause: Duration.millis(w.pauseMillis),
+      keyPrefix
+    })
+    const start = performance.now()
+    const elapsed = () => (performance.now() - start) / 1000
+    const sleepUntil = (s: number) => Effect.suspend(() => Effect.sleep(Duration.millis(Math.max(0, start + s * 1000 - performance.now()))))
+
+    const steadfast = tracked(Workload.fromCache(cache))
+    const steadfastLoad = yield* Workload.run(steadfast.target, runOptions(prefix.steadfast))
+    const ioredis = plain === undefined ? undefined : tracked(Workload.fromPromises(plain))
+    const ioredisLoad = ioredis === undefined ? undefined : yield* Workload.run(ioredis.target, runOptions(prefix.ioredis))
+
+    // --- the per-second rows -------------------------------------------------------------------------------------
+    const series: Array<SecondRow> = []
+    let lastFallbacks = initialStats.fallbacks
+    let lastOpens = initialStats.circuitOpens
+    const ticks = Math.ceil(duration)
+    const cell = (n: number, width: number, bad = false) => {
+      const text = right(count(n), width)
+      return bad && n > 0 ? p.red(text) : text
+    }
+    const stuckCell = (stuck: { count: number; oldestMs: number }) =>
+      stuck.count === 0 ? "" : p.red(`${stuck.count} (${seconds(stuck.oldestMs / 1000)})`)
+    const latencyCell = (value: number, width: number) => {
+      const text = right(ms(value), width)
+      return value >= 1000 ? p.red(text) : value >= 100 ? p.yellow(text) : text
+    }
+    // A window where nothing completed has no latency to show: "-" (the stuck column says why).
+    const latencies = (w: Workload.Stats) =>
+      w.ops === 0
+        ? `${right("-", 6)}${right("-", 7)}${right("-", 8)}`
+        : `${latencyCell(w.p50Ms, 6)}${latencyCell(w.p99Ms, 7)}${latencyCell(w.maxMs, 8)}`
+    const ticker = Effect.gen(function*() {
+      for (let k = 1; k <= ticks; k++) {
+        const t = Math.min(k, duration)
+        yield* sleepUntil(t)
+        const s = yield* steadfastLoad.window
+        const stats = yield* cache.stats
+        const i = ioredisLoad === undefined ? undefined : yield* ioredisLoad.window
+        const fallbacks = stats.fallbacks - lastFallbacks
+        const opens = stats.circuitOpens - lastOpens
+        lastFallbacks = stats.fallbacks
+        lastOpens = stats.circuitOpens
+        const breakerText = stats.circuitState === "NONE"
+          ? "-"
+          : `${stats.circuitState === "HALF_OPEN" ? "half-open" : stats.circuitState === "OPEN" ? "OPEN" : "closed"}${
+            opens > 0 ? ` +${opens}` : ""
+          }`
+        const breaker = stats.circuitState === "CLOSED" && opens === 0
+          ? left(breakerText, 10)
+          : p.yellow(left(breakerText, 10))
+        const sStuck = steadfast.waiting(1000)
+        const perSecond = (n: number, window: number) => Math.round(n / Math.max(window, 0.001))
+        print(
+          `${right(`${t}s`, 5)}  ${p.cyan(left("steadfast", 10))}${cell(perSecond(s.ops, s.seconds), 6)}${
+            right(percent(s.hits, s.hits + s.misses), 7)
+          }${cell(s.readErrors, 7, true)}${cell(s.writeErrors, 7, true)}${cell(fallbacks, 7)}  ${breaker}${latencies(s)}  ${
+            stuckCell(sStuck)
+          }`.trimEnd()
+        )
+        const row: Record<string, SecondRow["clients"][string]> = {
+          steadfast: {
+            ops: s.ops,
+            hitRate: s.hits + s.misses === 0 ? null : round((100 * s.hits) / (s.hits + s.misses)),
+            readErrors: s.readErrors,
+            writeErrors: s.writeErrors,
+            fallbacks,
+            breaker: stats.circuitState,
+            p50Ms: round(s.p50Ms),
+            p99Ms: round(s.p99Ms),
+            maxMs: round(s.maxMs),
+            stuck: sStuck.count,
+            oldestMs: Math.round(sStuck.oldestMs)
+          }
+        }
+        if (i !== undefined && ioredis !== undefined) {
+          const iStuck = ioredis.waiting(1000)
+          print(
+            `${right("", 5)}  ${p.cyan(left("ioredis", 10))}${cell(perSecond(i.ops, i.seconds), 6)}${
+              right(percent(i.hits, i.hits + i.misses), 7)
+            }${cell(i.readErrors, 7, true)}${cell(i.writeErrors, 7, true)}${right("-", 7)}  ${left("-", 10)}${latencies(i)}  ${
+              stuckCell(iStuck)
+            }`.trimEnd()
+          )
+          row["ioredis"] = {
+            ops: i.ops,
+            hitRate: i.hits + i.misses === 0 ? null : round((100 * i.hits) / (i.hits + i.misses)),
+            readErrors: i.readErrors,
+            writeErrors: i.writeErrors,
+            fallbacks: null,
+            breaker: null,
+            p50Ms: round(i.p50Ms),
+            p99Ms: round(i.p99Ms),
+            maxMs: round(i.maxMs),
+            stuck: iStuck.count,
+            oldestMs: Math.round(iStuck.oldestMs)
+          }
+        }
+        series.push({ t, clients: row })
+      }
+    })
+
+    // --- recovery probes -----------------------------------------------------------------------------------------
+    const recovery: { steadfast: number | null; ioredis: number | null } = { steadfast: null, ioredis: null }
+    const probe = (name: "steadfast" | "ioredis", since: number, attempt: (value: string) => Effect.Effect<boolean>) =>
+      Effect.gen(function*() {
+        for (let n = 0;; n++) {
+          if (backend.mode === "memory") return
+          const value = `fresh-${n}-${Date.now()}`
+          const written = yield* backend.setDirect(probeKey[name], value)
+          if (written && (yield* attempt(value))) {
+            const after = performance.now() - since
+            recovery[name] = after
+            print(
+              p.green(
+                `${right(`✓ ${seconds(elapsed())}`, 9)}  ${name}: a value SET straight into Redis reads back: Redis serves again (${
+                  ms(after)
+                } ms after the last fault)`
+              )
+            )
+            return
+          }
+          yield* Effect.sleep("200 millis")
+        }
+      })
+    const probeSteadfast = (value: string) =>
+      cache.get(probeKey.steadfast).pipe(
+        Effect.map((found) => Option.getOrUndefined(found) === value),
+        Effect.timeout("2 seconds"),
+        Effect.orElseSucceed(() => false)
+      )
+    const probeIoredis = (value: string) =>
+      plain === undefined ? Effect.succeed(false) : promise(() => plain.get(probeKey.ioredis)).pipe(
+        Effect.map((found) => found === value),
+        Effect.timeout("1 second"),
+        Effect.orElseSucceed(() => false)
+      )
+
+    // --- the fault timeline ----------------------------------------------------------------------------------------
+    const faults: Array<FaultRecord> = []
+    const probes: Array<Fiber.RuntimeFiber<void>> = []
+    const timeline: Effect.Effect<void, never, Scope.Scope> = Effect.gen(function*() {
+      const open = new Map<string, number>()
+      for (const [index, step] of steps.entries()) {
+        // Just after the row of that second, so a fault line sits between the rows before and after it.
+        yield* sleepUntil(step.at + 0.02)
+        const startedAt = elapsed()
+        const note = yield* step.run
+        const now = elapsed()
+        const extra = typeof note === "string" ? ` ${note}` : ""
+        if (step.kind === "heal") {
+          faults.push({ fault: step.fault, startedAtS: round(open.get(step.fault) ?? startedAt), endedAtS: round(now) })
+          print(p.green(`${right(`<<< ${seconds(now)}`, 9)}  HEALED  ${step.text}${extra}`))
+        } else {
+          if (step.kind === "blip") faults.push({ fault: step.fault, startedAtS: round(startedAt), endedAtS: round(now) })
+          else open.set(step.fault, startedAt)
+          print(p.yellow(p.bold(`${right(`>>> ${seconds(startedAt)}`, 9)}  FAULT   ${step.text}${extra}`)))
+        }
+        if (index === steps.length - 1) {
+          const since = performance.now()
+          // Scoped, not children of this fiber: they outlive the timeline (until found, or the end of the run).
+          probes.push(yield* Effect.forkScoped(probe("steadfast", since, probeSteadfast)))
+          if (plain !== undefined) probes.push(yield* Effect.forkScoped(probe("ioredis", since, probeIoredis)))
+        }
+      }
+    })
+
+    const timelineFiber = yield* Effect.forkScoped(timeline)
+    const tickerFiber = yield* Effect.forkScoped(ticker)
+    const stopped = yield* Effect.raceFirst(Effect.as(Fiber.join(tickerFiber), false), Effect.as(stop, true))
+    if (stopped) print(p.yellow(`\nStopped early at ${seconds(elapsed())}: summary so far, then cleaning up.`))
+
+    // A client that has not shown recovery yet gets a short grace (its workload keeps running meanwhile).
+    if (!stopped && probes.length > 0 && (recovery.steadfast === null || (plain !== undefined && recovery.ioredis === null))) {
+      print(p.dim(`… waiting up to ${grace} s for ${recovery.steadfast === null ? "steadfast" : "ioredis"} to read from Redis again`))
+      yield* Effect.raceFirst(
+        Effect.forEach(probes, Fiber.await, { discard: true }).pipe(Effect.timeout(Duration.seconds(grace)), Effect.ignore),
+        stop
+      )
+    }
+    yield* Fiber.interrupt(timelineFiber)
+    yield* Fiber.interruptAll(probes)
+
+    const elapsedS = elapsed()
+    const sTotal = yield* steadfastLoad.stats
+    const iTotal = ioredisLoad === undefined ? undefined : yield* ioredisLoad.stats
+    const finalStats = yield* cache.stats
+    const proxyStats = proxy === undefined ? null : yield* proxy.stats
+    const hasRedis = backend.mode !== "memory"
+    const summarize = (
+      client: "steadfast" | "ioredis",
+      stats: Workload.Stats,
+      pending: { count: number; oldestMs: number },
+      fallbacks: number,
+      breakerOpens: number
+    ): ClientSummary => ({
+      client,
+      ops: stats.ops,
+      reads: stats.reads,
+      writes: stats.writes,
+      hits: stats.hits,
+      misses: stats.misses,
+      hitRate: stats.hits + stats.misses === 0 ? null : Math.round((1000 * stats.hits) / (stats.hits + stats.misses)) / 10,
+      callerErrors: stats.readErrors + stats.writeErrors,
+      readErrors: stats.readErrors,
+      writeErrors: stats.writeErrors,
+      errorsByKind: stats.errorsByKind,
+      wrongValues: stats.wrongValues,
+      fallbacks,
+      breakerOpens,
+      p50Ms: round(stats.p50Ms),
+      p99Ms: round(stats.p99Ms),
+      maxMs: round(stats.maxMs),
+      // Not checked (null) without Redis, or when the run was stopped before the last fault was over.
+      recovered: hasRedis && probes.length > 0 ? recovery[client] !== null : null,
+      recoveredAfterMs: recovery[client] === null ? null : Math.round(recovery[client]),
+      pendingAtEnd: pending.count,
+      oldestPendingMs: Math.round(pending.oldestMs),
+      secondsWithoutProgress: series.filter((row) => row.clients[client]?.ops === 0).length
+    })
+    const sSummary = summarize("steadfast", sTotal, steadfast.waiting(1000), finalStats.fallbacks, finalStats.circuitOpens)
+    const iSummary = iTotal === undefined || ioredis === undefined ? undefined : summarize("ioredis", iTotal, ioredis.waiting(1000), 0, 0)
+
+    const held = sSummary.readErrors === 0 && sSummary.wrongValues === 0 && (sSummary.recovered ?? true)
+    const lines: Array<string> = []
+    if (held) {
+      lines.push(
+        `Steadfast held${stopped ? " (so far)" : ""}: 0 caller-visible read errors, 0 wrong values${
+          sSummary.recovered ? `, Redis serving its reads again ${ms(sSummary.recoveredAfterMs ?? 0)} ms after the last fault` : ""
+        }${sSummary.fallbacks > 0 ? ` (${count(sSummary.fallbacks)} operations answered from memory meanwhile)` : ""}.`
+      )
+    } else {
+      lines.push(
+        `FINDING: Steadfast did NOT hold: ${sSummary.readErrors} read errors, ${sSummary.wrongValues} wrong values, recovered: ${sSummary.recovered}` +
+          ` (errors by kind: ${JSON.stringify(sSummary.errorsByKind)}).`
+      )
+    }
+    if (iSummary !== undefined) {
+      const hurt = iSummary.callerErrors > 0 || iSummary.p99Ms >= 1000 || iSummary.maxMs >= 1000 || iSummary.wrongValues > 0
+      lines.push(
+        `ioredis (defaults) under the same faults: ${count(iSummary.readErrors)} read / ${count(iSummary.writeErrors)} write errors, ` +
+          `${iSummary.wrongValues} wrong values, no operation completed in ${iSummary.secondsWithoutProgress} of ${series.length} seconds, ` +
+          `slowest operation ${ms(iSummary.maxMs)} ms, ${iSummary.pendingAtEnd} stuck at the end` +
+          `${iSummary.recovered === false ? ", never seen reading from Redis again" : ""}${hurt ? "." : " (the faults did not hurt it this time)."}`
+      )
+    }
+    if (stopped) lines.push(`(stopped early${probes.length === 0 ? ", before the last fault was over: recovery not checked" : ""})`)
+
+    const summary: Summary = {
+      mode: backend.mode,
+      redis: {
+        url: backend.mode === "memory" ? null : withoutPassword(backend.url),
+        version: backend.mode === "memory" ? null : backend.version,
+        pid: pids.at(-1) ?? null,
+        pids,
+        pidAliveAfterExit: null,
+        note: backend.mode === "memory"
+          ? `memory-only: ${backend.reason}`
+          : backend.mode === "url"
+          ? "REDIS_URL given: no server restart in the timeline"
+          : null
+      },
+      durationS: duration,
+      elapsedS: round(elapsedS),
+      stoppedEarly: stopped,
+      steadfastConfig: config,
+      workload: workloadOptions,
+      faults,
+      proxy: proxyStats,
+      steadfastRedisFailures: finalStats.errors,
+      ioredisConnectionErrors: plain === undefined ? null : ioredisConnectionErrors,
+      clients: iSummary === undefined ? { steadfast: sSummary } : { steadfast: sSummary, ioredis: iSummary },
+      verdict: { steadfastHeld: held, lines },
+      series
+    }
+    print(p.dim(
+      backend.mode === "memory"
+        ? "\nCleaning up …"
+        : `\nCleaning up: workers, the plain client, Steadfast's connection, the proxy${pids.length === 0 ? "" : ", redis-server"} …`
+    ))
+    return summary
+  })
+
+const round = (n: number) => Math.round(n * 100) / 100
+
+// ---------------------------------------------------------------------------------------------------------------
+// The closing table
+// ---------------------------------------------------------------------------------------------------------------
+
+const printSummary = (summary: Summary, print: (line: string) => void, p: Paint) => {
+  const s = summary.clients.steadfast
+  const i = summary.clients.ioredis
+  const labelWidth = 24
+  const colWidth = 22
+  const row = (label: string, a: string, b: string | undefined, paintA = (x: string) => x, paintB = (x: string) => x) =>
+    print(`  ${left(label, labelWidth)}${paintA(right(a, colWidth))}${b === undefined ? "" : paintB(right(b, colWidth))}`)
+  const bad = (n: number) => (x: string) => n > 0 ? p.red(x) : p.green(x)
+  print("")
+  print(p.bold(`Summary · ${seconds(summary.elapsedS)} · ${summary.mode === "memory" ? "memory only" : summary.redis.url ?? ""}`))
+  row("", "steadfast", i === undefined ? undefined : "ioredis (defaults)", p.bold, p.bold)
+  row("operations", count(s.ops), i && count(i.ops))
+  row("hit rate", s.hitRate === null ? "-" : `${s.hitRate.toFixed(1)}%`, i && (i.hitRate === null ? "-" : `${i.hitRate.toFixed(1)}%`))
+  row("read errors (caller)", count(s.readErrors), i && count(i.readErrors), bad(s.readErrors), bad(i?.readErrors ?? 0))
+  row("write errors (caller)", count(s.writeErrors), i && count(i.writeErrors), bad(s.writeErrors), bad(i?.writeErrors ?? 0))
+  row("wrong values", count(s.wrongValues), i && count(i.wrongValues), bad(s.wrongValues), bad(i?.wrongValues ?? 0))
+  row("fallbacks (memory)", count(s.fallbacks), i && "-")
+  row("breaker opens", count(s.breakerOpens), i && "-")
+  row("p50 / p99 latency", `${ms(s.p50Ms)} / ${ms(s.p99Ms)} ms`, i && `${ms(i.p50Ms)} / ${ms(i.p99Ms)} ms`)
+  row("slowest operation", `${ms(s.maxMs)} ms`, i && `${ms(i.maxMs)} ms`)
+  row("seconds with 0 ops done", count(s.secondsWithoutProgress), i && count(i.secondsWithoutProgress), bad(s.secondsWithoutProgress), bad(i?.secondsWithoutProgress ?? 0))
+  row("stuck (>1 s) at the end", count(s.pendingAtEnd), i && count(i.pendingAtEnd))
+  const rec = (c: ClientSummary) =>
+    c.recovered === null ? (summary.mode === "memory" ? "n/a (no Redis)" : "not checked") : c.recovered ? `yes, +${ms(c.recoveredAfterMs ?? 0)} ms` : "NO"
+  row("recovered (Redis read)", rec(s), i && rec(i), s.recovered === false ? p.red : p.green, i?.recovered === false ? p.red : p.green)
+  const kinds = (c: ClientSummary) =>
+    Object.entries(c.errorsByKind).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ×${count(n)}`)
+  for (const c of [s, i]) {
+    if (c === undefined) continue
+    const k = kinds(c)
+    if (k.length > 0) print(`  ${left(`${c.client} errors by kind`, labelWidth)}${k.join(", ")}`)
+  }
+  const absorbed = Object.entries(summary.steadfastRedisFailures).sort((x, y) => y[1] - x[1])
+  if (absorbed.length > 0) {
+    wrap(`steadfast absorbed: ${absorbed.map(([k, n]) => `${k} ×${count(n)}`).join(", ")}`, 94, "    ").forEach((line) =>
+      print(p.dim(`  ${line}`))
+    )
+  }
+  if (summary.proxy !== null) {
+    print(
+      p.dim(
+        `  proxy: ${summary.proxy.accepted} connections accepted, ${summary.proxy.resets} reset, ${summary.proxy.closes} closed; ` +
+          `ioredis 'error' events: ${summary.ioredisConnectionErrors ?? 0}`
+      )
+    )
+  }
+  if (summary.redis.pids.length > 0) {
+    print(p.dim(`  redis-server pids ${summary.redis.pids.join(", ")}: ${summary.redis.pidAliveAfterExit ? "STILL ALIVE" : "all gone"}`))
+  }
+  print("")
+  summary.verdict.lines.forEach((text, index) =>
+    wrap(text, 96, "  ").forEach((line) =>
+      print(index === 0 ? (summary.verdict.steadfastHeld ? p.green(p.bold(line)) : p.red(p.bold(line))) : line)
+    )
+  )
+}

@@ -1,0 +1,50 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { runDemo } from "../src/demo/run.js"
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+const required = ["ops", "callerErrors", "wrongValues", "fallbacks", "breakerOpens", "p99Ms", "recovered"] as const
+
+// The demo's main logic, in-process and shortened: a spawned redis-server behind a ChaosProxy, Steadfast and a
+// default ioredis client under the same resets, stall and server restart.
+describe("the chaos demo", () => {
+  it.live("Steadfast shows no read errors and no wrong values, recovers, and nothing is left behind", () =>
+    Effect.gen(function*() {
+      const lines: Array<string> = []
+      const summary = yield* runDemo({ duration: 8, print: (line) => lines.push(line) })
+      const output = lines.join("\n")
+
+      expect(summary.mode, output).toBe("spawned")
+      const steadfast = summary.clients.steadfast
+      expect(steadfast.readErrors, output).toBe(0)
+      expect(steadfast.wrongValues, output).toBe(0)
+      expect(steadfast.recovered, output).toBe(true)
+      expect(steadfast.ops).toBeGreaterThan(0)
+
+      // The JSON summary has the required fields for both clients.
+      const json = JSON.parse(JSON.stringify(summary)) as { clients: Record<string, Record<string, unknown>> }
+      for (const client of ["steadfast", "ioredis"]) {
+        for (const field of required) expect(json.clients[client], `${client}.${field}`).toHaveProperty(field)
+        expect(typeof json.clients[client]!["ops"]).toBe("number")
+        expect(typeof json.clients[client]!["recovered"]).toBe("boolean")
+      }
+      expect(summary.faults.map((f) => f.fault)).toEqual(["reset all", "repeated resets", "stall", "redis kill+restart"])
+      expect(summary.series.length).toBe(8)
+
+      // No redis-server left: both processes (the first one and the one restarted after the kill) are gone once
+      // runDemo has returned.
+      expect(summary.redis.pids).toHaveLength(2)
+      expect(summary.redis.pid).toBe(summary.redis.pids[1])
+      expect(summary.redis.pidAliveAfterExit).toBe(false)
+      for (const pid of summary.redis.pids) expect(isAlive(pid), `redis-server ${pid}`).toBe(false)
+      expect(output).toContain("Summary")
+    }), 25_000)
+})
