@@ -87,9 +87,25 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
       else memory.delete(key, now())
     }
 
+    /**
+     * While the breaker rejects, the answer is memory's, and nothing needs the Effect pipeline: one `sync` step per
+     * call instead of the ~10 that the Redis path takes to be told "open" (see benchmarks/README.md).
+     */
+    const whileOpen = <A>(operation: core.Operation, answer: () => A): Effect.Effect<A> =>
+      Effect.sync(() => {
+        recorder.error(operation, "circuit_open")
+        recorder.fallback(operation)
+        return answer()
+      })
+    const storeAll = (entries: ReadonlyArray<readonly [string, string]>, ttl: Option.Option<Duration.Duration>) => {
+      const at = now()
+      for (const [key, value] of entries) memory.set(key, value, memoryTtl(ttl), at)
+    }
+
     return Cache.of(checked<never>({
-      get: (key) =>
-        redis.get(key).pipe(
+      // Each operation decides when it runs (`suspend`), not when it is built: an effect may be run many times.
+      get: (key) => Effect.suspend(() =>
+        redis.rejecting() ? whileOpen("get", () => fromMemory(key)) : redis.get(key).pipe(
           Effect.map((found) => {
             if (mirror) remember(key, found)
             return found
@@ -100,9 +116,9 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
               return fromMemory(key)
             })
           )
-        ),
-      getMany: (keys) =>
-        redis.getMany(keys).pipe(
+        )),
+      getMany: (keys) => Effect.suspend(() =>
+        redis.rejecting() ? whileOpen("getMany", () => keys.map(fromMemory)) : redis.getMany(keys).pipe(
           Effect.map((found) => {
             if (mirror) found.forEach((value, i) => remember(keys[i]!, value))
             return found
@@ -113,9 +129,9 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
               return keys.map(fromMemory)
             })
           )
-        ),
-      set: (key, value, ttl) =>
-        redis.set(key, value, ttl).pipe(
+        )),
+      set: (key, value, ttl) => Effect.suspend(() =>
+        redis.rejecting() ? whileOpen("set", () => memory.set(key, value, memoryTtl(ttl), now())) : redis.set(key, value, ttl).pipe(
           Effect.matchEffect({
             onSuccess: () => Effect.sync(() => mirror && memory.set(key, value, memoryTtl(ttl), now())),
             onFailure: () =>
@@ -125,28 +141,24 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
               })
           }),
           Effect.asVoid
-        ),
-      setMany: (entries, ttl) =>
-        redis.setMany(entries, ttl).pipe(
+        )),
+      setMany: (entries, ttl) => Effect.suspend(() =>
+        redis.rejecting() ? whileOpen("setMany", () => storeAll(entries, ttl)) : redis.setMany(entries, ttl).pipe(
           Effect.matchEffect({
-            onSuccess: () =>
-              Effect.sync(() => {
-                if (!mirror) return
-                const at = now()
-                for (const [key, value] of entries) memory.set(key, value, memoryTtl(ttl), at)
-              }),
+            onSuccess: () => Effect.sync(() => mirror && storeAll(entries, ttl)),
             onFailure: () =>
               Effect.sync(() => {
                 recorder.fallback("setMany")
-                const at = now()
-                for (const [key, value] of entries) memory.set(key, value, memoryTtl(ttl), at)
+                storeAll(entries, ttl)
               })
-          })
-        ),
+          }),
+          Effect.asVoid
+        )),
       delete: (key) =>
         Effect.suspend(() => {
           // Memory forgets first, whatever Redis says: a deleted value must not come back from the fallback.
           const inMemory = memory.delete(key, now())
+          if (redis.rejecting()) return whileOpen("delete", () => inMemory)
           return redis.delete(key).pipe(
             Effect.catchAll(() =>
               Effect.sync(() => {

@@ -142,7 +142,9 @@ describe("ResilientCache through an outage (spawned redis-server)", () => {
         // 20 reads of "k" and the read-back of the value written during the outage.
         expect((yield* Metric.value(tagged(CacheMetrics.fallbacks, "get"))).count - before.fallbacks).toBe(21)
         const latency = yield* Metric.value(CacheMetrics.latency.pipe(Metric.tagged("operation", "get"), Metric.tagged("backend", "resilient")))
-        expect(latency.count - before.latency).toBe(22)
+        // The histogram times calls that take the Redis path: the read before the outage and the one that opened the
+        // breaker. The 20 reads answered from memory while it was open skip the pipeline (and the clock).
+        expect(latency.count - before.latency).toBe(2)
 
         yield* server.start
         // Redis serves again: a value written straight into Redis is what the cache returns once recovered.

@@ -423,10 +423,16 @@ export const make = (
           run("health_check", () => index, (c) => c.ping()).pipe(
             Effect.tap(() => Effect.sync(() => (lastUsed[index] = clock.unsafeCurrentTimeMillis()))),
             Effect.catchAll((failure) =>
-              Effect.logWarning("idle redis socket failed its health check; reconnecting").pipe(
-                Effect.annotateLogs({ socket: index, error_type: failure.reason, error_message: failure.message }),
+              // Destroy the socket first (ioredis reconnects it), then report: a counted failure means it is gone.
+              // Not `disconnect(true)`: that ends the socket with a FIN, which a blackholed peer never answers, so the
+              // socket would stay "ready" and unwritable.
+              Effect.sync(() => client.stream?.destroy()).pipe(
                 Effect.zipRight(Metric.increment(healthCheckFailures)),
-                Effect.zipRight(Effect.sync(() => client.disconnect(true)))
+                Effect.zipRight(
+                  Effect.logWarning("idle redis socket failed its health check; reconnecting").pipe(
+                    Effect.annotateLogs({ socket: index, error_type: failure.reason, error_message: failure.message })
+                  )
+                )
               )
             )
           ),

@@ -109,6 +109,13 @@ export interface CircuitBreaker {
    * `CircuitOpenError` tagged with `operation`. Otherwise `self`'s own result is returned unchanged.
    */
   readonly execute: <A, E, R>(operation: string, self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpenError, R>
+  /**
+   * A synchronous peek for hot paths: `true` when a call made now would be rejected without running (OPEN before its
+   * probe time, or HALF_OPEN with a probe in flight). It decides nothing: when it says `false`, go through `execute`
+   * (which may still reject, or make this call the probe). Lets a caller with a fallback skip the whole Effect
+   * pipeline while the breaker is open.
+   */
+  readonly rejectsNow: () => boolean
   readonly state: Effect.Effect<State>
   readonly snapshot: Effect.Effect<Snapshot>
   /**

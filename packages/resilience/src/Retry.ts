@@ -139,23 +139,35 @@ export const retry: {
 } = dual(
   2,
   <A, E, R>(self: Effect.Effect<A, E, R>, policy: Policy): Effect.Effect<A, E, R> =>
-    policy.maxRetries === 0 ? self : retryLazily(self, schedule(policy))
+    // `schedule` validates (and caches) now, so a hand-built invalid policy fails where it is used, not on the first
+    // failure.
+    policy.maxRetries === 0 ? self : (schedule(policy), retryLazily(self, policy))
 )
+
+/**
+ * Continues retrying `self` after it already failed once with `first`: sleeps the policy's first delay, runs it
+ * again, and so on. `retry` is `catchAll(self, (first) => retryAfterFailure(self, policy, first))`; callers that
+ * must bound the whole call (a deadline that includes the retries) race this part against what is left.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const retryAfterFailure = <A, E, R>(self: Effect.Effect<A, E, R>, policy: Policy, first: E): Effect.Effect<A, E, R> =>
+  policy.maxRetries === 0 || !isTransientError(first)
+    ? Effect.fail(first)
+    : Effect.flatMap(Schedule.driver(schedule(policy)), (driver) => {
+      const loop = (error: E): Effect.Effect<A, E, R> =>
+        Effect.matchEffect(driver.next(error), {
+          onFailure: () => Effect.fail(error),
+          onSuccess: () => Effect.catchAll(self, loop)
+        })
+      return loop(first)
+    })
 
 /**
  * `Effect.retry` builds the schedule's driver (a `Ref` and its state) before the first attempt, on every call; this
  * is a cache's hot path, where the first attempt nearly always succeeds. Here the first attempt runs bare and the
  * driver is built after its first failure: the same delays and stop rules, for one `catchAll` on the happy path.
  */
-const retryLazily = <A, E, R>(self: Effect.Effect<A, E, R>, policy: Schedule.Schedule<unknown, unknown>) =>
-  Effect.catchAll(self, (first) =>
-    isTransientError(first)
-      ? Effect.flatMap(Schedule.driver(policy), (driver) => {
-        const loop = (error: E): Effect.Effect<A, E, R> =>
-          Effect.matchEffect(driver.next(error), {
-            onFailure: () => Effect.fail(error),
-            onSuccess: () => Effect.catchAll(self, loop)
-          })
-        return loop(first)
-      })
-      : Effect.fail(first))
+const retryLazily = <A, E, R>(self: Effect.Effect<A, E, R>, policy: Policy) =>
+  Effect.catchAll(self, (first) => retryAfterFailure(self, policy, first))

@@ -14,17 +14,19 @@ export class Recorder {
   misses = 0
   fallbacks = 0
   readonly errors = new Map<string, number>()
-  private readonly tagged = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+  /** operation -> (reason or "" ) -> labels: built once, and the same array each time (metric hooks cache by it). */
+  private readonly tagged = new Map<string, Map<string, ReadonlyArray<MetricLabel.MetricLabel>>>()
 
   constructor(readonly backend: string) {}
 
-  private tags(operation: string, reason?: string): ReadonlyArray<MetricLabel.MetricLabel> {
-    const id = reason === undefined ? operation : `${operation}\u0000${reason}`
-    let tags = this.tagged.get(id)
+  private tags(operation: string, reason = ""): ReadonlyArray<MetricLabel.MetricLabel> {
+    let byReason = this.tagged.get(operation)
+    if (byReason === undefined) this.tagged.set(operation, byReason = new Map())
+    let tags = byReason.get(reason)
     if (tags === undefined) {
       tags = [MetricLabel.make("operation", operation), MetricLabel.make("backend", this.backend)]
-      if (reason !== undefined) tags = [...tags, MetricLabel.make("reason", reason)]
-      this.tagged.set(id, tags)
+      if (reason !== "") tags = [...tags, MetricLabel.make("reason", reason)]
+      byReason.set(reason, tags)
     }
     return tags
   }

@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { CircuitBreaker, type CircuitOpenError, type Errors, type PermanentError, Retry, type TransientError } from "@steadfast/resilience"
+import { CircuitBreaker, type CircuitOpenError, type Errors, type PermanentError, Retry, TransientError } from "@steadfast/resilience"
 import { RedisConfig, RedisConnection } from "@steadfast/redis"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -51,6 +51,8 @@ export const defaultRetry = (config: RedisConfig.RedisConfig): Record<Operation,
 export interface Core extends Omit<Unchecked<RedisCacheError>, "stats"> {
   readonly connection: RedisConnection.RedisConnection
   readonly breaker: CircuitBreaker.CircuitBreaker
+  /** The breaker would reject a call made now (synchronous peek): callers with a fallback skip Redis entirely. */
+  readonly rejecting: () => boolean
   readonly describe: () => Record<string, string | number | boolean>
 }
 
@@ -126,9 +128,11 @@ export const makeCore = (
     }
 
     /**
-     * Breaker, then retry, then counting and timing. Built so the happy path adds one frame (`matchEffect`) to what
-     * the breaker and the retry policy cost: this runs on every cache call.
+     * Breaker, then retry, then counting and timing. The happy path adds one frame (`matchEffect`) to the breaker:
+     * this runs on every cache call. The whole call, retries included, stays within the command deadline: each
+     * attempt is bounded by the connection, and once the first one failed, the retries race what is left of it.
      */
+    const budgetMillis = Duration.toMillis(connection.config.commandTimeout)
     const guard = <A, B>(
       operation: Operation,
       call: Effect.Effect<A, Errors.RedisFailure>,
@@ -136,13 +140,30 @@ export const makeCore = (
     ): Effect.Effect<B, RedisCacheError> =>
       Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeNanos()
-        return Effect.matchEffect(Retry.retry(breaker.execute(operation, call), policies[operation]), {
+        const elapsedMillis = () => Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
+        const attempt = breaker.execute(operation, call)
+        const policy = policies[operation]
+        const retried = policy.maxRetries === 0 ? attempt : Effect.catchAll(attempt, (first) => {
+          const remaining = budgetMillis - elapsedMillis()
+          return remaining <= 0 ? Effect.fail(first) : Retry.retryAfterFailure(attempt, policy, first).pipe(
+            Effect.timeoutFail({
+              duration: Duration.millis(remaining),
+              onTimeout: () =>
+                new TransientError({
+                  operation,
+                  reason: "timeout",
+                  message: `${operation} exceeded its ${budgetMillis} ms deadline (retries included)`
+                })
+            })
+          )
+        })
+        return Effect.matchEffect(retried, {
           onSuccess: (a) => {
-            recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)
+            recorder.latency(operation, elapsedMillis() / 1000)
             return Effect.succeed(onSuccess(a))
           },
           onFailure: (error: RedisCacheError): Effect.Effect<B, RedisCacheError> => {
-            recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)
+            recorder.latency(operation, elapsedMillis() / 1000)
             recorder.error(operation, reasonOf(error))
             return error._tag === "CircuitOpenError"
               ? Effect.fail(error)
@@ -195,6 +216,7 @@ export const makeCore = (
     return {
       connection,
       breaker,
+      rejecting: breaker.rejectsNow,
       get: (key) => guard("get", read(prefix + key), found),
       getMany: (keys) =>
         keys.length === 0

@@ -5,7 +5,9 @@
  * measured at ~6x the cost of the Redis round trip itself (see benchmarks/README.md). Here one sweeper fiber ticks
  * on Effect's `Clock` (so `TestClock` drives it) and fails the calls whose deadline has passed; a call costs a `Set`
  * insert and delete. Every call shares one timeout, so insertion order is deadline order and a sweep stops at the
- * first call still in time. Precision is one tick (a twentieth of the timeout, 5–100 ms).
+ * first call still in time. A call is expired at the first sweep after `timeout - tick`, so within
+ * `[timeout - tick, timeout]`: never later than its deadline (timer lateness under load aside), at most one tick (a
+ * twentieth of the timeout, 5–100 ms) early.
  *
  * @internal
  */
@@ -35,7 +37,9 @@ export const make = (timeout: Duration.Duration): Effect.Effect<Deadlines, never
   Effect.gen(function*() {
     const clock = yield* Effect.clock
     const timeoutMillis = Duration.toMillis(timeout)
-    const tick = Duration.millis(Math.min(100, Math.max(5, Math.floor(timeoutMillis / 20))))
+    const tickMillis = Math.min(100, Math.max(5, Math.floor(timeoutMillis / 20)))
+    const tick = Duration.millis(tickMillis)
+    const expireAfter = Math.max(0, timeoutMillis - tickMillis)
     const pending = new Set<Pending>()
 
     const sweep = Effect.sync(() => {
@@ -50,7 +54,7 @@ export const make = (timeout: Duration.Duration): Effect.Effect<Deadlines, never
     yield* Effect.sleep(tick).pipe(Effect.zipRight(sweep), Effect.forever, Effect.interruptible, Effect.forkScoped)
 
     const track = (expire: () => void): Pending => {
-      const entry = { at: clock.unsafeCurrentTimeMillis() + timeoutMillis, expire }
+      const entry = { at: clock.unsafeCurrentTimeMillis() + expireAfter, expire }
       pending.add(entry)
       return entry
     }

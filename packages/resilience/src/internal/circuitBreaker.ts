@@ -124,14 +124,29 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
     // The Clock is taken once, where the breaker is made (a per-call `clockWith` is a context lookup on the hot
     // path); under `TestClock`, make the breaker inside the test.
     return Effect.zipWith(Effect.clock, PubSub.sliding<CB.StateChange>(CHANGES_CAPACITY), (clock, pubsub) => {
-      const ref = Ref.unsafeMake<Internal>({
+      const initial: Internal = {
         state: "CLOSED",
         epoch: 0,
         failures: 0,
         opens: 0,
         probeAt: 0,
         probing: false
-      })
+      }
+      const ref = Ref.unsafeMake<Internal>(initial)
+
+      /**
+       * The Ref's current value, for the synchronous `rejectsNow` peek only. Written solely inside the Ref's own
+       * update functions below (`update` / `modify`), so it is always what `Ref.get` would return; every decision is
+       * still taken on the Ref.
+       */
+      let latest: Internal = initial
+      const update = (f: (s: Internal) => Internal): Effect.Effect<void> => Ref.update(ref, (s) => (latest = f(s)))
+      const modify = <B>(f: (s: Internal) => readonly [B, Internal]): Effect.Effect<B> =>
+        Ref.modify(ref, (s) => {
+          const result = f(s)
+          latest = result[1]
+          return result
+        })
 
       /** Publishes a transition. Called inside `Ref.modify`, so changes are published in the order they happen. */
       const publish = (from: Internal, to: Internal, at: number): void => {
@@ -166,11 +181,11 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
        */
       const recordClosed = (epoch: number, admittedAt: number, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
         if (Exit.isSuccess(exit)) {
-          return Ref.update(ref, (s) =>
+          return update((s) =>
             s.state === "CLOSED" && s.epoch === epoch && s.failures !== 0 ? { ...s, failures: 0 } : s)
         }
         if (!counts(exit)) return Effect.void
-        return Ref.update(ref, (s) => {
+        return update((s) => {
           if (s.state !== "CLOSED" || s.epoch !== epoch) return s
           if (overlappingOnce && s.failures !== admittedAt) return s
           if (s.failures + 1 < threshold) return { ...s, failures: s.failures + 1 }
@@ -186,7 +201,7 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
         const outcome = Exit.isSuccess(exit) ? "close" : counts(exit) ? "open" : "release"
         return Effect.clockWith((clock) => {
           const now = clock.unsafeCurrentTimeMillis()
-          return Ref.update(ref, (s) => {
+          return update((s) => {
             if (s.state !== "HALF_OPEN" || s.epoch !== epoch) return s
             let next: Internal
             if (outcome === "close") {
@@ -213,7 +228,7 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
         now: number
       ): Effect.Effect<A, E | CircuitOpenError, R> =>
         Effect.uninterruptibleMask((restore) =>
-          Effect.flatten(Ref.modify(ref, (s): readonly [Effect.Effect<A, E | CircuitOpenError, R>, Internal] => {
+          Effect.flatten(modify((s): readonly [Effect.Effect<A, E | CircuitOpenError, R>, Internal] => {
             switch (s.state) {
               case "CLOSED": {
                 const epoch = s.epoch
@@ -279,7 +294,7 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
 
       const reset: Effect.Effect<void> = Effect.clockWith((clock) => {
         const now = clock.unsafeCurrentTimeMillis()
-        return Ref.update(ref, (s) => {
+        return update((s) => {
           if (s.state === "CLOSED") return s.failures === 0 ? s : { ...s, failures: 0 }
           const next: Internal = { state: "CLOSED", epoch: s.epoch + 1, failures: 0, opens: s.opens, probeAt: 0, probing: false }
           publish(s, next, now)
@@ -287,8 +302,12 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
         })
       })
 
+      const rejectsNow = (): boolean =>
+        latest.state === "OPEN" ? clock.unsafeCurrentTimeMillis() < latest.probeAt : latest.state === "HALF_OPEN" && latest.probing
+
       const breaker: CB.CircuitBreaker = {
         execute,
+        rejectsNow,
         state,
         snapshot,
         changes: Stream.fromPubSub(pubsub),
