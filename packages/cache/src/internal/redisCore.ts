@@ -133,6 +133,8 @@ export const makeCore = (
      * attempt is bounded by the connection, and once the first one failed, the retries race what is left of it.
      */
     const budgetMillis = Duration.toMillis(connection.config.commandTimeout)
+    // The same slack the connection's deadline sweeper keeps: one tick, for a loaded event loop's late timers.
+    const slackMillis = Math.min(100, Math.max(5, Math.floor(budgetMillis / 20)))
     const guard = <A, B>(
       operation: Operation,
       call: Effect.Effect<A, Errors.RedisFailure>,
@@ -144,8 +146,11 @@ export const makeCore = (
         const attempt = breaker.execute(operation, call)
         const policy = policies[operation]
         const retried = policy.maxRetries === 0 ? attempt : Effect.catchAll(attempt, (first) => {
-          const remaining = budgetMillis - elapsedMillis()
-          return remaining <= 0 ? Effect.fail(first) : Retry.retryAfterFailure(attempt, policy, first).pipe(
+          const remaining = budgetMillis - slackMillis - elapsedMillis()
+          // Less time left than the first retry would sleep: it could never run, so fail now rather than late.
+          return remaining <= Duration.toMillis(policy.baseDelay)
+            ? Effect.fail(first)
+            : Retry.retryAfterFailure(attempt, policy, first).pipe(
             Effect.timeoutFail({
               duration: Duration.millis(remaining),
               onTimeout: () =>

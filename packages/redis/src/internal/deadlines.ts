@@ -5,9 +5,9 @@
  * measured at ~6x the cost of the Redis round trip itself (see benchmarks/README.md). Here one sweeper fiber ticks
  * on Effect's `Clock` (so `TestClock` drives it) and fails the calls whose deadline has passed; a call costs a `Set`
  * insert and delete. Every call shares one timeout, so insertion order is deadline order and a sweep stops at the
- * first call still in time. A call is expired at the first sweep after `timeout - tick`, so within
- * `[timeout - tick, timeout]`: never later than its deadline (timer lateness under load aside), at most one tick (a
- * twentieth of the timeout, 5–100 ms) early.
+ * first call still in time. A call is expired at the first sweep after `timeout - 2 ticks`, so within
+ * `[timeout - 2 ticks, timeout - tick]` (a tick is a twentieth of the timeout, 5–100 ms): early by at most a tenth of
+ * the timeout, and a tick of slack for a loaded event loop's late timers, so it is not late.
  *
  * @internal
  */
@@ -39,7 +39,7 @@ export const make = (timeout: Duration.Duration): Effect.Effect<Deadlines, never
     const timeoutMillis = Duration.toMillis(timeout)
     const tickMillis = Math.min(100, Math.max(5, Math.floor(timeoutMillis / 20)))
     const tick = Duration.millis(tickMillis)
-    const expireAfter = Math.max(0, timeoutMillis - tickMillis)
+    const expireAfter = Math.max(0, timeoutMillis - 2 * tickMillis)
     const pending = new Set<Pending>()
 
     const sweep = Effect.sync(() => {
