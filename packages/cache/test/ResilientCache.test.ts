@@ -98,6 +98,35 @@ describe("Coalesced reads", () => {
   })
 })
 
+describe("Coalesced writes", () => {
+  it.live("concurrent sets with and without TTL land with their own values and TTLs", () => {
+    const prefix = unique()
+    return Effect.gen(function*() {
+      const cache = yield* Cache
+      const redis = yield* RedisConnection.RedisConnection
+      yield* Effect.forEach(
+        Array.from({ length: 200 }, (_, i) => i),
+        (i) => cache.set(`w${i}`, `v${i}`, i % 2 === 0 ? { ttl: "30 seconds" } : undefined),
+        { concurrency: "unbounded", discard: true }
+      )
+      // Without TTLs at all: one MSET.
+      yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (i) => cache.set(`n${i}`, `m${i}`), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      const values = yield* redis.execute("check", (c) => c.mget(...Array.from({ length: 200 }, (_, i) => `${prefix}w${i}`)))
+      expect(values).toEqual(Array.from({ length: 200 }, (_, i) => `v${i}`))
+      const ttls = yield* redis.execute("check", (c) => Promise.all([c.pttl(`${prefix}w0`), c.pttl(`${prefix}w1`)]))
+      expect(ttls[0]).toBeGreaterThan(29_000)
+      expect(ttls[1]).toBe(-1)
+      expect(yield* redis.execute("check", (c) => c.get(`${prefix}n49`))).toBe("m49")
+      expect((yield* cache.stats).errors).toEqual({})
+    }).pipe(
+      Effect.provide(ResilientCache.layer({ keyPrefix: prefix }).pipe(Layer.provideMerge(RedisConnection.layer({ url: REDIS_URL }))))
+    )
+  })
+})
+
 describe("ResilientCache through an outage (spawned redis-server)", () => {
   it.live("serves from memory while Redis is down, opens the breaker, and recovers when Redis returns", () =>
     Effect.gen(function*() {

@@ -34,6 +34,7 @@ import { Redis } from "ioredis"
 import type { RedisOptions } from "ioredis"
 import { isIP } from "node:net"
 import * as Classification from "./Classification.js"
+import * as Batcher from "./internal/batcher.js"
 import * as Deadlines from "./internal/deadlines.js"
 import * as RedisConfig from "./RedisConfig.js"
 
@@ -64,6 +65,15 @@ export interface RedisConnection {
    * from `get`: a key holding a non-string value reads as `null` (MGET's semantics), not as a `WRONGTYPE` error.
    */
   readonly getBatched: (key: string) => Effect.Effect<string | null, Errors.RedisFailure>
+  /**
+   * `SET [PX ttl]`, coalesced: concurrent calls made in the same tick share one `MSET` (when none has a TTL) or one
+   * pipeline of `SET`s (each answering for itself), and one deadline. Same semantics as `set`, call by call.
+   */
+  readonly setBatched: (
+    key: string,
+    value: string,
+    ttl: Option.Option<Duration.Duration>
+  ) => Effect.Effect<void, Errors.RedisFailure>
   readonly mget: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | null>, Errors.RedisFailure>
   /** `SET key value [PX ttl]`. */
   readonly set: (key: string, value: string, ttl: Option.Option<Duration.Duration>) => Effect.Effect<void, Errors.RedisFailure>
@@ -352,46 +362,50 @@ export const make = (
 
     const execute = <A>(operation: string, f: (client: Redis) => Promise<A>) => run(operation, pick, f)
 
-    // Coalesced reads: callers queue in `keys`/`waiters`; the first one of a tick schedules the flush.
-    let keys: Array<string> = []
-    let waiters: Array<(effect: Effect.Effect<string | null, Errors.RedisFailure>) => void> = []
-    const batchTimeout = () =>
-      new Errors.TransientError({ operation: "get", reason: "timeout", message: `get exceeded its ${deadlineMillis} ms deadline` })
-    const flush = () => {
-      const batchKeys = keys
-      const batchWaiters = waiters
-      keys = []
-      waiters = []
-      if (batchKeys.length === 0) return
-      const fail = (error: Errors.RedisFailure) => {
-        const failed = Effect.fail(error)
-        for (const resume of batchWaiters) resume(failed)
-      }
-      const entry = deadlines.track(() => fail(batchTimeout()))
-      const index = pick()
-      let reply: Promise<Array<string | null>>
-      try {
-        reply = clients[index]!.mget(batchKeys)
-      } catch (error) {
-        deadlines.untrack(entry)
-        return fail(classifyOn("get", index, error))
-      }
-      reply.then(
-        (values) => {
-          if (!deadlines.untrack(entry)) return
-          for (let i = 0; i < batchWaiters.length; i++) batchWaiters[i]!(Effect.succeed(values[i] ?? null))
-        },
-        (error) => {
-          if (deadlines.untrack(entry)) fail(classifyOn("get", index, error))
+    // Coalesced reads and writes: calls made in the same tick share one request and one deadline.
+    const batchTimeout = (operation: string) => () =>
+      new Errors.TransientError({ operation, reason: "timeout", message: `${operation} exceeded its ${deadlineMillis} ms deadline` })
+    const reads = Batcher.make<string, string | null>({
+      deadlines,
+      maxBatch,
+      send: (keys) => {
+        const index = pick()
+        return { index, reply: clients[index]!.mget(keys as Array<string>) }
+      },
+      classify: (index, error) => classifyOn("get", index, error),
+      onTimeout: batchTimeout("get")
+    })
+    const writes = Batcher.make<readonly [string, string, Option.Option<Duration.Duration>], void>({
+      deadlines,
+      maxBatch,
+      send: (entries) => {
+        const index = pick()
+        const client = clients[index]!
+        // No TTL anywhere: one MSET. Otherwise one pipeline of SETs, each answering for itself.
+        if (entries.every(([, , ttl]) => Option.isNone(ttl))) {
+          return { index, reply: client.mset(...entries.flatMap(([k, v]) => [k, v])).then(() => entries.map(() => undefined)) }
         }
-      )
-    }
-    const batched = (key: string) =>
-      Effect.async<string | null, Errors.RedisFailure>((resume) => {
-        keys.push(key)
-        if (waiters.push(resume) === 1) queueMicrotask(flush)
-        else if (waiters.length >= maxBatch) flush()
-      })
+        const pipeline = client.pipeline()
+        for (const [key, value, ttl] of entries) {
+          if (Option.isSome(ttl)) pipeline.set(key, value, "PX", ttlMillis(ttl.value))
+          else pipeline.set(key, value)
+        }
+        return {
+          index,
+          reply: pipeline.exec().then((results) =>
+            entries.map((_, i) => {
+              const error = results?.[i]?.[0]
+              return error ?? undefined
+            })
+          )
+        }
+      },
+      classify: (index, error) => classifyOn("set", index, error),
+      onTimeout: batchTimeout("set")
+    })
+    const batched = reads.submit
+    const setBatched = (key: string, value: string, ttl: Option.Option<Duration.Duration>) =>
+      writes.submit([key, value, ttl] as const)
     const getBatched = tracing
       ? (key: string) =>
         Effect.withSpan(batched(key), "redis.get", {
@@ -451,6 +465,13 @@ export const make = (
       execute,
       get: (key) => execute("get", (c) => c.get(key)),
       getBatched,
+      setBatched: tracing
+        ? (key, value, ttl) =>
+          Effect.withSpan(setBatched(key, value, ttl), "redis.set", {
+            kind: "client",
+            attributes: { ...spanAttributes, "db.operation.name": "MSET" }
+          })
+        : setBatched,
       mget: (keys) => keys.length === 0 ? Effect.succeed([]) : execute("mget", (c) => c.mget(...keys)),
       set: (key, value, ttl) =>
         execute("set", (c) =>

@@ -27,8 +27,9 @@ export interface CoreOptions {
   /** A breaker to share (e.g. across caches on one connection); overrides `breaker`. */
   readonly circuitBreaker?: CircuitBreaker.CircuitBreaker | undefined
   /**
-   * Coalesce concurrent `get`s into one `MGET` (default true; see `RedisConnection.getBatched`). With it, a key
-   * holding a non-string value reads as a miss instead of failing with `wrong_type`.
+   * Coalesce concurrent `get`s into one `MGET` and concurrent `set`s into one `MSET` or pipeline (default true; see
+   * `RedisConnection.getBatched` / `setBatched`). With it, a key holding a non-string value reads as a miss instead of
+   * failing with `wrong_type`.
    */
   readonly coalesce?: boolean | undefined
   /** At most one log line per operation and reason in this window (the rest are counted). Default 1 second. */
@@ -74,7 +75,9 @@ export const makeCore = (
     const breaker = options.circuitBreaker ?? (yield* CircuitBreaker.make(breakerOptions))
     const policies = { ...defaultRetry(connection.config), ...options.retry }
     const prefix = options.keyPrefix ?? ""
-    const read = options.coalesce ?? true ? connection.getBatched : connection.get
+    const coalesce = options.coalesce ?? true
+    const read = coalesce ? connection.getBatched : connection.get
+    const write = coalesce ? connection.setBatched : connection.set
     const clock = yield* Effect.clock
     const logEvery = Duration.toMillis(Duration.decode(options.logInterval ?? Duration.seconds(1)))
 
@@ -227,7 +230,7 @@ export const makeCore = (
         keys.length === 0
           ? Effect.succeed([])
           : guard("getMany", connection.mget(prefix === "" ? keys : keys.map((k) => prefix + k)), foundMany),
-      set: (key, value, ttl) => guard("set", connection.set(prefix + key, value, ttl), unit),
+      set: (key, value, ttl) => guard("set", write(prefix + key, value, ttl), unit),
       setMany: (entries, ttl) =>
         entries.length === 0 ? Effect.void : guard(
           "setMany",
