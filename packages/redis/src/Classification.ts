@@ -71,6 +71,7 @@ export const rules: ReadonlyArray<Rule> = [
   }),
   // ioredis' own failures
   transient("connection_closed", { message: /^Connection is closed/i }),
+  transient("connection_closed", { message: /^Command aborted due to connection close/i }),
   transient("connection_unavailable", { message: /Stream isn't writeable/i }),
   transient("connection_closed", { name: ["MaxRetriesPerRequestError"] }),
   transient("timeout", { message: /^Command timed out/i }),

@@ -285,7 +285,8 @@ export const make = (
           }).pipe(
             Effect.timeout(quitTimeout),
             Effect.ignore,
-            Effect.ensuring(Effect.sync(() => client.disconnect(false))),
+            // Only a client that has not ended: `disconnect` on an ended one arms ioredis' 2 s close timer.
+            Effect.ensuring(Effect.sync(() => client.status !== "end" && client.disconnect(false))),
             Effect.interruptible
           )
       ).pipe(

@@ -21,6 +21,7 @@ const cases: ReadonlyArray<Case> = [
   ["self-signed certificate", sys("DEPTH_ZERO_SELF_SIGNED_CERT", "self-signed certificate"), "PermanentError", "tls_certificate"],
   ["unknown CA", sys("UNABLE_TO_VERIFY_LEAF_SIGNATURE", "unable to verify the first certificate"), "PermanentError", "tls_certificate"],
   ["Connection is closed.", new Error("Connection is closed."), "TransientError", "connection_closed"],
+  ["in-flight aborted on close", new Error("Command aborted due to connection close"), "TransientError", "connection_closed"],
   ["offline queue disabled", new Error("Stream isn't writeable and enableOfflineQueue options is false"), "TransientError", "connection_unavailable"],
   ["in-flight flushed on close", named("MaxRetriesPerRequestError", "Reached the max retries per request limit (which is 0)."), "TransientError", "connection_closed"],
   ["ioredis commandTimeout", new Error("Command timed out"), "TransientError", "timeout"],

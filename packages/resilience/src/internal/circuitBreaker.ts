@@ -264,9 +264,14 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
                 // With no failures counted, a success has nothing to record: only a failure needs handling, and a
                 // catch frame is much cheaper than `onExit` on the path every healthy call takes.
                 const admittedAt = s.failures
-                return admittedAt === 0
-                  ? Effect.tapErrorCause(self, (cause) => recordClosed(epoch, 0, Exit.failCause(cause)))
-                  : Effect.onExit(self, (exit) => recordClosed(epoch, admittedAt, exit))
+                // One frame instead of `onExit`'s uninterruptible region. A success only touches the Ref when there is
+                // a count to reset *now* (others may have failed while this call ran): `latest` mirrors the Ref.
+                return Effect.matchCauseEffect(self, {
+                  onFailure: (cause) =>
+                    Effect.zipRight(recordClosed(epoch, admittedAt, Exit.failCause(cause)), Effect.failCause(cause)),
+                  onSuccess: (a) =>
+                    latest.failures === 0 ? Effect.succeed(a) : Effect.as(recordClosed(epoch, admittedAt, Exit.succeed(a)), a)
+                })
               }
               case "OPEN": {
                 if (now < s.probeAt) return rejections.open(operation, s.probeAt - now)
