@@ -161,6 +161,10 @@ export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.
     retryStrategy: reconnectDelay,
     reconnectOnError: null,
     disableClientInfo: true,
+    // How long ioredis' own `disconnect` waits for a socket to close before destroying it (default 2 s, and its timer
+    // outlives a socket that was already closed, e.g. one waiting to reconnect). Ready sockets are QUIT and awaited
+    // first; the others have nothing to flush.
+    disconnectTimeout: 100,
     connectionName: "steadfast"
   }
   if (Option.isSome(url.username)) options.username = url.username.value
