@@ -259,7 +259,7 @@ describe("chaos: network faults", () => {
         expect(f.leftoverResources).toEqual({})
       }
     ))
-  it.live("recovery timing: a probe that lands before ioredis has reconnected is spent and re-opens the breaker", () =>
+  it.live("recovery timing: a probe due before ioredis has reconnected waits for the socket; closed within halfOpenAfter + one probe", () =>
     scenario(
       "probe-gap",
       {},
@@ -276,7 +276,9 @@ describe("chaos: network faults", () => {
           // serves, but ioredis only retries ~500 ms after its last attempt, so the probe finds no socket.
           let aligned: { retryAfterMs: number; tries: number } | undefined
           const alignStarted = Date.now()
-          for (let tries = 1; aligned === undefined && Date.now() - alignStarted < 10_000; tries++) {
+          // Best effort: a probe now waits for the reconnect, so re-openings line up with attempts and this window is
+          // not always reached; the assertion below uses the time to the probe measured at the heal, whatever it is.
+          for (let tries = 1; aligned === undefined && Date.now() - alignStarted < 3_000; tries++) {
             const before = (yield* proxy.stats).accepted
             yield* waitUntil(Effect.map(proxy.stats, (st) => st.accepted > before), 1500, 2)
             const snapshot = yield* stack.breaker.snapshot
@@ -286,12 +288,15 @@ describe("chaos: network faults", () => {
             if (retryAfterMs >= 150 && retryAfterMs <= 450) aligned = { retryAfterMs, tries }
           }
           const mark = stack.transitions.length
+          const atHeal = yield* stack.breaker.snapshot
+          const probeDueInMs = Option.match(atHeal.retryAfter, { onNone: () => 0, onSome: Duration.toMillis })
           const healedAt = Date.now()
           yield* proxy.setFault(ChaosProxy.PassThrough())
           const recovered = yield* recovery(stack, mark, healedAt)
           const stats = yield* stack.cache.stats
           return {
             aligned: aligned ?? null,
+            probeDueInMs,
             ...recovered,
             halfOpenAfterMs: HALF_OPEN_MS,
             meetsHalfOpenPlusOneProbe: recovered.recoveryMs !== null && recovered.recoveryMs <= HALF_OPEN_MS + LAG_MS,
@@ -302,18 +307,16 @@ describe("chaos: network faults", () => {
           }
         }),
       (f) => {
-        expect(f.aligned).not.toBeNull()
         expect(f.workload.readErrors).toBe(0)
         expect(f.workload.wrongValues).toBe(0)
-        // The bound the library meets: halfOpenAfter + ioredis' reconnect gap + the margin.
+        // The probe lands between ioredis' reconnect attempts; it waits for the socket (bounded by the deadline)
+        // instead of failing on "not connected" and re-opening the breaker. So: closed within halfOpenAfter + one
+        // probe (which includes the wait for the reconnect, <= 549 ms) + the event-loop margin, with no failed probe.
         expect(f.recoveryMs).not.toBeNull()
-        expect(f.recoveryMs!).toBeLessThanOrEqual(RECOVERY_BOUND_MS)
-        // The limitation, documented: the first probe after the heal failed without reaching Redis (the socket was
-        // between reconnect attempts), so recovery took more than halfOpenAfter + one probe. When the library waits
-        // for the socket (or does not count "not connected" against a probe), replace these two lines with
-        // `expect(f.recoveryMs!).toBeLessThanOrEqual(HALF_OPEN_MS + LAG_MS)`.
-        expect(f.failedProbesAfterHeal).toBeGreaterThanOrEqual(1)
-        expect(f.meetsHalfOpenPlusOneProbe).toBe(false)
+        expect(f.failedProbesAfterHeal).toBe(0)
+        // Precisely: the probe is due `probeDueInMs` after the heal, then waits at most one reconnect gap.
+        expect(f.recoveryMs!).toBeLessThanOrEqual(f.probeDueInMs + 549 + LAG_MS)
+        expect(f.meetsHalfOpenPlusOneProbe).toBe(true)
         expect(f.leftoverResources).toEqual({})
       }
     ))

@@ -83,6 +83,12 @@ export interface RedisConnection {
     ttl: Option.Option<Duration.Duration>
   ) => Effect.Effect<void, Errors.RedisFailure>
   readonly del: (keys: ReadonlyArray<string>) => Effect.Effect<number, Errors.RedisFailure>
+  /**
+   * Succeeds once a socket is ready: at once if one is, otherwise when the reconnect under way completes, failing
+   * with its error (or at the command deadline). Fails at once if no socket is (re)connecting. For a breaker's
+   * probe: one call, worth waiting for, where a "not connected yet" would waste the probe.
+   */
+  readonly ready: Effect.Effect<void, Errors.RedisFailure>
   /** `PING` with the command deadline. */
   readonly ping: Effect.Effect<void, Errors.RedisFailure>
   /** The status of each socket in the pool. */
@@ -429,6 +435,38 @@ export const make = (
 
     const ping = execute("ping", (c) => c.ping()).pipe(Effect.asVoid)
 
+    const reconnecting: ReadonlySet<string> = new Set(["connecting", "connect", "reconnecting"])
+    const readyTimeout = () =>
+      new Errors.TransientError({ operation: "ready", reason: "timeout", message: `no socket ready within ${deadlineMillis} ms` })
+    const ready: Effect.Effect<void, Errors.RedisFailure> = Effect.suspend(() => {
+      if (clients.some((c) => c.status === "ready")) return Effect.void
+      const index = clients.findIndex((c) => reconnecting.has(c.status))
+      if (index < 0) {
+        return Effect.fail(
+          classifyOn("ready", Math.max(0, next), new Error("Stream isn't writeable and enableOfflineQueue options is false"))
+        )
+      }
+      const client = clients[index]!
+      return deadlines.run(
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const done = () => {
+              client.off("ready", onReady)
+              client.off("error", onError)
+              client.off("end", onEnd)
+            }
+            const onReady = () => (done(), resolve())
+            const onError = (error: unknown) => (done(), reject(error))
+            const onEnd = () => (done(), reject(new Error("Connection is closed.")))
+            client.once("ready", onReady)
+            client.once("error", onError)
+            client.once("end", onEnd)
+          }),
+        (error) => classifyOn("ready", index, error),
+        readyTimeout
+      )
+    })
+
     // The seed's "PING on reuse", done ahead of time: any socket idle for the interval gets a PING; a failing
     // PING drops the socket so ioredis reconnects it now, not when a user request finds it dead.
     const interval = Duration.toMillis(config.healthCheckInterval)
@@ -495,6 +533,7 @@ export const make = (
       },
       del: (keys) => keys.length === 0 ? Effect.succeed(0) : execute("del", (c) => c.del(...keys)),
       ping,
+      ready,
       status: Effect.sync(() => clients.map((c) => c.status as SocketStatus))
     })
   })

@@ -116,6 +116,8 @@ export interface CircuitBreaker {
    * pipeline while the breaker is open.
    */
   readonly rejectsNow: () => boolean
+  /** The state, read synchronously (the same value `state` would produce now). For hot paths; decides nothing. */
+  readonly unsafeState: () => State
   readonly state: Effect.Effect<State>
   readonly snapshot: Effect.Effect<Snapshot>
   /**

@@ -146,7 +146,12 @@ export const makeCore = (
       Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeNanos()
         const elapsedMillis = () => Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
-        const attempt = breaker.execute(operation, call)
+        // Admitted while the breaker is not CLOSED, a call is its probe: let it wait for the reconnect under way
+        // rather than spend the probe on "not connected yet" (ioredis retries up to ~550 ms apart).
+        const attempt = breaker.execute(
+          operation,
+          breaker.unsafeState() === "CLOSED" ? call : Effect.zipRight(connection.ready, call)
+        )
         const policy = policies[operation]
         const retried = policy.maxRetries === 0 ? attempt : Effect.catchAll(attempt, (first) => {
           const remaining = budgetMillis - slackMillis - elapsedMillis()

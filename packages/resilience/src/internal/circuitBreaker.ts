@@ -313,6 +313,7 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
       const breaker: CB.CircuitBreaker = {
         execute,
         rejectsNow,
+        unsafeState: () => latest.state,
         state,
         snapshot,
         changes: Stream.fromPubSub(pubsub),
