@@ -9,11 +9,11 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Net from "node:net"
 import {
+  expectHeld,
   FAILURE_THRESHOLD,
   FAST_FAIL_P99_MS,
   info,
   LAG_MS,
-  MAX_CALL_MS,
   nextTransition,
   RECOVERY_BOUND_CONNECTED_MS,
   RECOVERY_BOUND_MS,
@@ -90,10 +90,7 @@ describe("chaos: server faults", () => {
           }
         }),
       (f) => {
-        expect(f.workload.readErrors).toBe(0)
-        expect(f.workload.writeErrors).toBe(0)
-        expect(f.workload.wrongValues).toBe(0)
-        expect(f.workload.maxMs).toBeLessThanOrEqual(MAX_CALL_MS)
+        expectHeld(f.workload)
         // A dead server is noticed at once (reset / refused, no deadline to wait for).
         expect(f.openedAtFailures).toBe(FAILURE_THRESHOLD)
         expect(f.openedAfterMs!).toBeLessThanOrEqual(LAG_MS)
@@ -146,10 +143,7 @@ describe("chaos: server faults", () => {
         }),
       (f) => {
         expect(f.killedClients.every((n) => typeof n === "number" && n >= 1)).toBe(true)
-        expect(f.workload.readErrors).toBe(0)
-        expect(f.workload.writeErrors).toBe(0)
-        expect(f.workload.wrongValues).toBe(0)
-        expect(f.workload.maxMs).toBeLessThanOrEqual(MAX_CALL_MS)
+        expectHeld(f.workload)
         expect(f.counter.successes).toBeGreaterThan(0)
         expect(f.counter.serverValue).toBeGreaterThanOrEqual(f.counter.successes)
         expect(f.counter.serverValue).toBeLessThanOrEqual(f.counter.successes + f.counter.failures)
@@ -248,10 +242,7 @@ describe("chaos: server faults", () => {
       (f) => {
         expect(f.saved).toBe("OK")
         expect(f.reloaded).toBe("OK")
-        expect(f.workload.readErrors).toBe(0)
-        expect(f.workload.writeErrors).toBe(0)
-        expect(f.workload.wrongValues).toBe(0)
-        expect(f.workload.maxMs).toBeLessThanOrEqual(MAX_CALL_MS)
+        expectHeld(f.workload)
         // The restart really loaded for a while (so the client had something to see).
         expect(f.restart.loadingMs!).toBeGreaterThanOrEqual(1000)
         expect(f.restart.recoveryAfterLoadedMs).not.toBeNull()
@@ -311,10 +302,7 @@ describe("chaos: server faults", () => {
         expect(f.killReply).toBe("OK")
         expect(isErrorReply(f.scriptReply, "ERR")).toBe(true)
         expect(f.connectionSaw).toBe("TransientError/busy")
-        expect(f.workload.readErrors).toBe(0)
-        expect(f.workload.writeErrors).toBe(0)
-        expect(f.workload.wrongValues).toBe(0)
-        expect(f.workload.maxMs).toBeLessThanOrEqual(MAX_CALL_MS)
+        expectHeld(f.workload)
         expect(f.openedAtFailures).toBe(FAILURE_THRESHOLD)
         expect(f.whileBusy.p99Ms).toBeLessThanOrEqual(FAST_FAIL_P99_MS)
         // The socket stayed up (BUSY is a reply): halfOpenAfter plus one probe.
@@ -366,10 +354,7 @@ describe("chaos: server faults", () => {
         expect(f.limited).toBe("OK")
         expect(f.connectionSaw).toBe("TransientError/out_of_memory")
         expect(f.oomErrors).toBeGreaterThan(0)
-        expect(f.workload.readErrors).toBe(0)
-        expect(f.workload.writeErrors).toBe(0)
-        expect(f.workload.wrongValues).toBe(0)
-        expect(f.workload.maxMs).toBeLessThanOrEqual(MAX_CALL_MS)
+        expectHeld(f.workload)
         for (const failures of f.openedAtFailures) expect(failures).toBe(FAILURE_THRESHOLD)
         expect(f.recoveryMs).not.toBeNull()
         expect(f.recoveryMs!).toBeLessThanOrEqual(RECOVERY_BOUND_CONNECTED_MS)
@@ -436,10 +421,7 @@ describe("chaos: server faults", () => {
         expect(f.aloneAfterMs).not.toBeNull()
         expect(isErrorReply(f.refused, "ERR max number of clients reached")).toBe(true)
         expect(f.connectionSaw.startsWith("TransientError/")).toBe(true)
-        expect(f.workload.readErrors).toBe(0)
-        expect(f.workload.writeErrors).toBe(0)
-        expect(f.workload.wrongValues).toBe(0)
-        expect(f.workload.maxMs).toBeLessThanOrEqual(MAX_CALL_MS)
+        expectHeld(f.workload)
         expect(f.whileFull.p99Ms).toBeLessThanOrEqual(FAST_FAIL_P99_MS)
         // No reconnect storm: ioredis' backoff (50 ms doubling to ~0.5 s) allows about 7 attempts in 2 s.
         expect(f.reconnectAttemptsIn2s).toBeGreaterThanOrEqual(1)

@@ -6,11 +6,11 @@ import { describe, expect, it } from "@effect/vitest"
 import { ChaosProxy, Workload } from "@steadfast/testing"
 import * as Effect from "effect/Effect"
 import {
+  expectHeld,
   FAILURE_THRESHOLD,
   HALF_OPEN_MS,
   FAST_FAIL_P99_MS,
   heapAfterGc,
-  MAX_CALL_MS,
   nextTransition,
   RECOVERY_BOUND_MS,
   recovery,
@@ -88,10 +88,7 @@ const sustained = (name: string, fault: (stack: Stack) => Effect.Effect<void>) =
         }
       }),
     (f) => {
-      expect(f.workload.readErrors).toBe(0)
-      expect(f.workload.writeErrors).toBe(0)
-      expect(f.workload.wrongValues).toBe(0)
-      expect(f.workload.maxMs).toBeLessThanOrEqual(MAX_CALL_MS)
+      expectHeld(f.workload)
       expect(f.openedAtFailures).toBe(FAILURE_THRESHOLD)
       // Under load all along, failing fast all along.
       expect(f.outage.ops).toBeGreaterThan(10_000)

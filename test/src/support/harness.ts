@@ -3,6 +3,7 @@
  * spawned `redis-server`; a captured log; the breaker's transitions; resource, heap and timing helpers; and the
  * figures every scenario reports (`[chaos]` console line + `build/chaos-figures.json`, see `globalSetup.ts`).
  */
+import { expect } from "@effect/vitest"
 import { Cache, ResilientCache } from "@steadfast/cache"
 import { RedisConnection } from "@steadfast/redis"
 import { CircuitBreaker, Retry } from "@steadfast/resilience"
@@ -357,6 +358,20 @@ export const FIGURES_FILE = Path.join(BUILD_DIR, "chaos-figures.json")
 export type Figures = Record<string, unknown>
 
 /** The workload's figures, rounded for reading. */
+/**
+ * The invariants every scenario under load holds: no read or write error reached the caller, no read returned a value
+ * never written for its key, and (unless told otherwise) no call outlived its bound.
+ */
+export const expectHeld = (
+  workload: { readonly readErrors: number; readonly writeErrors: number; readonly wrongValues: number; readonly maxMs: number },
+  maxMs: number | undefined = MAX_CALL_MS
+) => {
+  expect(workload.readErrors).toBe(0)
+  expect(workload.writeErrors).toBe(0)
+  expect(workload.wrongValues).toBe(0)
+  if (maxMs !== undefined) expect(workload.maxMs).toBeLessThanOrEqual(maxMs)
+}
+
 export const workloadFigures = (s: Workload.Stats) => ({
   ops: s.ops,
   reads: s.reads,
