@@ -1,0 +1,48 @@
+/** Command-line options: `--quick`, `--json <file>`, `--only a,b`, `--verbose`, `--rounds n`. */
+export type Scenario = "happy" | "outage" | "breaker" | "recovery" | "connections"
+export const allScenarios: ReadonlyArray<Scenario> = ["happy", "breaker", "recovery", "connections", "outage"]
+
+export interface Args {
+  readonly quick: boolean
+  readonly json: string | undefined
+  readonly only: ReadonlyArray<Scenario>
+  readonly verbose: boolean
+  readonly rounds: number | undefined
+  readonly outageSeconds: number | undefined
+}
+
+export const parseArgs = (argv: ReadonlyArray<string>): Args => {
+  let quick = false
+  let json: string | undefined
+  let only: ReadonlyArray<Scenario> = allScenarios
+  let verbose = false
+  let rounds: number | undefined
+  let outageSeconds: number | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const value = () => {
+      const v = argv[++i]
+      if (v === undefined) throw new Error(`${arg} needs a value`)
+      return v
+    }
+    if (arg === "--") continue
+    else if (arg === "--quick") quick = true
+    else if (arg === "--json") json = value()
+    else if (arg === "--verbose" || arg === "-v") verbose = true
+    else if (arg === "--rounds") rounds = Number(value())
+    else if (arg === "--outage-seconds") outageSeconds = Number(value())
+    else if (arg === "--only") {
+      const names = value().split(",").map((s) => s.trim()).filter((s) => s !== "")
+      for (const name of names) {
+        if (!allScenarios.includes(name as Scenario)) throw new Error(`unknown scenario ${name}; one of ${allScenarios.join(", ")}`)
+      }
+      only = allScenarios.filter((s) => names.includes(s))
+    } else if (arg === "--help" || arg === "-h") {
+      process.stdout.write(
+        "usage: pnpm bench [--quick] [--json out.json] [--only happy,breaker,recovery,connections,outage] [--rounds n] [--outage-seconds s] [--verbose]\n"
+      )
+      process.exit(0)
+    } else throw new Error(`unknown argument ${arg}`)
+  }
+  return { quick, json, only, verbose, rounds, outageSeconds }
+}

@@ -1,0 +1,154 @@
+/**
+ * `pnpm bench [--quick] [--json out.json] [--only ...] [--verbose]`: runs every scenario against the contenders,
+ * prints markdown tables to stdout (progress goes to stderr) and writes the same results as JSON.
+ */
+import { readFileSync, writeFileSync } from "node:fs"
+import * as Os from "node:os"
+import { Redis } from "ioredis"
+import { parseArgs } from "./args.js"
+import { runBreaker } from "./breaker.js"
+import { openLab } from "./chaos.js"
+import { runConnections } from "./connections.js"
+import { peerNames } from "./contenders.js"
+import { runHappy } from "./happy.js"
+import { runOutage } from "./outage.js"
+import { runRecovery } from "./recovery.js"
+import { markdown, type Results, targets } from "./report.js"
+import { makeRuntime } from "./steadfast.js"
+import { hasGc, log, now } from "./util.js"
+
+const args = parseArgs(process.argv.slice(2))
+const quick = args.quick
+const redisUrl = new URL(process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379")
+const shared = { host: redisUrl.hostname, port: Number(redisUrl.port || 6379) }
+if (shared.host !== "127.0.0.1" && shared.host !== "localhost") throw new Error("benchmarks only talk to 127.0.0.1")
+
+const settings = quick
+  ? {
+    happy: { rounds: 3, durationMs: 30, warmupMs: 20, keyspace: 10_000 },
+    connections: { rounds: 3, durationMs: 50, warmupMs: 20 },
+    breaker: { rounds: 3, steadfastOps: 300_000, peerOps: 50_000, maxMs: 200 },
+    recovery: { stallMs: 1000, boundMs: 4000 },
+    outage: { seconds: 3, warmupMs: 200, drainMs: 300 }
+  }
+  : {
+    happy: { rounds: 5, durationMs: 400, warmupMs: 200, keyspace: 10_000 },
+    connections: { rounds: 5, durationMs: 400, warmupMs: 300 },
+    breaker: { rounds: 5, steadfastOps: 2_000_000, peerOps: 300_000, maxMs: 800 },
+    recovery: { stallMs: 3000, boundMs: 8000 },
+    outage: { seconds: 30, warmupMs: 2000, drainMs: 3000 }
+  }
+const rounds = args.rounds ?? undefined
+const deadlineMs = 500
+const ratePerSec = 200
+const halfOpenAfterMs = 1000
+
+const machine = async () => {
+  const cpuinfo = (() => {
+    try {
+      return readFileSync("/proc/cpuinfo", "utf8")
+    } catch {
+      return ""
+    }
+  })()
+  const admin = new Redis({ ...shared, lazyConnect: true })
+  await admin.connect()
+  const info = await admin.info("server")
+  await admin.quit()
+  return {
+    nproc: Os.availableParallelism(),
+    cpuModel: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1]?.trim() ?? Os.cpus()[0]?.model ?? "unknown",
+    memoryGB: Math.round((Os.totalmem() / 1024 ** 3) * 10) / 10,
+    node: process.version,
+    redis: /redis_version:(\S+)/.exec(info)?.[1] ?? "unknown",
+    platform: `${Os.type()} ${Os.release()} ${Os.arch()}`,
+    exposeGc: hasGc()
+  }
+}
+
+const main = async () => {
+  const started = now()
+  const runtime = makeRuntime(args.verbose)
+  if (!hasGc()) log("WARNING: run with node --expose-gc for heap figures (pnpm bench does)")
+  const results: Results = {}
+  const meta = { date: new Date().toISOString(), mode: quick ? "quick" : "full", args: process.argv.slice(2), machine: await machine() }
+  log(`steadfast benchmarks (${meta.mode}) on ${meta.machine.nproc} x ${meta.machine.cpuModel}, Node ${meta.machine.node}, Redis ${meta.machine.redis}`)
+
+  if (args.only.includes("happy")) {
+    results.happy = await runHappy({
+      target: shared,
+      keyspace: settings.happy.keyspace,
+      rounds: rounds ?? settings.happy.rounds,
+      durationMs: settings.happy.durationMs,
+      warmupMs: settings.happy.warmupMs,
+      verbose: args.verbose,
+      gcBetween: !quick,
+      runtime
+    })
+  }
+  if (args.only.includes("connections")) {
+    results.connections = await runConnections(shared, {
+      rounds: rounds ?? settings.connections.rounds,
+      durationMs: settings.connections.durationMs,
+      warmupMs: settings.connections.warmupMs,
+      runtime,
+      verbose: args.verbose
+    })
+  }
+  const needsLab = args.only.some((s) => s === "breaker" || s === "recovery" || s === "outage")
+  if (needsLab) {
+    const lab = await openLab()
+    try {
+      if (args.only.includes("breaker")) {
+        results.breaker = await runBreaker(lab, ["cockatiel", "opossum", "bentocache"], {
+          rounds: rounds ?? settings.breaker.rounds,
+          steadfastOps: settings.breaker.steadfastOps,
+          peerOps: settings.breaker.peerOps,
+          maxMs: settings.breaker.maxMs,
+          runtime
+        })
+      }
+      if (args.only.includes("recovery")) {
+        results.recovery = await runRecovery(lab, ["steadfast", "cockatiel", "opossum", "bentocache", "cache-manager", "ioredis"], {
+          halfOpenAfterMs,
+          stallMs: settings.recovery.stallMs,
+          ratePerSec,
+          deadlineMs,
+          boundMs: settings.recovery.boundMs,
+          runtime
+        })
+      }
+      if (args.only.includes("outage")) {
+        results.outage = await runOutage(lab, ["steadfast", ...peerNames.filter((p) => p !== "ioredis-autopipeline")], {
+          seconds: args.outageSeconds ?? settings.outage.seconds,
+          warmupMs: settings.outage.warmupMs,
+          drainMs: settings.outage.drainMs,
+          ratePerSec,
+          deadlineMs,
+          runtime,
+          verbose: args.verbose
+        })
+      }
+    } finally {
+      await lab.close()
+    }
+  }
+
+  const seconds = (now() - started) / 1000
+  const text = `## Results (${meta.mode}, ${meta.date})\n\n` +
+    `Machine: ${meta.machine.nproc} cores, ${meta.machine.cpuModel}, ${meta.machine.memoryGB} GB, ${meta.machine.platform}, Node ${meta.machine.node}, Redis ${meta.machine.redis}. Wall time ${seconds.toFixed(0)} s.\n\n` +
+    markdown(results)
+  process.stdout.write(text)
+  if (args.json !== undefined) {
+    writeFileSync(args.json, JSON.stringify({ ...meta, wallSeconds: seconds, settings, results, targets: targets(results) }, null, 2) + "\n")
+    log(`wrote ${args.json}`)
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    log(error instanceof Error ? error.stack ?? error.message : String(error))
+    process.exit(1)
+  }
+)

@@ -1,0 +1,188 @@
+/** Markdown tables and the target check, from the JSON results. */
+import type { BreakerResult } from "./breaker.js"
+import type { ConnectionsResult } from "./connections.js"
+import type { HappyResult } from "./happy.js"
+import type { OutageResult } from "./outage.js"
+import type { RecoveryResult } from "./recovery.js"
+import { fmt } from "./util.js"
+
+export interface Results {
+  happy?: HappyResult
+  connections?: ConnectionsResult
+  breaker?: BreakerResult
+  recovery?: RecoveryResult
+  outage?: OutageResult
+}
+
+export interface TargetCheck {
+  readonly target: string
+  readonly measured: string
+  readonly pass: boolean | null
+}
+
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string =>
+  [
+    `| ${header.join(" | ")} |`,
+    `| ${header.map(() => "---").join(" | ")} |`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`)
+  ].join("\n")
+
+const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : "—")
+
+export const targets = (r: Results): Array<TargetCheck> => {
+  const out: Array<TargetCheck> = []
+  if (r.happy) {
+    for (const row of r.happy.rows.filter((row) => row.contender === "steadfast" && row.concurrency === 64)) {
+      out.push({
+        target: `happy ${row.cell}: throughput >= 0.9x ioredis auto-pipelined`,
+        measured: x(row.throughputVsAutoPipeline),
+        pass: row.throughputVsAutoPipeline >= 0.9
+      })
+      out.push({
+        target: `happy ${row.cell}: p99 <= 1.25x ioredis auto-pipelined`,
+        measured: `${x(row.p99VsAutoPipeline)} (${fmt(row.p99Ms)} ms)`,
+        pass: row.p99VsAutoPipeline <= 1.25
+      })
+    }
+  }
+  if (r.breaker) {
+    const sf = r.breaker.rows.find((row) => row.contender === "steadfast")
+    if (sf) out.push({ target: "breaker open: >= 1,000,000 calls/s in an Effect program", measured: `${fmt(sf.opsPerSec)} calls/s`, pass: sf.opsPerSec >= 1_000_000 })
+  }
+  if (r.outage) {
+    const sf = r.outage.rows.find((row) => row.contender === "steadfast")
+    if (sf) {
+      out.push({
+        target: `outage: no call waits longer than the deadline (${r.outage.deadlineMs} ms)`,
+        measured: `max ${fmt(sf.maxMs)} ms; ${sf.overDeadline} of ${sf.calls} calls over`,
+        pass: sf.overDeadline === 0
+      })
+      out.push({
+        target: "outage: p99 < 1 ms after the breaker opens",
+        measured: sf.afterOpen ? `${fmt(sf.afterOpen.p99Ms)} ms (${sf.afterOpen.calls} calls)` : "breaker never opened",
+        pass: sf.afterOpen ? sf.afterOpen.p99Ms < 1 : false
+      })
+      out.push({ target: "outage: heap growth < 10 MB", measured: `${fmt(sf.heapGrowthMB)} MB`, pass: sf.heapGrowthMB < 10 })
+    }
+  }
+  if (r.recovery) {
+    const sf = r.recovery.rows.find((row) => row.contender === "steadfast")
+    if (sf) {
+      out.push({
+        target: `recovery within halfOpenAfter + 250 ms (${sf.halfOpenAfterMs + 250} ms)`,
+        measured: sf.recoveryMs === null ? "not recovered" : `${fmt(sf.recoveryMs)} ms`,
+        pass: sf.recoveryMs !== null && sf.recoveryMs <= sf.halfOpenAfterMs + 250
+      })
+    }
+  }
+  return out
+}
+
+export const markdown = (r: Results): string => {
+  const parts: Array<string> = []
+  if (r.happy) {
+    const h = r.happy
+    parts.push(
+      `### 1. Happy path (shared Redis; ${h.keyspace.toLocaleString("en-US")} distinct keys per value size; median of ${h.rounds} rounds of ${h.msPerMeasurement} ms)\n\n` +
+        table(
+          ["operation", "contender", "ops/s", "vs ioredis auto-pipelined", "vs ioredis", "p50 ms", "p99 ms", "p99 vs auto-pipelined"],
+          h.rows.map((row) => [
+            row.cell,
+            row.contender,
+            fmt(row.opsPerSec),
+            x(row.throughputVsAutoPipeline),
+            x(row.throughputVsIoredis),
+            fmt(row.p50Ms),
+            fmt(row.p99Ms),
+            x(row.p99VsAutoPipeline)
+          ])
+        )
+    )
+    const empty = h.rows.filter((row) => row.emptyReads > 0 || row.errors > 0)
+    if (empty.length > 0) {
+      parts.push("Reads that came back empty or failed (should be none): " + empty.map((row) => `${row.contender} ${row.cell}: ${row.emptyReads} empty, ${row.errors} errors`).join("; "))
+    }
+  }
+  if (r.connections) {
+    const c = r.connections
+    parts.push(
+      `### 5. Connections (Steadfast resilient cache, 100 B, concurrency 64; median of ${c.rounds} rounds of ${c.msPerMeasurement} ms)\n\n` +
+        table(
+          ["operation", "contender", "maxConnections", "ops/s", "vs ioredis auto-pipelined", "p50 ms", "p99 ms", "p99 vs auto-pipelined"],
+          c.rows.map((row) => [
+            row.op.toUpperCase(),
+            row.contender,
+            row.maxConnections === null ? "—" : String(row.maxConnections),
+            fmt(row.opsPerSec),
+            x(row.throughputVsAutoPipeline),
+            fmt(row.p50Ms),
+            fmt(row.p99Ms),
+            x(row.p99VsAutoPipeline)
+          ])
+        )
+    )
+  }
+  if (r.breaker) {
+    parts.push(
+      "### 3. Breaker open: cost of a rejected call\n\n" +
+        table(
+          ["contender", "loop", "calls/s (median)", "vs steadfast", "proof"],
+          r.breaker.rows.map((row) => [
+            row.contender,
+            row.how,
+            fmt(row.opsPerSec),
+            x(row.opsPerSec / (r.breaker!.rows[0]?.opsPerSec ?? Number.NaN)),
+            row.proof
+          ])
+        )
+    )
+  }
+  if (r.recovery) {
+    const rec = r.recovery
+    parts.push(
+      `### 4. Recovery (stall ${rec.stallMs} ms at ${rec.ratePerSec} req/s, deadline ${rec.deadlineMs} ms; time from the proxy passing traffic again to the first read of the value written directly into Redis)\n\n` +
+        table(
+          ["contender", "halfOpenAfter", "breaker at heal", "recovery ms", "target (halfOpenAfter + 250 ms)"],
+          rec.rows.map((row) => [
+            row.contender,
+            `${row.halfOpenAfterMs} ms`,
+            row.breakerAtHeal,
+            row.recoveryMs === null ? "not within bound" : fmt(row.recoveryMs),
+            row.contender === "steadfast" ? (row.recoveryMs !== null && row.recoveryMs <= row.halfOpenAfterMs + 250 ? "met" : "missed") : "—"
+          ])
+        )
+    )
+  }
+  if (r.outage) {
+    const o = r.outage
+    parts.push(
+      `### 2. Outage (Stall for ${o.seconds} s, open loop ${o.ratePerSec} req/s, deadline/timeout ${o.deadlineMs} ms, breakers half-open after ${o.halfOpenAfterMs} ms)\n\n` +
+        table(
+          ["contender", "calls", "values", "empty", "errors", "pending at end", "p50 ms", "p99 ms", "max ms", `> ${o.deadlineMs} ms`, "breaker open after ms", "after open p50 / p99 / max ms", "heap growth MB"],
+          o.rows.map((row) => [
+            row.contender,
+            String(row.calls),
+            String(row.values),
+            String(row.empty),
+            String(row.errors),
+            `${row.pendingAtEnd}${row.hung > 0 ? ` (${row.hung} hung)` : ""}`,
+            fmt(row.p50Ms),
+            fmt(row.p99Ms),
+            fmt(row.maxMs),
+            String(row.overDeadline),
+            row.breakerOpenAfterMs === null ? "—" : fmt(row.breakerOpenAfterMs),
+            row.afterOpen ? `${fmt(row.afterOpen.p50Ms)} / ${fmt(row.afterOpen.p99Ms)} / ${fmt(row.afterOpen.maxMs)}` : "—",
+            fmt(row.heapGrowthMB)
+          ])
+        )
+    )
+  }
+  const checks = targets(r)
+  if (checks.length > 0) {
+    parts.push(
+      "### Targets (Steadfast)\n\n" +
+        table(["target", "measured", "result"], checks.map((c) => [c.target, c.measured, c.pass === null ? "—" : c.pass ? "met" : "MISSED"]))
+    )
+  }
+  return parts.join("\n\n") + "\n"
+}

@@ -1,0 +1,113 @@
+/**
+ * Steadfast's resilient cache, built ONCE in an outer scope (`Layer.buildWithScope`), so measurements run against a
+ * live connection (building it inside each measured program would close the connection and measure the fallback).
+ */
+import { Cache, ResilientCache } from "@steadfast/cache"
+import { RedisConnection } from "@steadfast/redis"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Scope from "effect/Scope"
+import type { PromiseClient } from "./contenders.js"
+
+export interface SteadfastOptions {
+  readonly url: string
+  readonly maxConnections?: number
+  /** `CACHE_SOCKET_TIMEOUT_MS`; the library default (2000 ms) when absent. */
+  readonly commandTimeoutMs?: number
+  readonly halfOpenAfterMs?: number
+  readonly coalesce?: boolean
+  /** Diagnostics only (the benchmark uses the default, true). */
+  readonly mirror?: boolean
+}
+
+export interface Steadfast {
+  readonly name: string
+  readonly cache: Cache.Cache
+  readonly runtime: Runtime.Runtime<never>
+  readonly run: <A, E>(effect: Effect.Effect<A, E>) => Promise<A>
+  readonly stats: () => Promise<Cache.Stats>
+  readonly client: PromiseClient
+  readonly close: () => Promise<void>
+}
+
+/** The runtime every Steadfast call runs in: logs off unless verbose (an outage logs a warning per second). */
+export const makeRuntime = (verbose: boolean): Runtime.Runtime<never> =>
+  Effect.runSync(Effect.runtime<never>().pipe(Logger.withMinimumLogLevel(verbose ? LogLevel.Warning : LogLevel.None)))
+
+export const layerOf = (options: SteadfastOptions) =>
+  ResilientCache.layer({
+    ...(options.coalesce === undefined ? {} : { coalesce: options.coalesce }),
+    ...(options.mirror === undefined ? {} : { mirror: options.mirror }),
+    ...(options.halfOpenAfterMs === undefined ? {} : { breaker: { halfOpenAfter: Duration.millis(options.halfOpenAfterMs) } })
+  }).pipe(
+    Layer.provide(
+      RedisConnection.layer({
+        url: options.url,
+        ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+        ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: Duration.millis(options.commandTimeoutMs) })
+      })
+    )
+  )
+
+export const buildSteadfast = async (
+  name: string,
+  options: SteadfastOptions,
+  runtime: Runtime.Runtime<never>
+): Promise<Steadfast> => {
+  const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Runtime.runPromise(runtime)(effect)
+  const scope = Effect.runSync(Scope.make())
+  const context = await run(Layer.buildWithScope(layerOf(options), scope))
+  const cache = Context.get(context, Cache.Cache)
+  const state = { current: "closed" as "closed" | "open" | "half-open" }
+  const stats = () => run(cache.stats)
+  // A cheap view of the breaker state for the open-loop driver (which must not await it per call); started on
+  // first use so the happy path does not pay for it.
+  let poll: ReturnType<typeof setInterval> | undefined
+  const startPolling = () => {
+    if (poll !== undefined) return
+    poll = setInterval(() => {
+      void stats().then((s) => {
+        state.current = s.circuitState === "OPEN" ? "open" : s.circuitState === "HALF_OPEN" ? "half-open" : "closed"
+      })
+    }, 5)
+    poll.unref()
+  }
+  const close = async () => {
+    if (poll !== undefined) clearInterval(poll)
+    await run(Scope.close(scope, Exit.void))
+  }
+  const client: PromiseClient = {
+    name,
+    get: (key) => run(Effect.map(cache.get(key), Option.getOrNull)),
+    set: (key, value) => run(cache.set(key, value)),
+    rawKey: (key) => key,
+    breaker: () => {
+      startPolling()
+      return state.current
+    },
+    hasBreaker: true,
+    close: () => close()
+  }
+  return {
+    name,
+    cache,
+    runtime,
+    run,
+    stats,
+    client,
+    close
+  }
+}
+
+/** The figures that prove which path a measurement took. */
+export const statsLine = (s: Cache.Stats): string =>
+  `circuit=${s.circuitState} opens=${s.circuitOpens} hits=${s.hits} misses=${s.misses} fallbacks=${s.fallbacks} errors=${
+    JSON.stringify(s.errors)
+  }`
