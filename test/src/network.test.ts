@@ -71,15 +71,12 @@ describe("chaos: network faults", () => {
         }),
       (f) => {
         expectHeld(f.workload)
-        // Whether 16 concurrent callers trip the breaker on one reset depends on how many calls were in flight;
-        // when it opens, it opens at exactly the threshold and closes after halfOpenAfter plus one probe (the socket
-        // reconnected ~50-100 ms after the reset, long before the probe).
-        if (f.openedAtFailures !== null) {
-          expect(f.openedAtFailures).toBe(FAILURE_THRESHOLD)
-          expect(f.closedAfterOpenMs).not.toBeNull()
-          expect(f.closedAfterOpenMs!).toBeGreaterThanOrEqual(HALF_OPEN_MS)
-          expect(f.closedAfterOpenMs!).toBeLessThanOrEqual(HALF_OPEN_MS + LAG_MS)
-        }
+        // One reset is one incident: the calls in flight on the socket fail together and count once, reads retry on
+        // the reconnected socket, so the breaker stays closed. At most each in-flight caller (16 workers) fell back
+        // once (writes are not retried).
+        expect(f.openedAtFailures).toBeNull()
+        expect(f.circuitOpens).toBe(0)
+        expect(f.fallbacks).toBeLessThanOrEqual(workloadOptions.concurrency ?? 0)
         expect(f.fallbacksAfterRecovery).toBe(0)
         expect(f.afterRecovery.ops).toBeGreaterThan(0)
         expect(f.leftoverResources).toEqual({})
@@ -232,12 +229,14 @@ describe("chaos: network faults", () => {
       (f) => {
         // Every call returned within its deadline (plus the bounded margin, see MAX_CALL_MS).
         expectHeld(f.workload)
-        // The breaker opened at exactly the threshold, when the first deadlines passed (one sweeper tick late). The
-        // earliest stalled calls may have been issued before the fault: a reply the loaded event loop had not yet
-        // forwarded when the stall began is held too, so the first deadline can pass up to the lag margin early.
+        // The breaker opened at exactly the threshold. The calls in flight when the stall began time out together
+        // (within [T - 2 ticks, T - tick]) and, overlapping, count once; then ioredis' socketTimeout (T + T/4) destroys
+        // the silent socket, the calls after it fail fast one after another, and the count reaches the threshold. So:
+        // not before the first deadlines (a reply the loaded event loop had not yet forwarded when the stall began is
+        // held too, hence the lag margin), not after the socket timeout plus the margin.
         expect(f.openedAtFailures).toBe(FAILURE_THRESHOLD)
-        expect(f.openedAfterMs!).toBeGreaterThanOrEqual(DEADLINE_MS - LAG_MS)
-        expect(f.openedAfterMs!).toBeLessThanOrEqual(DEADLINE_MS + TICK_MS + LAG_MS)
+        expect(f.openedAfterMs!).toBeGreaterThanOrEqual(DEADLINE_MS - 2 * TICK_MS - LAG_MS)
+        expect(f.openedAfterMs!).toBeLessThanOrEqual(DEADLINE_MS + Math.max(50, DEADLINE_MS / 4) + LAG_MS)
         // Fail fast while open.
         expect(f.breakerOpen.ops).toBeGreaterThan(1000)
         expect(f.breakerOpen.p99Ms).toBeLessThanOrEqual(FAST_FAIL_P99_MS)

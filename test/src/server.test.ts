@@ -355,10 +355,14 @@ describe("chaos: server faults", () => {
         expect(f.connectionSaw).toBe("TransientError/out_of_memory")
         expect(f.oomErrors).toBeGreaterThan(0)
         expectHeld(f.workload)
-        for (const failures of f.openedAtFailures) expect(failures).toBe(FAILURE_THRESHOLD)
+        // Reads keep succeeding while writes are refused: each success resets the count, so the breaker stays closed
+        // and reads keep coming from Redis; only the refused writes fall back to memory.
+        expect(f.circuitOpens).toBe(0)
+        expect(f.fallbacksDuringOom).toBe(f.oomErrors)
         expect(f.recoveryMs).not.toBeNull()
         expect(f.recoveryMs!).toBeLessThanOrEqual(RECOVERY_BOUND_CONNECTED_MS)
-        expect(f.fallbacksAfterRecovery).toBe(0)
+        // Writes already in flight when the limit was lifted may still be refused: at most one per worker.
+        expect(f.fallbacksAfterRecovery).toBeLessThanOrEqual(workloadOptions.concurrency ?? 0)
         expect(f.leftoverResources).toEqual({})
       }
     ))

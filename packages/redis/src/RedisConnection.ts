@@ -171,6 +171,10 @@ export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.
     // outlives a socket that was already closed, e.g. one waiting to reconnect). Ready sockets are QUIT and awaited
     // first; the others have nothing to flush.
     disconnectTimeout: 100,
+    // While the server loads its dataset, ioredis' ready check sleeps for the server's own estimate of the time left
+    // (up to 10 s by default) before asking again, so a socket stayed "not ready" long after the load ended (seen:
+    // 8 s on a busy machine). Ask at least twice a second.
+    maxLoadingRetryTime: 500,
     connectionName: "steadfast"
   }
   if (Option.isSome(url.username)) options.username = url.username.value

@@ -4,7 +4,7 @@
  * figures every scenario reports (`[chaos]` console line + `build/chaos-figures.json`, see `globalSetup.ts`).
  */
 import { expect } from "@effect/vitest"
-import { Cache, ResilientCache } from "@steadfast/cache"
+import { Cache, RedisCache, ResilientCache } from "@steadfast/cache"
 import { RedisConnection } from "@steadfast/redis"
 import { CircuitBreaker, Retry } from "@steadfast/resilience"
 import { ChaosProxy, RedisServer, Workload } from "@steadfast/testing"
@@ -134,8 +134,13 @@ const makeStack = (options: StackOptions, logs: Logs) =>
   Effect.gen(function*() {
     const server = yield* RedisServer.make(options.server ?? {})
     const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
-    // The cache's own breaker, shared in so the test can subscribe to its transitions.
-    const breaker = yield* CircuitBreaker.make({ failureThreshold: FAILURE_THRESHOLD, halfOpenAfter: Duration.millis(HALF_OPEN_MS) })
+    // The cache's own breaker, shared in so the test can subscribe to its transitions, with the cache's defaults
+    // (calls failing together on one reset socket count once).
+    const breaker = yield* CircuitBreaker.make({
+      failureThreshold: FAILURE_THRESHOLD,
+      halfOpenAfter: Duration.millis(HALF_OPEN_MS),
+      countOverlappingOnce: RedisCache.defaultBreaker.countOverlappingOnce
+    })
     const transitions: Array<CircuitBreaker.StateChange> = []
     const changes = yield* breaker.subscribe
     yield* Queue.take(changes).pipe(
