@@ -3,6 +3,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { createServer } from "node:net"
@@ -61,6 +62,9 @@ describe("RedisConnection (shared Redis)", () => {
     Effect.gen(function*() {
       const redis = yield* RedisConnection.RedisConnection
       expect(yield* redis.status).toEqual(["ready", "ready"])
+      // The original service's gauges: ready sockets, and the health-check interval in seconds (default 30).
+      expect((yield* Metric.value(RedisConnection.poolSizeGauge)).value).toBe(2)
+      expect((yield* Metric.value(RedisConnection.healthCheckIntervalGauge)).value).toBe(30)
       // Round-robin: both sockets serve commands.
       const ids = yield* Effect.forEach([1, 2, 3, 4], () => redis.execute("client_id", (c) => c.client("ID")))
       expect(new Set(ids).size).toBe(2)
