@@ -91,9 +91,11 @@ describe("chaos: server faults", () => {
         }),
       (f) => {
         expectHeld(f.workload)
-        // A dead server is noticed at once (reset / refused, no deadline to wait for).
+        // A dead server is noticed fast (reset / refused, no deadline to wait for). The calls in flight at the kill
+        // fail together and count once; readers then sleep out their first retry delay, and the failures after it
+        // (fast, one after another) reach the threshold: within one retry delay plus the margin.
         expect(f.openedAtFailures).toBe(FAILURE_THRESHOLD)
-        expect(f.openedAfterMs!).toBeLessThanOrEqual(LAG_MS)
+        expect(f.openedAfterMs!).toBeLessThanOrEqual(RETRY_FIRST_DELAY_MAX_MS + LAG_MS)
         expect(f.outage.ops).toBeGreaterThan(1000)
         expect(f.outage.p99Ms).toBeLessThanOrEqual(FAST_FAIL_P99_MS)
         expect(f.recoveryMs).not.toBeNull()
