@@ -5,6 +5,6 @@ export default defineConfig({
   test: {
     projects,
     // The JSON report lets .ci/run print a plain "N passed, N failed" closing line.
-    reporters: ["default", ["json", { outputFile: "build/vitest-results.json" }]]
+    reporters: ["default", ["json", { outputFile: "build/run-summary.json" }]]
   }
 })
