@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Retry } from "@steadfast/resilience"
 import { RedisConnection } from "@steadfast/redis"
-import { ChaosProxy, RedisServer } from "@steadfast/testing"
+import { ChaosProxy, LogCapture, RedisServer } from "@steadfast/testing"
 import * as Fiber from "effect/Fiber"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -11,7 +11,7 @@ import { Cache } from "../src/Cache.js"
 import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as RedisCache from "../src/RedisCache.js"
 import * as ResilientCache from "../src/ResilientCache.js"
-import { captureLogs, eventually } from "./utils.js"
+import { eventually } from "./utils.js"
 
 const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const unique = () => `steadfast:test:${process.pid}:${Math.random().toString(36).slice(2)}:`
@@ -46,7 +46,7 @@ describe("ResilientCache against the shared Redis", () => {
     }).pipe(Effect.provide(resilient(REDIS_URL))))
 
   it.live("a WRONGTYPE reply is permanent: served from memory, logged as an error, never trips the breaker", () => {
-    const { layer, logs } = captureLogs()
+    const { layer, lines: logs } = LogCapture.make()
     const prefix = unique()
     return Effect.gen(function*() {
       const cache = yield* Cache
@@ -131,7 +131,7 @@ describe("ResilientCache through an outage (spawned redis-server)", () => {
   it.live("serves from memory while Redis is down, opens the breaker, and recovers when Redis returns", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.make()
-      const { layer, logs } = captureLogs()
+      const { layer, lines: logs } = LogCapture.make()
       const tagged = (metric: Metric.Metric.Counter<number>, operation: string) =>
         metric.pipe(Metric.tagged("operation", operation), Metric.tagged("backend", "resilient"))
       const before = {
@@ -253,7 +253,7 @@ describe("No password reaches a log, a stat or an error", () => {
   it.live("wrong password: permanent, no retry storm, no breaker, loud log, nothing leaks", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.make({ password: PASSWORD })
-      const { layer, logs } = captureLogs()
+      const { layer, lines: logs } = LogCapture.make()
       const url = `redis://:${WRONG}@127.0.0.1:${server.port}`
       yield* Effect.gen(function*() {
         const cache = yield* Cache
@@ -290,7 +290,7 @@ describe("No password reaches a log, a stat or an error", () => {
   it.live("right password: works, and the stats show the URL redacted", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.make({ password: PASSWORD })
-      const { layer, logs } = captureLogs()
+      const { layer, lines: logs } = LogCapture.make()
       yield* Effect.gen(function*() {
         const cache = yield* Cache
         yield* cache.set("k", "v")

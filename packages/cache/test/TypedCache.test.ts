@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import { LogCapture } from "@steadfast/testing"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/TestClock"
@@ -7,7 +8,6 @@ import * as Schema from "effect/Schema"
 import { Cache } from "../src/Cache.js"
 import * as MemoryCache from "../src/MemoryCache.js"
 import * as TypedCache from "../src/TypedCache.js"
-import { captureLogs } from "./utils.js"
 
 class User extends Schema.Class<User>("User")({
   id: Schema.Number,
@@ -33,7 +33,7 @@ describe("TypedCache", () => {
     }).pipe(Effect.provide(MemoryCache.layer())))
 
   it.effect("a stored value that does not decode is a miss: counted and logged, never returned", () => {
-    const { layer, logs } = captureLogs()
+    const { layer, lines: logs } = LogCapture.make()
     return Effect.gen(function*() {
       const raw = yield* Cache
       const users = TypedCache.make(raw, User)

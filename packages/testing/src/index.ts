@@ -27,3 +27,10 @@ export * as ChaosProxy from "./ChaosProxy.js"
  * @since 0.1.0
  */
 export * as Workload from "./Workload.js"
+
+/**
+ * Captures Effect log lines (fields, levels) to assert on them, e.g. that no password is ever logged.
+ *
+ * @since 0.1.0
+ */
+export * as LogCapture from "./LogCapture.js"

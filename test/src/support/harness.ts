@@ -7,16 +7,12 @@ import { expect } from "@effect/vitest"
 import { Cache, RedisCache, ResilientCache } from "@steadfast/cache"
 import { RedisConnection } from "@steadfast/redis"
 import { CircuitBreaker, Retry } from "@steadfast/resilience"
-import { ChaosProxy, RedisServer, Workload } from "@steadfast/testing"
+import { ChaosProxy, LogCapture, RedisServer, Workload } from "@steadfast/testing"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
-import * as List from "effect/List"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
@@ -78,32 +74,10 @@ export const workloadOptions: Workload.Options = { keys: 64, concurrency: 16, re
 // Logs
 // ---------------------------------------------------------------------------------------------------------------
 
-export interface CapturedLog {
-  readonly level: string
-  readonly message: string
-  readonly annotations: Record<string, unknown>
-  readonly line: string
-}
-
-/** A logger that counts every line by level and keeps the first 500 (rate-limited by the library: bounded). */
-export const captureLogs = () => {
-  const lines: Array<CapturedLog> = []
-  const byLevel: Record<string, number> = {}
-  const logger = Logger.make(({ annotations, logLevel, message }) => {
-    byLevel[logLevel.label] = (byLevel[logLevel.label] ?? 0) + 1
-    if (lines.length >= 500) return
-    const text = List.isList(message)
-      ? List.toArray(message).map(String).join(" ")
-      : Array.isArray(message)
-      ? message.map(String).join(" ")
-      : String(message)
-    const record = Object.fromEntries(HashMap.toEntries(annotations))
-    lines.push({ level: logLevel.label, message: text, annotations: record, line: `${logLevel.label} ${text} ${JSON.stringify(record)}` })
-  })
-  const layer = Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.All))
-  return { lines, byLevel, layer }
-}
-export type Logs = ReturnType<typeof captureLogs>
+/** Every line counted by level, the first 500 kept (the library rate-limits its logs: bounded). */
+export const captureLogs = () => LogCapture.make({ maxLines: 500 })
+export type CapturedLog = LogCapture.CapturedLog
+export type Logs = LogCapture.LogCapture
 
 // ---------------------------------------------------------------------------------------------------------------
 // The stack under test
