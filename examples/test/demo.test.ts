@@ -1,15 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { runDemo } from "../src/demo/run.js"
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
+import { isAlive, runDemo } from "../src/demo/run.js"
 
 const required = ["ops", "callerErrors", "wrongValues", "fallbacks", "breakerOpens", "p99Ms", "recovered"] as const
 

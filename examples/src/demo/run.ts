@@ -191,7 +191,8 @@ const withoutPassword = (url: string): string => {
   return u.toString()
 }
 
-const isAlive = (pid: number): boolean => {
+/** Whether a process still exists (`kill(pid, 0)`; EPERM means it exists but is not ours). */
+export const isAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
     return true
