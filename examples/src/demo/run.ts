@@ -67,6 +67,8 @@ export interface ClientSummary {
   readonly errorsByKind: Readonly<Record<string, number>>
   /** Reads that returned a value never written for their key. */
   readonly wrongValues: number
+  /** Reads that returned a value a write acknowledged before the read started had already replaced. */
+  readonly staleReads: number
   /** Operations served from memory because Redis failed (always 0 for ioredis: it has no fallback). */
   readonly fallbacks: number
   /** Times the circuit breaker opened (always 0 for ioredis: it has no breaker). */
@@ -730,6 +732,7 @@ const body = (
       writeErrors: stats.writeErrors,
       errorsByKind: stats.errorsByKind,
       wrongValues: stats.wrongValues,
+      staleReads: stats.staleReads,
       fallbacks,
       breakerOpens,
       p50Ms: round(stats.p50Ms),
@@ -745,25 +748,29 @@ const body = (
     const sSummary = summarize("steadfast", sTotal, steadfast.waiting(1000), finalStats.fallbacks, finalStats.circuitOpens)
     const iSummary = iTotal === undefined || ioredis === undefined ? undefined : summarize("ioredis", iTotal, ioredis.waiting(1000), 0, 0)
 
-    const held = sSummary.readErrors === 0 && sSummary.wrongValues === 0 && (sSummary.recovered ?? true)
+    const held = sSummary.readErrors === 0 && sSummary.wrongValues === 0 && sSummary.staleReads === 0 &&
+      (sSummary.recovered ?? true)
     const lines: Array<string> = []
     if (held) {
       lines.push(
-        `Steadfast held${stopped ? " (so far)" : ""}: 0 caller-visible read errors, 0 wrong values${
+        `Steadfast held${stopped ? " (so far)" : ""}: 0 caller-visible read errors, 0 wrong values, 0 stale reads${
           sSummary.recovered ? `, Redis serving its reads again ${ms(sSummary.recoveredAfterMs ?? 0)} ms after the last fault` : ""
         }${sSummary.fallbacks > 0 ? ` (${count(sSummary.fallbacks)} operations answered from memory meanwhile)` : ""}.`
       )
     } else {
       lines.push(
-        `FINDING: Steadfast did NOT hold: ${sSummary.readErrors} read errors, ${sSummary.wrongValues} wrong values, recovered: ${sSummary.recovered}` +
+        `FINDING: Steadfast did NOT hold: ${sSummary.readErrors} read errors, ${sSummary.wrongValues} wrong values, ` +
+          `${sSummary.staleReads} stale reads, recovered: ${sSummary.recovered}` +
           ` (errors by kind: ${JSON.stringify(sSummary.errorsByKind)}).`
       )
     }
     if (iSummary !== undefined) {
-      const hurt = iSummary.callerErrors > 0 || iSummary.p99Ms >= 1000 || iSummary.maxMs >= 1000 || iSummary.wrongValues > 0
+      const hurt = iSummary.callerErrors > 0 || iSummary.p99Ms >= 1000 || iSummary.maxMs >= 1000 || iSummary.wrongValues > 0 ||
+        iSummary.staleReads > 0
       lines.push(
         `ioredis (defaults) under the same faults: ${count(iSummary.readErrors)} read / ${count(iSummary.writeErrors)} write errors, ` +
-          `${iSummary.wrongValues} wrong values, no operation completed in ${iSummary.secondsWithoutProgress} of ${series.length} seconds, ` +
+          `${iSummary.wrongValues} wrong values, ${iSummary.staleReads} stale reads, ` +
+          `no operation completed in ${iSummary.secondsWithoutProgress} of ${series.length} seconds, ` +
           `slowest operation ${ms(iSummary.maxMs)} ms, ${iSummary.pendingAtEnd} stuck at the end` +
           `${iSummary.recovered === false ? ", never seen reading from Redis again" : ""}${hurt ? "." : " (the faults did not hurt it this time)."}`
       )
@@ -827,6 +834,7 @@ const printSummary = (summary: Summary, print: (line: string) => void, p: Paint)
   row("read errors (caller)", count(s.readErrors), i && count(i.readErrors), bad(s.readErrors), bad(i?.readErrors ?? 0))
   row("write errors (caller)", count(s.writeErrors), i && count(i.writeErrors), bad(s.writeErrors), bad(i?.writeErrors ?? 0))
   row("wrong values", count(s.wrongValues), i && count(i.wrongValues), bad(s.wrongValues), bad(i?.wrongValues ?? 0))
+  row("stale reads", count(s.staleReads), i && count(i.staleReads), bad(s.staleReads), bad(i?.staleReads ?? 0))
   row("fallbacks (memory)", count(s.fallbacks), i && "-")
   row("breaker opens", count(s.breakerOpens), i && "-")
   row("p50 / p99 latency", `${ms(s.p50Ms)} / ${ms(s.p99Ms)} ms`, i && `${ms(i.p50Ms)} / ${ms(i.p99Ms)} ms`)

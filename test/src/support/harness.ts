@@ -336,30 +336,41 @@ export const FIGURES_FILE = Path.join(BUILD_DIR, "chaos-figures.json")
 
 export type Figures = Record<string, unknown>
 
-/** The workload's figures, rounded for reading. */
 /**
  * The invariants every scenario under load holds: no read or write error reached the caller, no read returned a value
- * never written for its key, and (unless told otherwise) no call outlived its bound.
+ * never written for its key, no read returned a value an acknowledged write or delete had replaced before it started
+ * (a stale read), and (unless told otherwise) no call outlived its bound.
  */
 export const expectHeld = (
-  workload: { readonly readErrors: number; readonly writeErrors: number; readonly wrongValues: number; readonly maxMs: number },
+  workload: {
+    readonly readErrors: number
+    readonly writeErrors: number
+    readonly wrongValues: number
+    readonly staleReads: number
+    readonly maxMs: number
+  },
   maxMs: number | undefined = MAX_CALL_MS
 ) => {
   expect(workload.readErrors).toBe(0)
   expect(workload.writeErrors).toBe(0)
   expect(workload.wrongValues).toBe(0)
+  expect(workload.staleReads).toBe(0)
   if (maxMs !== undefined) expect(workload.maxMs).toBeLessThanOrEqual(maxMs)
 }
 
+/** The workload's figures, rounded for reading. */
 export const workloadFigures = (s: Workload.Stats) => ({
   ops: s.ops,
   reads: s.reads,
   writes: s.writes,
+  deletes: s.deletes,
   hits: s.hits,
   misses: s.misses,
   readErrors: s.readErrors,
   writeErrors: s.writeErrors,
+  deleteErrors: s.deleteErrors,
   wrongValues: s.wrongValues,
+  staleReads: s.staleReads,
   errorsByKind: s.errorsByKind,
   p50Ms: round(s.p50Ms),
   p99Ms: round(s.p99Ms),
