@@ -87,6 +87,23 @@ export interface Health {
 }
 
 /**
+ * @since 0.2.0
+ * @category models
+ */
+export interface Reconciliation {
+  readonly policy: "invalidate" | "write-back"
+  /** Keys written or deleted while Redis did not acknowledge, not yet repaired: Redis is not read for them. */
+  readonly pendingKeys: number
+  readonly maxPending: number
+  /** Keys repaired in Redis (deleted, or written back). */
+  readonly reconciledKeys: number
+  /** Times more keys were pending than `maxPending`, each answered by a flush of the cache's namespace. */
+  readonly overflows: number
+  /** A namespace flush is under way: Redis is not read for any key until it completes. */
+  readonly flushing: boolean
+}
+
+/**
  * A snapshot of a cache's counters. Counters are this cache instance's; the `Metric`s in `CacheMetrics` are
  * process-wide.
  *
@@ -107,6 +124,8 @@ export interface Stats {
   /** Failures seen from Redis, by `reason` (`timeout`, `connection_reset_peer`, `circuit_open`, ...). */
   readonly errors: Readonly<Record<string, number>>
   readonly memory: { readonly entries: number; readonly maxEntries: number } | undefined
+  /** The resilient cache's repair of what Redis missed during faults (see `ResilientCache`); absent elsewhere. */
+  readonly reconciliation: Reconciliation | undefined
   /** The configuration, password redacted. */
   readonly config: Readonly<Record<string, string | number | boolean>>
 }

@@ -71,6 +71,39 @@ export const errors = Metric.counter("cache_error_total", { description: "Redis 
 export const decodeErrors = Metric.counter("cache_decode_error_total", { description: "Values that failed to decode", incremental: true })
 
 /**
+ * Times more keys awaited reconciliation than the resilient cache's `maxPending`: each one flushes the cache's
+ * namespace in Redis (logged once per overflow).
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const reconcileOverflows = Metric.counter("cache_reconcile_overflow_total", {
+  description: "Pending-key overflows, each answered by a namespace flush",
+  incremental: true
+})
+
+/**
+ * Keys the resilient cache repaired in Redis after a fault (deleted or written back), tagged `action`.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const reconciled = Metric.counter("cache_reconciled_total", {
+  description: "Keys repaired in Redis after writes or deletes it did not acknowledge",
+  incremental: true
+})
+
+/**
+ * Keys written or deleted while Redis did not acknowledge, not yet repaired (Redis is not read for them).
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const pendingKeys = Metric.gauge("cache_pending_keys", {
+  description: "Keys awaiting reconciliation with Redis"
+})
+
+/**
  * Latency of cache operations in seconds, tagged `operation` and `backend`.
  *
  * @since 0.1.0

@@ -1,6 +1,7 @@
 /**
- * A bounded in-memory cache: LRU eviction past `maxEntries`, per-entry TTL, time from Effect's `Clock`.
- * Usable alone (an embedded cache, a test double for the Redis layers) and as the resilient cache's fallback.
+ * A bounded in-memory cache: approximate-LRU eviction (CLOCK, "second chance") past `maxEntries`, per-entry TTL, time
+ * from Effect's `Clock`. Usable alone (an embedded cache, a test double for the Redis layers) and, through
+ * {@link layerFallback}, as the resilient cache's `FallbackStore`.
  *
  * @since 0.1.0
  */
@@ -11,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { Cache, type Health, type Stats } from "./Cache.js"
+import * as FallbackStore from "./FallbackStore.js"
 import { checked } from "./internal/checked.js"
 import { parseTtl } from "./internal/input.js"
 import { LruStore } from "./internal/lru.js"
@@ -106,10 +108,69 @@ export const make = (options: Options = {}): Effect.Effect<Cache> =>
         fallbacks: 0,
         errors: {},
         memory: { entries: store.size, maxEntries },
+        reconciliation: undefined,
         config: { maxEntries, ...(defaultTtlMillis === undefined ? {} : { defaultTtlMs: defaultTtlMillis }) }
       }))
     }))
   })
+
+/**
+ * - `maxEntries`: the most entries kept (default 10,000);
+ * - `ttl`: the longest a value lives, whatever its own TTL (default 60 seconds): the staleness bound of what an
+ *   outage serves.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface FallbackOptions {
+  readonly maxEntries?: number | undefined
+  readonly ttl?: Duration.DurationInput | undefined
+}
+
+/**
+ * The in-memory `FallbackStore`. Invalid options are programming errors: this dies with
+ * `Cause.IllegalArgumentException`.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeFallback = (options: FallbackOptions = {}): Effect.Effect<FallbackStore.FallbackStore> =>
+  Effect.gen(function*() {
+    const { maxEntries } = yield* Effect.try({
+      try: () => resolveOptions({ maxEntries: options.maxEntries }),
+      catch: (error) => error
+    }).pipe(Effect.orDie)
+    const ttl = parseTtl("MemoryCache fallback", options.ttl ?? FallbackStore.defaultTtl)
+    if (ttl instanceof PermanentError || Option.isNone(ttl)) {
+      return yield* Effect.die(new Cause.IllegalArgumentException("MemoryCache fallback ttl must be a positive, finite duration"))
+    }
+    const ttlMillis = Duration.toMillis(ttl.value)
+    const clock = yield* Effect.clock
+    const store = new LruStore(maxEntries)
+    const now = () => clock.unsafeCurrentTimeMillis()
+    return FallbackStore.FallbackStore.of({
+      maxEntries,
+      ttl: ttl.value,
+      size: () => store.size,
+      get: (key) => store.get(key, now()),
+      write: (key, value, valueTtl) =>
+        store.set(key, value, valueTtl === undefined ? ttlMillis : Math.min(Duration.toMillis(valueTtl), ttlMillis), now()),
+      remove: (key) => store.delete(key, now()),
+      version: () => store.version(),
+      mirror: (key, value, since) => store.mirror(key, value, since, ttlMillis, now()),
+      clear: () => store.clear()
+    })
+  })
+
+/**
+ * Provides the in-memory `FallbackStore` (see {@link makeFallback}). Build it once and provide it to several
+ * resilient caches over the same keys to share it.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerFallback = (options: FallbackOptions = {}): Layer.Layer<FallbackStore.FallbackStore> =>
+  Layer.effect(FallbackStore.FallbackStore, makeFallback(options))
 
 /**
  * Provides {@link Cache} from memory alone: for tests that swap out Redis, and programs that want no Redis.

@@ -1,28 +1,37 @@
 /**
- * The strict Redis cache: every operation goes through the circuit breaker and its retry policy, and its failures
- * reach the caller as `TransientError | PermanentError | CircuitOpenError`. Use it where a caller must know that
- * Redis failed; use `ResilientCache` where the cache must never take the program down.
+ * The strict Redis cache: every operation goes through the circuit breaker and its retry policy, is counted, timed and
+ * (rate-limited) logged, and its failures reach the caller as `TransientError | PermanentError | CircuitOpenError`.
+ * Use it where a caller must know that Redis failed; `ResilientCache` is this service plus a `FallbackStore`, for
+ * programs the cache must never take down.
+ *
+ * Writes that never left the client (`outcome: "not_sent"`: no socket was writeable, e.g. in the few milliseconds
+ * of a reconnect) are sent again once a socket is ready, within the call's deadline, whatever the retry policy: they
+ * cannot have run. A write whose reply was lost (`outcome: "unknown"`) is not re-sent unless its policy says so.
  *
  * @since 0.1.0
  */
-import type { CircuitBreaker, Retry } from "@steadfast/resilience"
-import type { RedisConfig, RedisConnection } from "@steadfast/redis"
+import { CircuitBreaker, type CircuitOpenError, type Errors, type PermanentError, Retry, TransientError } from "@steadfast/resilience"
+import { RedisConfig, RedisConnection } from "@steadfast/redis"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
-import type { CacheService, Stats } from "./Cache.js"
-import { checked } from "./internal/checked.js"
+import type { CacheService, Health, Stats } from "./Cache.js"
+import * as CacheMetrics from "./CacheMetrics.js"
+import { checked, type Unchecked } from "./internal/checked.js"
 import { Recorder } from "./internal/recorder.js"
-import * as core from "./internal/redisCore.js"
 
 /**
- * The operations that take their own retry policy.
+ * The operations that take their own retry policy. `reconcile` is the resilient cache's repair of keys Redis missed
+ * during an outage (see `ResilientCache`).
  *
  * @since 0.1.0
  * @category models
  */
-export type Operation = core.Operation
+export type Operation = "get" | "getMany" | "set" | "setMany" | "delete" | "reconcile"
 
 /**
  * What the strict cache's operations fail with.
@@ -30,37 +39,67 @@ export type Operation = core.Operation
  * @since 0.1.0
  * @category models
  */
-export type RedisCacheError = core.RedisCacheError
+export type RedisCacheError = TransientError | PermanentError | CircuitOpenError
 
 /**
  * - `keyPrefix`: prepended to every Redis key (default none).
  * - `retry`: a `Retry.Policy` per operation. Defaults: `get` and `getMany` retry `CACHE_MAX_RETRIES` times from
- *   `CACHE_RETRY_DELAY`, exponential with jitter; writes and deletes are not retried.
+ *   `CACHE_RETRY_DELAY`, exponential with jitter; writes and deletes are not retried (except those never sent).
  * - `breaker`: `CircuitBreaker` options (default 5 consecutive transient failures, half-open after 5 seconds,
  *   `countOverlappingOnce: true`: calls failing together on one reset socket count once), or `circuitBreaker`: a
  *   breaker to share.
+ * - `coalesce`: concurrent `get`s share one `MGET` and concurrent `set`s one `MSET` or pipeline (default true; see
+ *   `RedisConnection.getBatched` / `setBatched`). With it, a key holding a non-string value reads as a miss instead of
+ *   failing with `wrong_type`.
  * - `logInterval`: at most one failure log per operation and reason per interval (default 1 second).
  *
  * @since 0.1.0
  * @category models
  */
-export interface Options extends core.CoreOptions {}
+export interface Options {
+  readonly keyPrefix?: string | undefined
+  readonly retry?: Partial<Record<Operation, Retry.Policy>> | undefined
+  readonly breaker?: CircuitBreaker.Options | undefined
+  /** A breaker to share (e.g. across caches on one connection); overrides `breaker`. */
+  readonly circuitBreaker?: CircuitBreaker.CircuitBreaker | undefined
+  readonly coalesce?: boolean | undefined
+  readonly logInterval?: Duration.DurationInput | undefined
+}
 
 /**
- * The breaker the cache uses unless told otherwise.
+ * Five consecutive failures, half-open after five seconds, and calls that fail together (on one reset socket) count
+ * once: a single "connection reset by peer" must not send every caller to the fallback.
  *
  * @since 0.1.0
  * @category constants
  */
-export const defaultBreaker = core.defaultBreaker
+export const defaultBreaker = { failureThreshold: 5, halfOpenAfter: Duration.seconds(5), countOverlappingOnce: true } as const
 
 /**
- * The per-operation retry policies the cache uses unless told otherwise.
+ * GET and MGET retried with the configured count and base delay (as the original service did); writes not.
  *
  * @since 0.1.0
  * @category constants
  */
-export const defaultRetry: (config: RedisConfig.RedisConfig) => Record<Operation, Retry.Policy> = core.defaultRetry
+export const defaultRetry = (config: RedisConfig.RedisConfig): Record<Operation, Retry.Policy> => {
+  const reads = Retry.make({ maxRetries: config.maxRetries, baseDelay: config.retryDelay })
+  return { get: reads, getMany: reads, set: Retry.none, setMany: Retry.none, delete: Retry.none, reconcile: Retry.none }
+}
+
+/**
+ * The operations without input checks, for caches composed over this one (they check their input once, first, so
+ * a bad key never reaches Redis, trips the breaker or triggers a fallback). Keys are the caller's: the prefix is
+ * added here.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface UncheckedOperations extends Omit<Unchecked<RedisCacheError>, "stats" | "health"> {
+  /** `DEL` of many keys in one command; how many existed. */
+  readonly deleteMany: (keys: ReadonlyArray<string>) => Effect.Effect<number, RedisCacheError>
+  /** One `SCAN` step over this cache's keys (the prefix's namespace; the whole database without one). */
+  readonly scan: (cursor: string, count: number) => Effect.Effect<readonly [string, ReadonlyArray<string>], RedisCacheError>
+}
 
 /**
  * @since 0.1.0
@@ -68,6 +107,11 @@ export const defaultRetry: (config: RedisConfig.RedisConfig) => Record<Operation
  */
 export interface RedisCache extends CacheService<RedisCacheError> {
   readonly breaker: CircuitBreaker.CircuitBreaker
+  readonly connection: RedisConnection.RedisConnection
+  readonly keyPrefix: string
+  readonly unchecked: UncheckedOperations
+  /** The breaker would reject a call made now (synchronous peek): callers with a fallback skip Redis entirely. */
+  readonly rejecting: () => boolean
 }
 
 /**
@@ -75,6 +119,13 @@ export interface RedisCache extends CacheService<RedisCacheError> {
  * @category tags
  */
 export const RedisCache = Context.GenericTag<RedisCache>("@steadfast/cache/RedisCache")
+
+const reasonOf = (error: RedisCacheError): string => error._tag === "CircuitOpenError" ? "circuit_open" : error.reason
+
+const writes: ReadonlySet<Operation> = new Set(["set", "setMany", "delete", "reconcile"])
+
+/** `*`, `?`, `[`, `]` and `\` match literally in a SCAN pattern once escaped. */
+const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 
 /**
  * @since 0.1.0
@@ -84,27 +135,224 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<RedisCache, never, RedisConnection.RedisConnection | Scope.Scope> =>
   Effect.gen(function*() {
+    const connection = yield* RedisConnection.RedisConnection
     const recorder = new Recorder("redis")
-    const redis = yield* core.makeCore(options, recorder)
-    const cache = checked<RedisCacheError>({
-      get: redis.get,
-      getMany: redis.getMany,
-      set: redis.set,
-      setMany: redis.setMany,
-      delete: redis.delete,
-      health: redis.health,
-      stats: Effect.map(core.breakerStats(redis.breaker), (breaker): Stats => ({
-        backend: "redis",
-        ...breaker,
-        hits: recorder.hits,
-        misses: recorder.misses,
-        fallbacks: 0,
-        errors: recorder.errorsByReason(),
-        memory: undefined,
-        config: redis.describe()
-      }))
+    const breakerOptions = {
+      ...options.breaker,
+      failureThreshold: options.breaker?.failureThreshold ?? defaultBreaker.failureThreshold,
+      halfOpenAfter: options.breaker?.halfOpenAfter ?? defaultBreaker.halfOpenAfter,
+      countOverlappingOnce: options.breaker?.countOverlappingOnce ?? defaultBreaker.countOverlappingOnce
+    }
+    const breaker = options.circuitBreaker ?? (yield* CircuitBreaker.make(breakerOptions))
+    const policies = { ...defaultRetry(connection.config), ...options.retry }
+    const prefix = options.keyPrefix ?? ""
+    const coalesce = options.coalesce ?? true
+    const read = coalesce ? connection.getBatched : connection.get
+    const write = coalesce ? connection.setBatched : connection.set
+    const clock = yield* Effect.clock
+    const logEvery = Duration.toMillis(Duration.decode(options.logInterval ?? Duration.seconds(1)))
+
+    // Breaker transitions: counted, and logged once each (not once per rejected call).
+    const transitions = yield* breaker.subscribe
+    yield* Queue.take(transitions).pipe(
+      Effect.flatMap((change) =>
+        (change.to === "OPEN"
+          ? Effect.logWarning("circuit breaker opened: Redis calls fail fast until a probe succeeds").pipe(
+            Effect.tap(() => Effect.sync(() => CacheMetrics.circuitOpens.unsafeUpdate(1, [])))
+          )
+          : change.to === "CLOSED"
+          ? Effect.logInfo("circuit breaker closed: Redis serves again")
+          : Effect.logInfo("circuit breaker half-open: probing Redis")).pipe(
+            Effect.annotateLogs({
+              circuit_breaker_state: change.to,
+              circuit_breaker_previous_state: change.from,
+              error_count: change.consecutiveFailures
+            })
+          )
+      ),
+      Effect.forever,
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    // One line per (operation, reason) per window; the lines in between are counted and reported with the next.
+    const lastLogged = new Map<string, { at: number; suppressed: number }>()
+    const logFailure = (operation: Operation, error: TransientError | PermanentError) => {
+      const id = `${operation}:${error.reason}`
+      const now = clock.unsafeCurrentTimeMillis()
+      const seen = lastLogged.get(id)
+      if (seen && now - seen.at < logEvery) {
+        seen.suppressed++
+        return Effect.void
+      }
+      lastLogged.set(id, { at: now, suppressed: 0 })
+      return Effect.flatMap(breaker.snapshot, (snapshot) =>
+        // A permanent error is a bug or a misconfiguration: loud. A transient one is weather: a warning.
+        (error._tag === "PermanentError" ? Effect.logError : Effect.logWarning)("redis operation failed").pipe(
+          Effect.annotateLogs({
+            operation,
+            error_type: error.reason,
+            error_class: error._tag,
+            error_message: error.message,
+            error_count: snapshot.consecutiveFailures,
+            circuit_breaker_state: snapshot.state,
+            suppressed_since_last_log: seen?.suppressed ?? 0
+          })
+        ))
+    }
+
+    /**
+     * Breaker, then retry, then counting and timing. The happy path adds one frame (`matchEffect`) to the breaker:
+     * this runs on every cache call. The whole call, retries included, stays within the command deadline: each
+     * attempt is bounded by the connection, and once the first one failed, the retries race what is left of it.
+     */
+    const budgetMillis = Duration.toMillis(connection.config.commandTimeout)
+    // The same slack the connection's deadline sweeper keeps: one tick, for a loaded event loop's late timers.
+    const slackMillis = Math.min(100, Math.max(5, Math.floor(budgetMillis / 20)))
+    const deadlineError = (operation: Operation) => () =>
+      new TransientError({
+        operation,
+        reason: "timeout",
+        message: `${operation} exceeded its ${budgetMillis} ms deadline (retries included)`,
+        outcome: "unknown"
+      })
+    const guard = <A, B>(
+      operation: Operation,
+      call: Effect.Effect<A, Errors.RedisFailure>,
+      onSuccess: (a: A) => B
+    ): Effect.Effect<B, RedisCacheError> =>
+      Effect.suspend(() => {
+        const start = clock.unsafeCurrentTimeNanos()
+        const elapsedMillis = () => Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
+        const remaining = () => budgetMillis - slackMillis - elapsedMillis()
+        // Admitted while the breaker is not CLOSED, a call is its probe: let it wait for the reconnect under way
+        // rather than spend the probe on "not connected yet" (ioredis retries up to ~550 ms apart).
+        const attempt = breaker.execute(
+          operation,
+          breaker.unsafeState() === "CLOSED" ? call : Effect.zipRight(connection.ready, call)
+        )
+        const policy = policies[operation]
+        const retried = policy.maxRetries === 0
+          ? writes.has(operation)
+            // A write that never left cannot have run: send it again once a socket is ready, within the deadline.
+            ? Effect.catchIf(
+              attempt,
+              (e): e is TransientError => e._tag === "TransientError" && e.outcome === "not_sent",
+              (first) => {
+                const left = remaining()
+                return left <= 0 ? Effect.fail(first) : breaker.execute(operation, Effect.zipRight(connection.ready, call)).pipe(
+                  Effect.timeoutFail({ duration: Duration.millis(left), onTimeout: deadlineError(operation) })
+                )
+              }
+            )
+            : attempt
+          : Effect.catchAll(attempt, (first) => {
+            const left = remaining()
+            // Less time left than the first retry would sleep: it could never run, so fail now rather than late.
+            return left <= Duration.toMillis(policy.baseDelay)
+              ? Effect.fail(first)
+              : Retry.retryAfterFailure(attempt, policy, first).pipe(
+                Effect.timeoutFail({ duration: Duration.millis(left), onTimeout: deadlineError(operation) })
+              )
+          })
+        return Effect.matchEffect(retried, {
+          onSuccess: (a) => {
+            recorder.latency(operation, elapsedMillis() / 1000)
+            return Effect.succeed(onSuccess(a))
+          },
+          onFailure: (error: RedisCacheError): Effect.Effect<B, RedisCacheError> => {
+            recorder.latency(operation, elapsedMillis() / 1000)
+            recorder.error(operation, reasonOf(error))
+            return error._tag === "CircuitOpenError"
+              ? Effect.fail(error)
+              : Effect.zipRight(logFailure(operation, error), Effect.fail(error))
+          }
+        })
+      })
+
+    const found = (value: string | null): Option.Option<string> => {
+      if (value === null) {
+        recorder.miss()
+        return Option.none()
+      }
+      recorder.hit()
+      return Option.some(value)
+    }
+    const foundMany = (values: ReadonlyArray<string | null>) => {
+      let hits = 0
+      const out = values.map((v) => (v === null ? Option.none() : (hits++, Option.some(v))))
+      recorder.hit(hits)
+      recorder.miss(values.length - hits)
+      return out
+    }
+    const unit = () => undefined
+    const prefixed = (keys: ReadonlyArray<string>) => prefix === "" ? keys : keys.map((k) => prefix + k)
+    const pattern = `${globEscape(prefix)}*`
+
+    const health: Effect.Effect<Health> = Effect.gen(function*() {
+      const start = clock.unsafeCurrentTimeNanos()
+      const ping = yield* Effect.either(connection.ping)
+      const latencyMs = Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
+      const circuitState = yield* breaker.state
+      return ping._tag === "Right"
+        ? { status: "healthy", redis: "up", circuitState, latencyMs: Option.some(latencyMs), error: Option.none() }
+        : { status: "degraded", redis: "down", circuitState, latencyMs: Option.none(), error: Option.some(ping.left.reason) }
     })
-    return RedisCache.of({ ...cache, breaker: redis.breaker })
+
+    const describe = () => ({
+      ...RedisConfig.describe(connection.config),
+      keyPrefix: prefix,
+      coalesce,
+      breakerFailureThreshold: breakerOptions.failureThreshold,
+      breakerHalfOpenAfterMs: Duration.toMillis(Duration.decode(breakerOptions.halfOpenAfter)),
+      breakerCountOverlappingOnce: breakerOptions.countOverlappingOnce,
+      getMaxRetries: policies.get.maxRetries,
+      getManyMaxRetries: policies.getMany.maxRetries,
+      setMaxRetries: policies.set.maxRetries,
+      setManyMaxRetries: policies.setMany.maxRetries,
+      deleteMaxRetries: policies.delete.maxRetries
+    })
+
+    const unchecked: UncheckedOperations = {
+      get: (key) => guard("get", read(prefix + key), found),
+      getMany: (keys) => keys.length === 0 ? Effect.succeed([]) : guard("getMany", connection.mget(prefixed(keys)), foundMany),
+      set: (key, value, ttl) => guard("set", write(prefix + key, value, ttl), unit),
+      setMany: (entries, ttl) =>
+        entries.length === 0 ? Effect.void : guard(
+          "setMany",
+          connection.mset(prefix === "" ? entries : entries.map(([k, v]) => [prefix + k, v] as const), ttl),
+          unit
+        ),
+      delete: (key) => guard("delete", connection.del([prefix + key]), (n) => n > 0),
+      deleteMany: (keys) => keys.length === 0 ? Effect.succeed(0) : guard("reconcile", connection.del(prefixed(keys)), (n) => n),
+      scan: (cursor, count) =>
+        guard("reconcile", connection.scan(cursor, pattern, count), ([next, keys]) =>
+          [next, prefix === "" ? keys : keys.map((k) => k.slice(prefix.length))] as const)
+    }
+
+    const stats = Effect.map(breaker.snapshot, (s): Stats => ({
+      backend: "redis",
+      circuitState: s.state,
+      failureCount: s.consecutiveFailures,
+      circuitOpens: s.opens,
+      hits: recorder.hits,
+      misses: recorder.misses,
+      fallbacks: 0,
+      errors: recorder.errorsByReason(),
+      memory: undefined,
+      reconciliation: undefined,
+      config: describe()
+    }))
+
+    const cache = checked<RedisCacheError>({ ...unchecked, health, stats })
+    return RedisCache.of({
+      ...cache,
+      breaker,
+      connection,
+      keyPrefix: prefix,
+      unchecked,
+      rejecting: breaker.rejectsNow
+    })
   })
 
 /**

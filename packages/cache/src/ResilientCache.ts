@@ -1,79 +1,175 @@
 /**
- * The resilient cache: Redis behind per-operation retries and a circuit breaker, with a bounded in-memory cache
- * that mirrors what passes through and serves when Redis fails or the breaker is open.
+ * The resilient cache: the strict `RedisCache` service (per-operation retries, circuit breaker) plus a
+ * `FallbackStore` (by default `MemoryCache.layerFallback`) that mirrors what passes through and answers when Redis
+ * fails or the breaker is open. Its operations fail only on bad input (`PermanentError` with reason
+ * `invalid_argument`): a Redis failure of any kind is counted, logged and answered from the fallback.
  *
- * Its operations fail only on bad input (`PermanentError` with reason `invalid_argument`): a Redis failure of any
- * kind — down, slow, reset, wrong password, wrong type — is counted, logged and answered from memory.
+ * **Consistency.** Once a `set`, `setMany` or `delete` has been acknowledged, no later read through this cache returns
+ * the value it replaced — during the fault, after recovery, after the breaker closes — and, once reconciliation has
+ * run, no read through any process sharing the Redis does either. A miss is always a possible answer; an older value
+ * is not. How:
  *
- * What the memory holds: every value read from or written to Redis (with `mirror`, the default) and every write made
- * while Redis was failing, each for at most `fallbackTtl`. So during an outage, reads return values at most
- * `fallbackTtl` old; writes made during an outage live only in this process's memory (they are not replayed to Redis
- * later: a replay queue is what grows without bound in an outage).
+ * - a write or delete Redis did not acknowledge goes to the fallback and its key becomes **pending**: Redis is not
+ *   read for it (its answer may be the value the write replaced) until the key is **reconciled**;
+ * - a background fiber reconciles pending keys as soon as the breaker admits calls: policy `invalidate` (default)
+ *   deletes them in Redis, so the next reader reloads from its source; `write-back` writes the newest value back
+ *   (only for a cache with a single writer: a late write-back can overwrite a newer value another process wrote).
+ *   Each round goes through the breaker and the deadline; a key stays pending until Redis acknowledged its repair,
+ *   so a second outage in the middle just pauses it;
+ * - at most `maxPending` keys are remembered (one entry per key, the newest intent wins). One more **overflows**:
+ *   the pending set is dropped and the cache's whole namespace (`keyPrefix*`; the whole database without a prefix)
+ *   is flushed in Redis by `SCAN` + `DEL`, a cursor that survives outages; until it completes Redis is read for no key
+ *   (`cache_reconcile_overflow_total`, logged once per overflow);
+ * - a value read from Redis is mirrored into the fallback only if no write or delete of its key went through the
+ *   cache since the read started, so a reply that left Redis before a newer write never overwrites it.
+ *
+ * What the fallback holds: values read from or written to Redis (with `mirror`, the default) and writes Redis did not
+ * take, each for at most the fallback's `ttl` (`fallbackTtl`, 60 s): the staleness bound of reads served while Redis
+ * is down (another process may have written since). Pending keys live in this process only: a process that dies
+ * during an outage takes its pending set with it.
  *
  * @since 0.1.0
  */
 import { type RedisConfig, RedisConnection } from "@steadfast/redis"
-import * as Cause from "effect/Cause"
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { Cache, type Stats } from "./Cache.js"
+import * as CacheMetrics from "./CacheMetrics.js"
+import * as FallbackStore from "./FallbackStore.js"
 import { checked } from "./internal/checked.js"
-import { LruStore } from "./internal/lru.js"
+import { type Intent, Pending } from "./internal/pending.js"
 import { Recorder } from "./internal/recorder.js"
-import * as core from "./internal/redisCore.js"
 import * as MemoryCache from "./MemoryCache.js"
+import * as RedisCache from "./RedisCache.js"
 
 /**
- * The strict cache's options (`keyPrefix`, per-operation `retry`, `breaker`, `logInterval`) plus:
+ * How keys Redis missed are repaired once it answers again (see the module's documentation):
  *
- * - `memory`: the fallback's bounds (`maxEntries`, default 10,000);
- * - `fallbackTtl`: the longest a value lives in the fallback (default 60 seconds): the staleness bound of reads
- *   served during an outage;
- * - `mirror`: keep a copy of what Redis returns and accepts, so an outage finds a warm fallback (default true).
+ * - `policy`: `"invalidate"` (default: `DEL`, safe with many writers) or `"write-back"` (`SET` of the newest value,
+ *   with what is left of its TTL; single-writer caches only);
+ * - `maxPending`: the most keys remembered (default 10,000) before the namespace is flushed instead;
+ * - `batchSize`: keys repaired per round trip (default 256);
+ * - `retryEvery`: the pause between rounds while Redis still fails (default 100 ms).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ReconcileOptions {
+  readonly policy?: "invalidate" | "write-back" | undefined
+  readonly maxPending?: number | undefined
+  readonly batchSize?: number | undefined
+  readonly retryEvery?: Duration.DurationInput | undefined
+}
+
+/**
+ * The strict cache's options (`keyPrefix`, per-operation `retry`, `breaker`, `coalesce`, `logInterval`), used by
+ * {@link layer} to build it, plus:
+ *
+ * - `memory`, `fallbackTtl`: the default fallback's bounds (`maxEntries`, default 10,000; the longest a value lives
+ *   there, default 60 seconds), used by {@link layer} to build it;
+ * - `mirror`: keep a copy of what Redis returns and accepts, so an outage finds a warm fallback (default true);
+ * - `reconcile`: see {@link ReconcileOptions}.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Options extends core.CoreOptions {
+export interface Options extends RedisCache.Options {
   readonly memory?: Pick<MemoryCache.Options, "maxEntries"> | undefined
   readonly fallbackTtl?: Duration.DurationInput | undefined
   readonly mirror?: boolean | undefined
+  readonly reconcile?: ReconcileOptions | undefined
 }
 
 /**
  * @since 0.1.0
  * @category constants
  */
-export const defaultFallbackTtl = Duration.seconds(60)
+export const defaultFallbackTtl = FallbackStore.defaultTtl
 
 /**
- * @since 0.1.0
+ * @since 0.2.0
+ * @category constants
+ */
+export const defaultMaxPending = 10_000
+
+type Operation = "get" | "getMany" | "set" | "setMany" | "delete"
+
+const positiveInteger = (name: string, value: number) => {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`ResilientCache ${name} must be an integer >= 1, got ${value}`)
+  }
+  return value
+}
+
+const actionLabel = (action: string) => [MetricLabel.make("action", action)]
+const deleted = actionLabel("delete")
+const writtenBack = actionLabel("write_back")
+const flushed = actionLabel("flush")
+
+/**
+ * The resilient cache over the `RedisCache` and `FallbackStore` services.
+ *
+ * @since 0.2.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisConnection.RedisConnection | Scope.Scope> =>
+export const make = (
+  options: Options = {}
+): Effect.Effect<Cache, never, RedisCache.RedisCache | FallbackStore.FallbackStore | Scope.Scope> =>
   Effect.gen(function*() {
-    const { maxEntries } = MemoryCache.resolveOptions(options.memory)
-    const fallbackTtl = Duration.decodeUnknown(options.fallbackTtl ?? defaultFallbackTtl)
-    if (Option.isNone(fallbackTtl) || !Duration.isFinite(fallbackTtl.value) || Duration.toMillis(fallbackTtl.value) <= 0) {
-      return yield* Effect.die(new Cause.IllegalArgumentException("ResilientCache fallbackTtl must be a positive, finite duration"))
-    }
-    const fallbackMillis = Duration.toMillis(fallbackTtl.value)
+    const redis = yield* RedisCache.RedisCache
+    const store = yield* FallbackStore.FallbackStore
+    const { batchSize, maxPending, policy, retryEvery } = yield* Effect.try(() => ({
+      policy: options.reconcile?.policy ?? "invalidate",
+      maxPending: positiveInteger("reconcile.maxPending", options.reconcile?.maxPending ?? defaultMaxPending),
+      batchSize: positiveInteger("reconcile.batchSize", options.reconcile?.batchSize ?? 256),
+      retryEvery: Duration.decode(options.reconcile?.retryEvery ?? Duration.millis(100))
+    })).pipe(Effect.orDie)
     const mirror = options.mirror ?? true
     const recorder = new Recorder("resilient")
-    const redis = yield* core.makeCore(options, recorder)
-    const memory = new LruStore(maxEntries)
     const clock = yield* Effect.clock
-    const now = () => clock.unsafeCurrentTimeMillis()
-    const memoryTtl = (ttl: Option.Option<Duration.Duration>) =>
-      Option.isSome(ttl) ? Math.min(Duration.toMillis(ttl.value), fallbackMillis) : fallbackMillis
+    const pending = new Pending(maxPending)
+    const writeBack = policy === "write-back"
+
+    // ---- Pending keys and the namespace flush ------------------------------------------------------------------
+    let flushing = false
+    /** Bumped by every overflow: a flush that completes for an older one leaves the newer one running. */
+    let overflows = 0
+    let flushCursor = "0"
+    /** The current flush sent a SCAN: keys it may have passed already must be remembered again. */
+    let flushStarted = false
+    let reconciledKeys = 0
+    const wake = yield* Effect.makeLatch(false)
+
+    /** Redis may be read for `key`: it has no write or delete Redis missed, and no flush is under way. */
+    const trusts = (key: string) => !flushing && !pending.has(key)
+
+    const markPending = (key: string, value: string | undefined, ttl: Option.Option<Duration.Duration>) => {
+      // A flush that has not sent its first SCAN yet covers every key: nothing to remember one by one.
+      if (flushing && !flushStarted) return wake.unsafeOpen()
+      const intent: Intent = writeBack && value !== undefined
+        ? { value, expiresAt: Option.isSome(ttl) ? clock.unsafeCurrentTimeMillis() + Duration.toMillis(ttl.value) : Infinity }
+        : { value: undefined, expiresAt: Infinity }
+      if (!pending.mark(key, intent)) {
+        // Past the bound: forget the keys, distrust them all, and flush the namespace (from the start).
+        pending.clear()
+        flushing = true
+        flushStarted = false
+        flushCursor = "0"
+        overflows++
+        CacheMetrics.reconcileOverflows.unsafeUpdate(1, [])
+      }
+      wake.unsafeOpen()
+    }
 
     const fromMemory = (key: string): Option.Option<string> => {
-      const value = memory.get(key, now())
+      const value = store.get(key)
       if (value === undefined) {
         recorder.miss()
         return Option.none()
@@ -81,115 +177,232 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
       recorder.hit()
       return Option.some(value)
     }
-    const remember = (key: string, found: Option.Option<string>) => {
-      // Redis is the truth while it answers: a miss there drops what memory still held.
-      if (Option.isSome(found)) memory.set(key, found.value, fallbackMillis, now())
-      else memory.delete(key, now())
-    }
 
     /**
-     * While the breaker rejects, the answer is memory's, and nothing needs the Effect pipeline: one `sync` step per
-     * call instead of the ~10 that the Redis path takes to be told "open" (see benchmarks/README.md).
+     * The one decision every operation makes: while the breaker rejects, answer from the fallback in one `sync` step
+     * (no effect pipeline: see benchmarks/README.md); otherwise call Redis, and on any failure answer from the
+     * fallback. `onRedis` and `fallback` run synchronously, where the answer is known.
      */
-    const whileOpen = <A>(operation: core.Operation, answer: () => A): Effect.Effect<A> =>
+    const route = <A, B>(operation: Operation, call: Effect.Effect<A, RedisCache.RedisCacheError>, onRedis: (a: A) => B, fallback: () => B): Effect.Effect<B> =>
+      redis.rejecting()
+        ? Effect.sync(() => {
+          recorder.error(operation, "circuit_open")
+          recorder.fallback(operation)
+          return fallback()
+        })
+        : Effect.match(call, {
+          onSuccess: onRedis,
+          onFailure: () => {
+            recorder.fallback(operation)
+            return fallback()
+          }
+        })
+
+    /** A local answer for a key Redis is not trusted for (pending, or a flush under way). */
+    const untrusted = (operation: Operation, key: string) =>
       Effect.sync(() => {
-        recorder.error(operation, "circuit_open")
         recorder.fallback(operation)
-        return answer()
+        return fromMemory(key)
       })
-    const storeAll = (entries: ReadonlyArray<readonly [string, string]>, ttl: Option.Option<Duration.Duration>) => {
-      const at = now()
-      for (const [key, value] of entries) memory.set(key, value, memoryTtl(ttl), at)
+
+    /** Redis answered `found` for a read that started at `since`. */
+    const answered = (key: string, found: Option.Option<string>, since: number): Option.Option<string> => {
+      // The key became pending while the read was in flight: Redis' answer may be the value a write replaced.
+      if (!trusts(key)) return fromMemory(key)
+      if (mirror) store.mirror(key, Option.getOrUndefined(found), since)
+      return found
     }
 
-    return Cache.of(checked<never>({
+    const written = (key: string, value: string, ttl: Option.Option<Duration.Duration>) => {
+      // Without the mirror, an older copy must still go: an outage would serve it.
+      if (mirror) store.write(key, value, Option.getOrUndefined(ttl))
+      else store.remove(key)
+    }
+    const notWritten = (key: string, value: string, ttl: Option.Option<Duration.Duration>) => {
+      store.write(key, value, Option.getOrUndefined(ttl))
+      markPending(key, value, ttl)
+    }
+
+    const cache = checked<never>({
       // Each operation decides when it runs (`suspend`), not when it is built: an effect may be run many times.
-      get: (key) => Effect.suspend(() =>
-        redis.rejecting() ? whileOpen("get", () => fromMemory(key)) : redis.get(key).pipe(
-          Effect.map((found) => {
-            if (mirror) remember(key, found)
-            return found
-          }),
-          Effect.catchAll(() =>
-            Effect.sync(() => {
-              recorder.fallback("get")
-              return fromMemory(key)
+      get: (key) =>
+        Effect.suspend(() => {
+          if (!trusts(key)) return untrusted("get", key)
+          const since = store.version()
+          return route("get", redis.unchecked.get(key), (found) => answered(key, found, since), () => fromMemory(key))
+        }),
+      getMany: (keys) =>
+        Effect.suspend(() => {
+          const since = store.version()
+          const remote = flushing ? [] : pending.size === 0 ? keys : keys.filter((k) => !pending.has(k))
+          if (remote.length === 0) return Effect.sync(() => (recorder.fallback("getMany"), keys.map(fromMemory)))
+          return route("getMany", redis.unchecked.getMany(remote), (found) => {
+            if (remote.length !== keys.length) recorder.fallback("getMany")
+            const byKey = new Map<string, Option.Option<string>>()
+            remote.forEach((key, i) => byKey.set(key, found[i]!))
+            return keys.map((key) => {
+              const value = byKey.get(key)
+              return value === undefined ? fromMemory(key) : answered(key, value, since)
             })
+          }, () => keys.map(fromMemory))
+        }),
+      set: (key, value, ttl) =>
+        Effect.suspend(() =>
+          route("set", redis.unchecked.set(key, value, ttl), () => written(key, value, ttl), () => notWritten(key, value, ttl))
+        ),
+      setMany: (entries, ttl) =>
+        Effect.suspend(() =>
+          route(
+            "setMany",
+            redis.unchecked.setMany(entries, ttl),
+            () => entries.forEach(([key, value]) => written(key, value, ttl)),
+            () => entries.forEach(([key, value]) => notWritten(key, value, ttl))
           )
-        )),
-      getMany: (keys) => Effect.suspend(() =>
-        redis.rejecting() ? whileOpen("getMany", () => keys.map(fromMemory)) : redis.getMany(keys).pipe(
-          Effect.map((found) => {
-            if (mirror) found.forEach((value, i) => remember(keys[i]!, value))
-            return found
-          }),
-          Effect.catchAll(() =>
-            Effect.sync(() => {
-              recorder.fallback("getMany")
-              return keys.map(fromMemory)
-            })
-          )
-        )),
-      set: (key, value, ttl) => Effect.suspend(() =>
-        redis.rejecting() ? whileOpen("set", () => memory.set(key, value, memoryTtl(ttl), now())) : redis.set(key, value, ttl).pipe(
-          Effect.matchEffect({
-            onSuccess: () => Effect.sync(() => mirror && memory.set(key, value, memoryTtl(ttl), now())),
-            onFailure: () =>
-              Effect.sync(() => {
-                recorder.fallback("set")
-                memory.set(key, value, memoryTtl(ttl), now())
-              })
-          }),
-          Effect.asVoid
-        )),
-      setMany: (entries, ttl) => Effect.suspend(() =>
-        redis.rejecting() ? whileOpen("setMany", () => storeAll(entries, ttl)) : redis.setMany(entries, ttl).pipe(
-          Effect.matchEffect({
-            onSuccess: () => Effect.sync(() => mirror && storeAll(entries, ttl)),
-            onFailure: () =>
-              Effect.sync(() => {
-                recorder.fallback("setMany")
-                storeAll(entries, ttl)
-              })
-          }),
-          Effect.asVoid
-        )),
+        ),
       delete: (key) =>
         Effect.suspend(() => {
-          // Memory forgets first, whatever Redis says: a deleted value must not come back from the fallback.
-          const inMemory = memory.delete(key, now())
-          if (redis.rejecting()) return whileOpen("delete", () => inMemory)
-          return redis.delete(key).pipe(
-            Effect.catchAll(() =>
-              Effect.sync(() => {
-                recorder.fallback("delete")
-                return inMemory
-              })
-            )
-          )
+          // The fallback forgets first, whatever Redis says: a deleted value must not come back from it.
+          const inMemory = store.remove(key)
+          return route("delete", redis.unchecked.delete(key), (existed) => existed, () => {
+            markPending(key, undefined, Option.none())
+            return inMemory
+          })
         }),
       health: redis.health,
-      stats: Effect.map(core.breakerStats(redis.breaker), (breaker): Stats => ({
-        backend: "resilient",
-        ...breaker,
-        hits: recorder.hits,
-        misses: recorder.misses,
-        fallbacks: recorder.fallbacks,
-        errors: recorder.errorsByReason(),
-        memory: { entries: memory.size, maxEntries },
-        config: { ...redis.describe(), fallbackTtlMs: fallbackMillis, mirror, memoryMaxEntries: maxEntries }
-      }))
-    }))
+      stats: Effect.map(redis.stats, (strict): Stats => {
+        const errors: Record<string, number> = { ...strict.errors }
+        for (const [reason, n] of Object.entries(recorder.errorsByReason())) errors[reason] = (errors[reason] ?? 0) + n
+        return {
+          ...strict,
+          backend: "resilient",
+          hits: strict.hits + recorder.hits,
+          misses: strict.misses + recorder.misses,
+          fallbacks: recorder.fallbacks,
+          errors,
+          memory: { entries: store.size(), maxEntries: store.maxEntries },
+          reconciliation: { policy, pendingKeys: pending.size, maxPending, reconciledKeys, overflows, flushing },
+          config: {
+            ...strict.config,
+            fallbackTtlMs: Duration.toMillis(store.ttl),
+            mirror,
+            memoryMaxEntries: store.maxEntries,
+            reconcilePolicy: policy,
+            reconcileMaxPending: maxPending
+          }
+        }
+      })
+    })
+
+    // ---- Reconciliation --------------------------------------------------------------------------------------------
+    const settled = (batch: ReadonlyArray<readonly [string, Intent]>, labels: ReadonlyArray<MetricLabel.MetricLabel>) => {
+      let n = 0
+      for (const [key, intent] of batch) if (pending.settle(key, intent)) n++
+      reconciledKeys += n
+      CacheMetrics.reconciled.unsafeUpdate(n, labels)
+    }
+
+    /** One round: a flush step, or one batch of pending keys. Succeeds with whether Redis took it. */
+    const round: Effect.Effect<boolean> = Effect.suspend(() => {
+      if (flushing) {
+        const overflow = overflows
+        flushStarted = true
+        return redis.unchecked.scan(flushCursor, 1000).pipe(
+          Effect.flatMap(([next, keys]) => Effect.as(redis.unchecked.deleteMany(keys), [next, keys.length] as const)),
+          Effect.match({
+            onFailure: () => false,
+            onSuccess: ([next, n]) => {
+              CacheMetrics.reconciled.unsafeUpdate(n, flushed)
+              if (overflow !== overflows) return true // overflowed again meanwhile: that flush starts over
+              flushCursor = next
+              if (next === "0") flushing = false
+              return true
+            }
+          })
+        )
+      }
+      const batch = pending.oldest(batchSize)
+      const now = clock.unsafeCurrentTimeMillis()
+      const toDelete = batch.filter(([, i]) => i.value === undefined || i.expiresAt <= now)
+      const toWrite = batch.filter(([, i]) => i.value !== undefined && i.expiresAt > now)
+      const del = toDelete.length === 0
+        ? Effect.succeed(true)
+        : Effect.match(redis.unchecked.deleteMany(toDelete.map(([key]) => key)), {
+          onFailure: () => false,
+          onSuccess: () => (settled(toDelete, deleted), true)
+        })
+      const write = Effect.forEach(toWrite, ([key, intent]) => {
+        const ttl = intent.expiresAt === Infinity ? Option.none() : Option.some(Duration.millis(intent.expiresAt - now))
+        return Effect.match(redis.unchecked.set(key, intent.value!, ttl), {
+          onFailure: () => false,
+          onSuccess: () => (settled([[key, intent]], writtenBack), true)
+        })
+      }, { concurrency: 16 })
+      return Effect.map(Effect.zip(del, write, { concurrent: true }), ([d, w]) => d && w.every((ok) => ok))
+    })
+
+    const hasWork = () => flushing || pending.size > 0
+    let reportedOverflows = 0
+    let failedRounds = 0
+    const retryEveryMillis = Duration.toMillis(retryEvery)
+    const reconciler = Effect.gen(function*() {
+      while (true) {
+        if (!hasWork()) {
+          yield* Metric.set(CacheMetrics.pendingKeys, 0)
+          yield* wake.close
+          // A mark between the check and the close opened nothing: look again before sleeping.
+          if (!hasWork()) yield* wake.await
+        }
+        if (overflows !== reportedOverflows) {
+          reportedOverflows = overflows
+          yield* Effect.logWarning(
+            "more keys awaited reconciliation than reconcile.maxPending: flushing the cache's namespace in Redis"
+          ).pipe(Effect.annotateLogs({ operation: "reconcile", max_pending: maxPending, overflows, key_prefix: redis.keyPrefix }))
+        }
+        yield* Metric.set(CacheMetrics.pendingKeys, pending.size)
+        // While the breaker rejects, wait: the round would be rejected too (and a probe is someone else's call).
+        if (redis.rejecting()) {
+          yield* Effect.sleep(retryEvery)
+          continue
+        }
+        if (yield* round) {
+          failedRounds = 0
+          continue
+        }
+        // Redis answered with a failure the breaker does not count (a wrong password, no permission): back off,
+        // doubling up to 5 s, rather than hammer it every `retryEvery`.
+        const pause = Math.min(retryEveryMillis * 2 ** Math.min(failedRounds++, 10), Math.max(retryEveryMillis, 5000))
+        yield* Effect.sleep(Duration.millis(pause))
+      }
+    })
+    yield* Effect.forkScoped(Effect.interruptible(reconciler))
+
+    return Cache.of(cache)
   })
 
 /**
- * Provides {@link Cache} from a `RedisConnection`.
+ * Provides {@link Cache} from the `RedisCache` and `FallbackStore` services: to share, size or swap either one.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerFrom = (
+  options: Omit<Options, keyof RedisCache.Options | "memory" | "fallbackTtl"> = {}
+): Layer.Layer<Cache, never, RedisCache.RedisCache | FallbackStore.FallbackStore> => Layer.scoped(Cache, make(options))
+
+/**
+ * Provides {@link Cache} from a `RedisConnection`: the strict cache built from `options`, the in-memory fallback
+ * (`memory.maxEntries`, `fallbackTtl`), and the resilient cache over both.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (options: Options = {}): Layer.Layer<Cache, never, RedisConnection.RedisConnection> =>
-  Layer.scoped(Cache, make(options))
+  layerFrom(options).pipe(
+    Layer.provide(Layer.merge(
+      RedisCache.layer(options),
+      MemoryCache.layerFallback({ maxEntries: options.memory?.maxEntries, ttl: options.fallbackTtl })
+    ))
+  )
 
 /**
  * The whole stack from configuration: the connection from `config` (the environment by default, with the
@@ -201,5 +414,4 @@ export const layer = (options: Options = {}): Layer.Layer<Cache, never, RedisCon
 export const layerConfig = (
   options: Options = {},
   config?: Config.Config<RedisConfig.RedisConfig>
-): Layer.Layer<Cache, ConfigError.ConfigError> =>
-  layer(options).pipe(Layer.provide(RedisConnection.layerConfig(config)))
+): Layer.Layer<Cache, ConfigError.ConfigError> => layer(options).pipe(Layer.provide(RedisConnection.layerConfig(config)))

@@ -7,6 +7,10 @@ export * as Cache from "./Cache.js"
  */
 export * as CacheMetrics from "./CacheMetrics.js"
 /**
+ * @since 0.2.0
+ */
+export * as FallbackStore from "./FallbackStore.js"
+/**
  * @since 0.1.0
  */
 export * as MemoryCache from "./MemoryCache.js"

@@ -137,7 +137,7 @@ describe("ResilientCache through an outage (spawned redis-server)", () => {
       const before = {
         opens: (yield* Metric.value(CacheMetrics.circuitOpens)).count,
         fallbacks: (yield* Metric.value(tagged(CacheMetrics.fallbacks, "get"))).count,
-        latency: (yield* Metric.value(CacheMetrics.latency.pipe(Metric.tagged("operation", "get"), Metric.tagged("backend", "resilient")))).count
+        latency: (yield* Metric.value(CacheMetrics.latency.pipe(Metric.tagged("operation", "get"), Metric.tagged("backend", "redis")))).count
       }
       yield* Effect.gen(function*() {
         const cache = yield* Cache
@@ -170,8 +170,9 @@ describe("ResilientCache through an outage (spawned redis-server)", () => {
         expect((yield* Metric.value(CacheMetrics.circuitOpens)).count - before.opens).toBe(1)
         // 20 reads of "k" and the read-back of the value written during the outage.
         expect((yield* Metric.value(tagged(CacheMetrics.fallbacks, "get"))).count - before.fallbacks).toBe(21)
-        const latency = yield* Metric.value(CacheMetrics.latency.pipe(Metric.tagged("operation", "get"), Metric.tagged("backend", "resilient")))
-        // The histogram times calls that take the Redis path: the read before the outage and the one that opened the
+        const latency = yield* Metric.value(CacheMetrics.latency.pipe(Metric.tagged("operation", "get"), Metric.tagged("backend", "redis")))
+        // The histogram (backend "redis": the strict cache under the resilient one times it) times calls that take the
+        // Redis path: the read before the outage and the one that opened the
         // breaker. The 20 reads answered from memory while it was open skip the pipeline (and the clock).
         expect(latency.count - before.latency).toBe(2)
 
@@ -265,9 +266,11 @@ describe("No password reaches a log, a stat or an error", () => {
         const strictStats = yield* strict.stats
         expect(stats.circuitState).toBe("CLOSED")
         expect(stats.failureCount).toBe(0)
-        // Every failure is an auth failure, tried once: no retries on a permanent error.
+        // Every failure is an auth failure, tried once: no retries on a permanent error. (The write Redis refused
+        // makes its key pending: the reconciler's DEL of it fails the same way, at most once or twice by now.)
         expect(Object.keys(stats.errors)).toEqual(["auth"])
-        expect(stats.errors["auth"]).toBe(21)
+        expect(stats.errors["auth"]).toBeGreaterThanOrEqual(21)
+        expect(stats.errors["auth"]).toBeLessThanOrEqual(23)
         expect(error).toMatchObject({ _tag: "PermanentError", reason: "auth" })
         expect(logs.some((l) => l.level === "ERROR" && l.annotations["error_type"] === "auth")).toBe(true)
         const everything = [

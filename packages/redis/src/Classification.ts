@@ -32,10 +32,21 @@ export interface Match {
  * @category models
  */
 export type Rule =
-  | { readonly match: Match; readonly kind: "transient"; readonly reason: Errors.TransientReason }
+  | {
+    readonly match: Match
+    readonly kind: "transient"
+    readonly reason: Errors.TransientReason
+    /** What became of the command (see `Errors.Outcome`). */
+    readonly outcome: Errors.Outcome
+  }
   | { readonly match: Match; readonly kind: "permanent"; readonly reason: Errors.PermanentReason }
 
-const transient = (reason: Errors.TransientReason, match: Match): Rule => ({ match, kind: "transient", reason })
+const transient = (reason: Errors.TransientReason, match: Match, outcome: Errors.Outcome = "unknown"): Rule => ({
+  match,
+  kind: "transient",
+  reason,
+  outcome
+})
 const permanent = (reason: Errors.PermanentReason, match: Match): Rule => ({ match, kind: "permanent", reason })
 
 /**
@@ -48,11 +59,11 @@ export const rules: ReadonlyArray<Rule> = [
   // Sockets
   transient("connection_reset_peer", { code: ["ECONNRESET"] }),
   transient("connection_reset_peer", { message: /connection reset by peer/i }),
-  transient("connection_refused", { code: ["ECONNREFUSED"] }),
+  transient("connection_refused", { code: ["ECONNREFUSED"] }, "not_sent"),
   transient("broken_pipe", { code: ["EPIPE"] }),
   transient("timeout", { code: ["ETIMEDOUT"] }),
-  transient("host_unreachable", { code: ["EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "EHOSTDOWN"] }),
-  transient("dns", { code: ["ENOTFOUND", "EAI_AGAIN"] }),
+  transient("host_unreachable", { code: ["EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "EHOSTDOWN"] }, "not_sent"),
+  transient("dns", { code: ["ENOTFOUND", "EAI_AGAIN"] }, "not_sent"),
   // TLS: a certificate that does not verify will not verify next time either
   permanent("tls_certificate", {
     code: [
@@ -69,22 +80,23 @@ export const rules: ReadonlyArray<Rule> = [
       "ERR_TLS_CERT_ALTNAME_INVALID"
     ]
   }),
-  // ioredis' own failures
+  // ioredis' own failures. "Connection is closed." is both "issued after the client ended" and "in flight when it
+  // closed": unknown. Only "Stream isn't writeable" (no offline queue, no ready socket) is known never to have left.
   transient("connection_closed", { message: /^Connection is closed/i }),
   transient("connection_closed", { message: /^Command aborted due to connection close/i }),
-  transient("connection_unavailable", { message: /Stream isn't writeable/i }),
+  transient("connection_unavailable", { message: /Stream isn't writeable/i }, "not_sent"),
   transient("connection_closed", { name: ["MaxRetriesPerRequestError"] }),
   transient("timeout", { message: /^Command timed out/i }),
   transient("socket_timeout", { message: /^Socket timeout/i }),
   // Redis replies that may go away
-  transient("loading", { replyPrefix: ["LOADING"] }),
-  transient("busy", { replyPrefix: ["BUSY"] }),
-  transient("try_again", { replyPrefix: ["TRYAGAIN"] }),
-  transient("cluster_down", { replyPrefix: ["CLUSTERDOWN"] }),
-  transient("master_down", { replyPrefix: ["MASTERDOWN"] }),
-  transient("read_only", { replyPrefix: ["READONLY"] }),
-  transient("out_of_memory", { replyPrefix: ["OOM"] }),
-  transient("max_clients", { message: /max(imum)? number of clients reached/i }),
+  transient("loading", { replyPrefix: ["LOADING"] }, "rejected"),
+  transient("busy", { replyPrefix: ["BUSY"] }, "rejected"),
+  transient("try_again", { replyPrefix: ["TRYAGAIN"] }, "rejected"),
+  transient("cluster_down", { replyPrefix: ["CLUSTERDOWN"] }, "rejected"),
+  transient("master_down", { replyPrefix: ["MASTERDOWN"] }, "rejected"),
+  transient("read_only", { replyPrefix: ["READONLY"] }, "rejected"),
+  transient("out_of_memory", { replyPrefix: ["OOM"] }, "rejected"),
+  transient("max_clients", { message: /max(imum)? number of clients reached/i }, "rejected"),
   // Redis replies that will not
   permanent("auth", { replyPrefix: ["NOAUTH", "WRONGPASS"] }),
   permanent("auth", { message: /invalid password|called without any password configured|invalid username-password/i }),
@@ -191,10 +203,10 @@ export const classify = (
     if (name && !name.has(lowerName)) continue
     if (m.message && !m.message.test(f.message)) continue
     return rule.kind === "transient"
-      ? new Errors.TransientError({ operation, reason: rule.reason, message, cause })
+      ? new Errors.TransientError({ operation, reason: rule.reason, message, cause, outcome: rule.outcome })
       : new Errors.PermanentError({ operation, reason: rule.reason, message, cause })
   }
   return f.isReply
     ? new Errors.PermanentError({ operation, reason: "command_error", message, cause })
-    : new Errors.TransientError({ operation, reason: "unknown", message, cause })
+    : new Errors.TransientError({ operation, reason: "unknown", message, cause, outcome: "unknown" })
 }

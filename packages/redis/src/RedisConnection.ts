@@ -84,6 +84,15 @@ export interface RedisConnection {
   ) => Effect.Effect<void, Errors.RedisFailure>
   readonly del: (keys: ReadonlyArray<string>) => Effect.Effect<number, Errors.RedisFailure>
   /**
+   * One `SCAN cursor MATCH pattern COUNT count` step: the next cursor (`"0"` when the scan is complete) and the keys
+   * it found. A cursor stays valid across reconnects, so a scan interrupted by an outage resumes where it stopped.
+   */
+  readonly scan: (
+    cursor: string,
+    pattern: string,
+    count: number
+  ) => Effect.Effect<readonly [string, ReadonlyArray<string>], Errors.RedisFailure>
+  /**
    * Succeeds once a socket is ready: at once if one is, otherwise when the reconnect under way completes, failing
    * with its error (or at the command deadline). Fails at once if no socket is (re)connecting. For a breaker's
    * probe: one call, worth waiting for, where a "not connected yet" would waste the probe.
@@ -142,6 +151,14 @@ const reconnectDelay = (attempt: number): number =>
     : Math.min(50 * 2 ** Math.min(attempt - 2, 10), 500) + Math.floor(Math.random() * 50)
 
 /**
+ * The commands `getBatched` / `setBatched` send, excluded from ioredis' auto-pipelining (see {@link clientOptions}).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const batchedCommands: ReadonlyArray<string> = ["mget", "mset"]
+
+/**
  * The ioredis options Steadfast uses; exported so tests and benchmarks can show exactly what differs from
  * ioredis' defaults.
  *
@@ -163,7 +180,14 @@ export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
+    // Auto-pipelining coalesces the single-key commands sent through `execute` (GET, SET, DEL, ...) into one write
+    // per event-loop turn. The coalesced MGET / MSET of `getBatched` / `setBatched` are already one command per batch:
+    // through auto-pipelining each would pay for a `Pipeline`, a `setImmediate` and extra `nextTick`s, and wait behind
+    // the auto-pipeline already in flight (ioredis runs one at a time per socket). They are written at once instead.
+    // (The pipeline of `SET ... PX` used for a batch with TTLs is a `Pipeline` itself, which ioredis never
+    // auto-pipelines.) The plain `mget` / `mset` of this interface skip it too: they are multi-key already.
     enableAutoPipelining: true,
+    autoPipeliningIgnoredCommands: [...batchedCommands],
     retryStrategy: reconnectDelay,
     reconnectOnError: null,
     disableClientInfo: true,
@@ -362,7 +386,12 @@ export const make = (
 
     const run = <A>(operation: string, choose: () => number, f: (client: Redis) => Promise<A>) => {
       const onTimeout = () =>
-        new Errors.TransientError({ operation, reason: "timeout", message: `${operation} exceeded its ${deadlineMillis} ms deadline` })
+        new Errors.TransientError({
+          operation,
+          reason: "timeout",
+          message: `${operation} exceeded its ${deadlineMillis} ms deadline`,
+          outcome: "unknown"
+        })
       const call = Effect.suspend(() => {
         const index = choose()
         return deadlines.run(() => f(clients[index]!), (error) => classifyOn(operation, index, error), onTimeout)
@@ -379,7 +408,12 @@ export const make = (
 
     // Coalesced reads and writes: calls made in the same tick share one request and one deadline.
     const batchTimeout = (operation: string) => () =>
-      new Errors.TransientError({ operation, reason: "timeout", message: `${operation} exceeded its ${deadlineMillis} ms deadline` })
+      new Errors.TransientError({
+        operation,
+        reason: "timeout",
+        message: `${operation} exceeded its ${deadlineMillis} ms deadline`,
+        outcome: "unknown"
+      })
     const reads = Batcher.make<string, string | null>({
       deadlines,
       maxBatch,
@@ -441,7 +475,12 @@ export const make = (
 
     const reconnecting: ReadonlySet<string> = new Set(["connecting", "connect", "reconnecting"])
     const readyTimeout = () =>
-      new Errors.TransientError({ operation: "ready", reason: "timeout", message: `no socket ready within ${deadlineMillis} ms` })
+      new Errors.TransientError({
+        operation: "ready",
+        reason: "timeout",
+        message: `no socket ready within ${deadlineMillis} ms`,
+        outcome: "not_sent"
+      })
     const ready: Effect.Effect<void, Errors.RedisFailure> = Effect.suspend(() => {
       if (clients.some((c) => c.status === "ready")) return Effect.void
       const index = clients.findIndex((c) => reconnecting.has(c.status))
@@ -536,6 +575,10 @@ export const make = (
         }).pipe(Effect.asVoid)
       },
       del: (keys) => keys.length === 0 ? Effect.succeed(0) : execute("del", (c) => c.del(...keys)),
+      scan: (cursor, pattern, count) =>
+        execute("scan", (c) => c.scan(cursor, "MATCH", pattern, "COUNT", count)).pipe(
+          Effect.map(([next, keys]) => [next, keys] as const)
+        ),
       ping,
       ready,
       status: Effect.sync(() => clients.map((c) => c.status as SocketStatus))

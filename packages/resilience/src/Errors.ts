@@ -62,7 +62,22 @@ export type PermanentReason =
   | "command_error"
 
 /**
- * A failure that may go away if the operation is tried again.
+ * What became of a command that failed transiently, as far as the client can know:
+ *
+ * - `not_sent`: it never left the client (no socket was writeable): it did not run, and sending it again is safe;
+ * - `rejected`: the server answered with an error reply without running it (`LOADING`, `BUSY`, `READONLY`, `OOM`,
+ *   `TRYAGAIN`, ...): it did not run;
+ * - `unknown`: it was sent and its reply was lost (the socket closed, the deadline passed): it **may have run**.
+ *   Never re-send a non-idempotent command (`INCR`, `LPUSH`, ...) on this outcome without a way to tell.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Outcome = "not_sent" | "rejected" | "unknown"
+
+/**
+ * A failure that may go away if the operation is tried again. Whether trying again is *safe* depends on
+ * {@link TransientError.outcome}: see {@link mayHaveRun}.
  *
  * @since 0.1.0
  * @category errors
@@ -73,7 +88,21 @@ export class TransientError extends Data.TaggedError("TransientError")<{
   readonly reason: TransientReason
   readonly message: string
   readonly cause?: unknown
+  /** What became of the command; absent means `unknown` (the safe assumption). */
+  readonly outcome?: Outcome | undefined
 }> {}
+
+/**
+ * Whether the failed command may have run on the server: true unless it is known that it never left the client
+ * (`not_sent`) or that the server refused it (`rejected`). A `PermanentError` from an error reply did not run the
+ * command (a script's effects before its error stay, as Redis defines); one raised before sending (bad input, a
+ * wrong password at connect) did not send it: both answer false.
+ *
+ * @since 0.2.0
+ * @category refinements
+ */
+export const mayHaveRun = (error: TransientError | PermanentError): boolean =>
+  error._tag === "TransientError" && error.outcome !== "not_sent" && error.outcome !== "rejected"
 
 /**
  * A failure that will happen again the same way: retrying it is useless or harmful.

@@ -1,18 +1,39 @@
 /**
- * A bounded LRU map with per-entry expiry. Synchronous; time is passed in (from Effect's `Clock`), so `TestClock`
- * drives expiry in tests. `Map` keeps insertion order: re-inserting on read moves an entry to the young end, and
- * the first key is the least recently used.
+ * A bounded map with per-entry expiry and approximate-LRU eviction. Synchronous; time is passed in (from Effect's
+ * `Clock`), so `TestClock` drives expiry in tests.
+ *
+ * Recency is tracked the CLOCK ("second chance") way: a read or a refresh sets the entry's `referenced` bit in place
+ * instead of re-inserting it (a `Map` delete + set and a new object per read were 5.8% of the resilient cache's CPU).
+ * When the map is over its bound, the oldest entry is evicted unless it was referenced since it last reached the old
+ * end; a referenced one loses its bit and moves to the young end (at most {@link SECOND_CHANCES} of them per eviction,
+ * then the oldest goes whatever its bit). An entry read since it was last passed over therefore survives the next
+ * eviction, as with LRU; between two entries both read, eviction order is by insertion (the documented difference).
+ *
+ * Every local write takes the next number of a sequence, so a value read from elsewhere (Redis) before a local write
+ * can never overwrite it: see {@link LruStore.mirror}.
  *
  * @internal
  */
 interface Entry {
-  readonly value: string
+  value: string
   /** Epoch millis, or `Infinity`. */
-  readonly expiresAt: number
+  expiresAt: number
+  /** The sequence number of the last local write of this key, or the read's start for a mirrored value. */
+  seq: number
+  referenced: boolean
 }
+
+/** Referenced entries passed over per eviction before the oldest is evicted regardless. */
+export const SECOND_CHANCES = 8
 
 export class LruStore {
   private readonly entries = new Map<string, Entry>()
+  private sequence = 0
+  /**
+   * The highest sequence number of an entry that left the map (evicted, expired, deleted): a read that started
+   * before it must not mirror a key it finds no entry for, since that entry may have been a newer local write.
+   */
+  private goneSeq = 0
 
   constructor(readonly maxEntries: number) {}
 
@@ -20,36 +41,97 @@ export class LruStore {
     return this.entries.size
   }
 
+  /** The sequence now: note it before a remote read starts, and pass it to {@link mirror}. */
+  version(): number {
+    return this.sequence
+  }
+
   get(key: string, now: number): string | undefined {
     const entry = this.entries.get(key)
     if (entry === undefined) return undefined
     if (entry.expiresAt <= now) {
-      this.entries.delete(key)
+      this.drop(key, entry)
       return undefined
     }
-    this.entries.delete(key)
-    this.entries.set(key, entry)
+    entry.referenced = true
     return entry.value
   }
 
+  /** A local write. */
   set(key: string, value: string, ttlMillis: number | undefined, now: number): void {
-    this.entries.delete(key)
-    this.entries.set(key, { value, expiresAt: ttlMillis === undefined ? Infinity : now + ttlMillis })
-    if (this.entries.size > this.maxEntries) {
-      // Only ever one over the bound: drop the least recently used.
-      const oldest = this.entries.keys().next()
-      if (!oldest.done) this.entries.delete(oldest.value)
+    const expiresAt = ttlMillis === undefined ? Infinity : now + ttlMillis
+    const seq = ++this.sequence
+    const entry = this.entries.get(key)
+    if (entry !== undefined) {
+      entry.value = value
+      entry.expiresAt = expiresAt
+      entry.seq = seq
+      entry.referenced = true
+      return
     }
+    this.entries.set(key, { value, expiresAt, seq, referenced: false })
+    this.evictIfOver(key)
   }
 
+  /** A local delete: whether a live value was there. */
   delete(key: string, now: number): boolean {
     const entry = this.entries.get(key)
+    // A delete is a local write too: a read in flight must not bring the old value back.
+    this.goneSeq = ++this.sequence
     if (entry === undefined) return false
     this.entries.delete(key)
     return entry.expiresAt > now
   }
 
+  /**
+   * Keeps a copy of what a remote read answered (`undefined`: the remote has no value, so drop ours), unless a local
+   * write or delete of the key happened since the read started (`since`, from {@link version}): a read answered
+   * before a local write must not overwrite it with the value it replaced.
+   */
+  mirror(key: string, value: string | undefined, since: number, ttlMillis: number, now: number): void {
+    const entry = this.entries.get(key)
+    if (entry === undefined) {
+      if (value === undefined || this.goneSeq > since) return
+      this.entries.set(key, { value, expiresAt: now + ttlMillis, seq: since, referenced: false })
+      this.evictIfOver(key)
+      return
+    }
+    if (entry.seq > since) return
+    if (value === undefined) {
+      this.drop(key, entry)
+      return
+    }
+    entry.value = value
+    entry.expiresAt = now + ttlMillis
+    entry.seq = since
+    entry.referenced = true
+  }
+
   clear(): void {
+    for (const entry of this.entries.values()) this.goneSeq = Math.max(this.goneSeq, entry.seq)
     this.entries.clear()
+  }
+
+  private drop(key: string, entry: Entry): void {
+    this.entries.delete(key)
+    if (entry.seq > this.goneSeq) this.goneSeq = entry.seq
+  }
+
+  /** Evicts one entry if over the bound (it is only ever one over), never `inserted`, the entry just added. */
+  private evictIfOver(inserted: string): void {
+    if (this.entries.size <= this.maxEntries) return
+    let chances = SECOND_CHANCES
+    // Re-inserted entries come round again in this iteration, unreferenced: it ends within size + chances steps.
+    for (const [key, entry] of this.entries) {
+      if (key === inserted) continue
+      if (entry.referenced && chances-- > 0) {
+        entry.referenced = false
+        this.entries.delete(key)
+        this.entries.set(key, entry)
+        continue
+      }
+      this.drop(key, entry)
+      return
+    }
   }
 }
