@@ -1,6 +1,6 @@
-/** Command-line options: `--quick`, `--json <file>`, `--only a,b`, `--verbose`, `--rounds n`. */
-export type Scenario = "happy" | "outage" | "breaker" | "recovery" | "connections"
-export const allScenarios: ReadonlyArray<Scenario> = ["happy", "breaker", "recovery", "connections", "outage"]
+/** Command-line options: `--quick`, `--json <file>`, `--only a,b`, `--verbose`, `--rounds n`, `--latency-ms ms`. */
+export type Scenario = "happy" | "ladder" | "remote" | "outage" | "breaker" | "recovery" | "connections"
+export const allScenarios: ReadonlyArray<Scenario> = ["happy", "ladder", "remote", "breaker", "recovery", "connections", "outage"]
 
 export interface Args {
   readonly quick: boolean
@@ -9,6 +9,8 @@ export interface Args {
   readonly verbose: boolean
   readonly rounds: number | undefined
   readonly outageSeconds: number | undefined
+  /** Latency the remote scenario's proxy adds each way. */
+  readonly latencyMs: number | undefined
 }
 
 export const parseArgs = (argv: ReadonlyArray<string>): Args => {
@@ -18,6 +20,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): Args => {
   let verbose = false
   let rounds: number | undefined
   let outageSeconds: number | undefined
+  let latencyMs: number | undefined
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const value = () => {
@@ -31,6 +34,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): Args => {
     else if (arg === "--verbose" || arg === "-v") verbose = true
     else if (arg === "--rounds") rounds = Number(value())
     else if (arg === "--outage-seconds") outageSeconds = Number(value())
+    else if (arg === "--latency-ms") latencyMs = Number(value())
     else if (arg === "--only") {
       const names = value().split(",").map((s) => s.trim()).filter((s) => s !== "")
       for (const name of names) {
@@ -39,10 +43,10 @@ export const parseArgs = (argv: ReadonlyArray<string>): Args => {
       only = allScenarios.filter((s) => names.includes(s))
     } else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: pnpm bench [--quick] [--json out.json] [--only happy,breaker,recovery,connections,outage] [--rounds n] [--outage-seconds s] [--verbose]\n"
+        "usage: pnpm bench [--quick] [--json out.json] [--only happy,ladder,remote,breaker,recovery,connections,outage] [--rounds n] [--outage-seconds s] [--latency-ms ms] [--verbose]\n"
       )
       process.exit(0)
     } else throw new Error(`unknown argument ${arg}`)
   }
-  return { quick, json, only, verbose, rounds, outageSeconds }
+  return { quick, json, only, verbose, rounds, outageSeconds, latencyMs }
 }

@@ -7,9 +7,11 @@
 import { Redis } from "ioredis"
 import { makePeer, type PeerName, peerNames, type PromiseClient, type ResilienceSettings, type Target } from "./contenders.js"
 import { effectLoop, promiseLoop, type Sample } from "./drive.js"
+import { benchValue, fill, unlinkMatching } from "./keyspace.js"
+import { type Entrant, interleave, p99, throughput } from "./rounds.js"
 import { buildSteadfast, type Steadfast, statsLine } from "./steadfast.js"
 import type * as Runtime from "effect/Runtime"
-import { gcHeap, log, median, ratio } from "./util.js"
+import { log } from "./util.js"
 
 export interface Cell {
   readonly op: "get" | "set"
@@ -49,9 +51,7 @@ export interface HappyResult {
   readonly steadfastStats: Record<string, unknown>
 }
 
-interface Contender {
-  readonly name: string
-  readonly measure: (cell: Cell, durationMs: number) => Promise<Sample>
+interface Contender extends Entrant<Cell> {
   readonly close: () => Promise<void>
   readonly steadfast?: Steadfast
 }
@@ -68,11 +68,6 @@ export interface HappyConfig {
   readonly runtime: Runtime.Runtime<never>
 }
 
-const value = (size: number, seed: number) => {
-  const base = `v${seed}:`
-  return (base + "x".repeat(size)).slice(0, size)
-}
-
 export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
   const { target, keyspace } = config
   const url = `redis://${target.host}:${target.port}`
@@ -80,18 +75,12 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
     100: Array.from({ length: keyspace }, (_, i) => `bench:v100:${i}`),
     10240: Array.from({ length: keyspace }, (_, i) => `bench:v10k:${i}`)
   }
-  const values = { 100: value(100, 1), 10240: value(10240, 1) }
+  const values = { 100: benchValue(100, 1), 10240: benchValue(10240, 1) }
   const settings: ResilienceSettings = { timeoutMs: 2000, halfOpenAfterMs: 5000 }
 
   // Pre-fill the raw keyspace (shared by every contender that stores raw strings) in pipelined batches.
   const admin = new Redis({ host: target.host, port: target.port })
-  for (const size of [100, 10240] as const) {
-    for (let i = 0; i < keyspace; i += 500) {
-      const pipeline = admin.pipeline()
-      for (const key of keys[size].slice(i, i + 500)) pipeline.set(key, values[size])
-      await pipeline.exec()
-    }
-  }
+  for (const size of [100, 10240] as const) await fill(admin, keys[size], values[size])
 
   const fromClient = (client: PromiseClient): Contender => ({
     name: client.name,
@@ -128,6 +117,16 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
     contenders.push({
       name,
       steadfast: sf,
+      watch: async (cell) => {
+        const before = await sf.stats()
+        return async (sample) => {
+          const after = await sf.stats()
+          if (after.fallbacks !== before.fallbacks || after.circuitState !== "CLOSED") {
+            log(`WARNING ${name} ${cellName(cell)}: fallback path taken! ${statsLine(after)}`)
+          }
+          if (config.verbose) log(`  ${name} ${cellName(cell)}: ${Math.round(sample.opsPerSec)} ops/s; ${statsLine(after)}`)
+        }
+      },
       measure: (cell, durationMs) => {
         const ks = keys[cell.size]
         const v = values[cell.size]
@@ -140,56 +139,32 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
     })
   }
 
-  // Warm-up: every contender, every cell, discarded.
-  log(`happy: warm-up (${contenders.length} contenders x ${cells.length} cells x ${config.warmupMs} ms)`)
-  for (const contender of contenders) {
-    for (const cell of cells) await contender.measure(cell, config.warmupMs)
-  }
-
-  const samples = new Map<string, Array<Sample>>()
-  const keyOf = (contender: string, cell: Cell) => `${contender}|${cellName(cell)}`
-  for (let round = 0; round < config.rounds; round++) {
-    log(`happy: round ${round + 1}/${config.rounds}`)
-    for (const [c, cell] of cells.entries()) {
-      // Rotate the order so no contender always runs first (or right after the same neighbour).
-      const shift = (round + c) % contenders.length
-      const order = [...contenders.slice(shift), ...contenders.slice(0, shift)]
-      for (const contender of order) {
-        const before = contender.steadfast ? await contender.steadfast.stats() : undefined
-        if (config.gcBetween) gcHeap() // collect the previous contender's garbage, so its GC pauses do not land in this window
-        const sample = await contender.measure(cell, config.durationMs)
-        const list = samples.get(keyOf(contender.name, cell)) ?? []
-        list.push(sample)
-        samples.set(keyOf(contender.name, cell), list)
-        if (contender.steadfast && before) {
-          const after = await contender.steadfast.stats()
-          if (after.fallbacks !== before.fallbacks || after.circuitState !== "CLOSED") {
-            log(`WARNING ${contender.name} ${cellName(cell)}: fallback path taken! ${statsLine(after)}`)
-          }
-          if (config.verbose) log(`  ${contender.name} ${cellName(cell)}: ${Math.round(sample.opsPerSec)} ops/s; ${statsLine(after)}`)
-        } else if (config.verbose) {
-          log(`  ${contender.name} ${cellName(cell)}: ${Math.round(sample.opsPerSec)} ops/s p99 ${sample.p99Ms.toFixed(3)} ms`)
-        }
-      }
-    }
-  }
+  const samples = await interleave(
+    {
+      label: "happy",
+      cells,
+      cellName,
+      rounds: config.rounds,
+      durationMs: config.durationMs,
+      warmupMs: config.warmupMs,
+      gcBetween: config.gcBetween,
+      verbose: config.verbose
+    },
+    contenders
+  )
 
   const rows: Array<HappyRow> = []
   for (const cell of cells) {
-    const auto = samples.get(keyOf("ioredis-autopipeline", cell))!
-    const plain = samples.get(keyOf("ioredis", cell))!
     for (const contender of contenders) {
-      const list = samples.get(keyOf(contender.name, cell))!
+      const list = samples.of(contender.name, cell)
       rows.push({
         contender: contender.name,
         cell: cellName(cell),
         ...cell,
-        opsPerSec: median(list.map((s) => s.opsPerSec)),
-        p50Ms: median(list.map((s) => s.p50Ms)),
-        p99Ms: median(list.map((s) => s.p99Ms)),
-        throughputVsAutoPipeline: median(list.map((s, r) => ratio(s.opsPerSec, auto[r]!.opsPerSec))),
-        p99VsAutoPipeline: median(list.map((s, r) => ratio(s.p99Ms, auto[r]!.p99Ms))),
-        throughputVsIoredis: median(list.map((s, r) => ratio(s.opsPerSec, plain[r]!.opsPerSec))),
+        ...samples.medians(contender.name, cell),
+        throughputVsAutoPipeline: samples.ratio(contender.name, "ioredis-autopipeline", cell, throughput),
+        p99VsAutoPipeline: samples.ratio(contender.name, "ioredis-autopipeline", cell, p99),
+        throughputVsIoredis: samples.ratio(contender.name, "ioredis", cell, throughput),
         rounds: list,
         emptyReads: cell.op === "get" ? list.reduce((n, s) => n + s.empty, 0) : 0,
         errors: list.reduce((n, s) => n + s.errors, 0)
@@ -208,15 +183,7 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
   for (const contender of contenders) await contender.close()
 
   // Clean up every key this scenario wrote (raw keyspace and the envelopes of BentoCache / cache-manager).
-  let cursor = "0"
-  let deleted = 0
-  let guard = 0
-  do {
-    const [next, found] = await admin.scan(cursor, "MATCH", "bench:*", "COUNT", 1000)
-    cursor = next
-    if (found.length > 0) deleted += await admin.unlink(...found)
-  } while (cursor !== "0" && ++guard < 100_000)
-  log(`happy: deleted ${deleted} bench:* keys`)
+  log(`happy: deleted ${await unlinkMatching(admin, "bench:*")} bench:* keys`)
   await admin.quit()
 
   return { keyspace, rounds: config.rounds, msPerMeasurement: config.durationMs, rows, steadfastStats }

@@ -11,8 +11,10 @@ import { openLab } from "./chaos.js"
 import { runConnections } from "./connections.js"
 import { peerNames } from "./contenders.js"
 import { runHappy } from "./happy.js"
+import { runLadder } from "./ladder.js"
 import { runOutage } from "./outage.js"
 import { runRecovery } from "./recovery.js"
+import { runRemote } from "./remote.js"
 import { markdown, type Results, targets } from "./report.js"
 import { makeRuntime } from "./steadfast.js"
 import { hasGc, log, now } from "./util.js"
@@ -26,6 +28,8 @@ if (shared.host !== "127.0.0.1" && shared.host !== "localhost") throw new Error(
 const settings = quick
   ? {
     happy: { rounds: 3, durationMs: 30, warmupMs: 20, keyspace: 10_000 },
+    ladder: { rounds: 3, durationMs: 30, warmupMs: 20 },
+    remote: { rounds: 3, durationMs: 50, warmupMs: 20, latencyMs: 0.5 },
     connections: { rounds: 3, durationMs: 50, warmupMs: 20 },
     breaker: { rounds: 3, steadfastOps: 300_000, peerOps: 50_000, maxMs: 200 },
     recovery: { stallMs: 1000, boundMs: 4000 },
@@ -33,6 +37,8 @@ const settings = quick
   }
   : {
     happy: { rounds: 5, durationMs: 400, warmupMs: 200, keyspace: 10_000 },
+    ladder: { rounds: 7, durationMs: 400, warmupMs: 300 },
+    remote: { rounds: 5, durationMs: 500, warmupMs: 200, latencyMs: 0.5 },
     connections: { rounds: 5, durationMs: 400, warmupMs: 300 },
     breaker: { rounds: 5, steadfastOps: 2_000_000, peerOps: 300_000, maxMs: 800 },
     recovery: { stallMs: 3000, boundMs: 8000 },
@@ -83,6 +89,29 @@ const main = async () => {
       warmupMs: settings.happy.warmupMs,
       verbose: args.verbose,
       gcBetween: !quick,
+      runtime
+    })
+  }
+  if (args.only.includes("ladder")) {
+    results.ladder = await runLadder({
+      target: shared,
+      rounds: rounds ?? settings.ladder.rounds,
+      durationMs: settings.ladder.durationMs,
+      warmupMs: settings.ladder.warmupMs,
+      gcBetween: !quick,
+      verbose: args.verbose,
+      runtime
+    })
+  }
+  if (args.only.includes("remote")) {
+    results.remote = await runRemote({
+      target: shared,
+      latencyMs: args.latencyMs ?? settings.remote.latencyMs,
+      rounds: rounds ?? settings.remote.rounds,
+      durationMs: settings.remote.durationMs,
+      warmupMs: settings.remote.warmupMs,
+      gcBetween: !quick,
+      verbose: args.verbose,
       runtime
     })
   }

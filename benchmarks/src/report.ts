@@ -2,12 +2,16 @@
 import type { BreakerResult } from "./breaker.js"
 import type { ConnectionsResult } from "./connections.js"
 import type { HappyResult } from "./happy.js"
+import type { LadderResult } from "./ladder.js"
 import type { OutageResult } from "./outage.js"
 import type { RecoveryResult } from "./recovery.js"
+import type { RemoteResult } from "./remote.js"
 import { fmt } from "./util.js"
 
 export interface Results {
   happy?: HappyResult
+  ladder?: LadderResult
+  remote?: RemoteResult
   connections?: ConnectionsResult
   breaker?: BreakerResult
   recovery?: RecoveryResult
@@ -101,6 +105,67 @@ export const markdown = (r: Results): string => {
     const empty = h.rows.filter((row) => row.emptyReads > 0 || row.errors > 0)
     if (empty.length > 0) {
       parts.push("Reads that came back empty or failed (should be none): " + empty.map((row) => `${row.contender} ${row.cell}: ${row.emptyReads} empty, ${row.errors} errors`).join("; "))
+    }
+  }
+  if (r.ladder) {
+    const l = r.ladder
+    const at = (c: 1 | 64) => new Map(l.rows.filter((row) => row.concurrency === c).map((row) => [row.rung, row]))
+    const one = at(1)
+    const many = at(64)
+    const step = (v: number | null | undefined, on: string | null | undefined) =>
+      v === null || v === undefined || on === null || on === undefined ? "—" : x(v)
+    parts.push(
+      `### 1b. Ladder (GET 100 B, shared Redis, ${l.keyspace.toLocaleString("en-US")} keys; median of ${l.rounds} rounds of ${l.msPerMeasurement} ms; ratios are medians of per-round ratios; "step" is to the rung it is built on)\n\n` +
+        table(
+          ["rung", "built on", "c=1 vs auto-pipelined", "c=1 step", "c=64 vs auto-pipelined", "c=64 step", "c=1 ops/s", "c=64 ops/s"],
+          [...one.keys()].map((rung) => {
+            const a = one.get(rung)!
+            const b = many.get(rung)
+            return [
+              rung,
+              a.on ?? "—",
+              x(a.vsAutoPipeline),
+              step(a.step, a.on),
+              b ? x(b.vsAutoPipeline) : "—",
+              step(b?.step, b?.on),
+              fmt(a.opsPerSec),
+              b ? fmt(b.opsPerSec) : "—"
+            ]
+          })
+        ) +
+        "\n\nc=1 latency per rung:\n\n" +
+        table(
+          ["rung", "p50 ms", "p99 ms", "p99 vs auto-pipelined", "p99 vs ioredis", "vs ioredis (throughput)"],
+          [...one.values()].map((row) => [row.rung, fmt(row.p50Ms), fmt(row.p99Ms), x(row.p99VsAutoPipeline), x(row.p99VsIoredis), x(row.vsIoredis)])
+        )
+    )
+    const bad = l.rows.filter((row) => row.emptyReads > 0 || row.errors > 0)
+    if (bad.length > 0) {
+      parts.push("Ladder reads that came back empty or failed (should be none): " + bad.map((row) => `${row.rung} c=${row.concurrency}: ${row.emptyReads} empty, ${row.errors} errors`).join("; "))
+    }
+  }
+  if (r.remote) {
+    const m = r.remote
+    parts.push(
+      `### 1c. Remote Redis (shared Redis behind a ChaosProxy in a child process, +${m.latencyMs} ms each way; measured round trip, raw ioredis GET c=1 p50: ${fmt(m.measuredRoundTripMs)} ms; median of ${m.rounds} rounds of ${m.msPerMeasurement} ms)\n\n` +
+        table(
+          ["operation", "contender", "maxConnections", "ops/s", "vs ioredis auto-pipelined", "vs ioredis", "p50 ms", "p99 ms", "p99 vs auto-pipelined"],
+          m.rows.map((row) => [
+            row.cell,
+            row.coalesce === false ? "steadfast coalesce:false" : row.contender,
+            row.maxConnections === null ? "—" : String(row.maxConnections),
+            fmt(row.opsPerSec),
+            x(row.vsAutoPipeline),
+            x(row.vsIoredis),
+            fmt(row.p50Ms),
+            fmt(row.p99Ms),
+            x(row.p99VsAutoPipeline)
+          ])
+        )
+    )
+    const bad = m.rows.filter((row) => row.emptyReads > 0 || row.errors > 0)
+    if (bad.length > 0) {
+      parts.push("Remote reads that came back empty or failed (should be none): " + bad.map((row) => `${row.contender} n=${row.maxConnections} ${row.cell}: ${row.emptyReads} empty, ${row.errors} errors`).join("; "))
     }
   }
   if (r.connections) {

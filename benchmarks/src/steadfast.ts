@@ -56,15 +56,28 @@ export const layerOf = (options: SteadfastOptions) =>
     )
   )
 
+/** A layer built once in its own scope, and the means to run programs against it and to close it. */
+export interface Built<I> {
+  readonly context: Context.Context<I>
+  readonly run: <A, E>(effect: Effect.Effect<A, E>) => Promise<A>
+  readonly close: () => Promise<void>
+}
+
+export const buildLayer = async <I, E>(layer: Layer.Layer<I, E>, runtime: Runtime.Runtime<never>): Promise<Built<I>> => {
+  const run = <A, E2>(effect: Effect.Effect<A, E2>): Promise<A> => Runtime.runPromise(runtime)(effect)
+  const scope = Effect.runSync(Scope.make())
+  const context = await run(Layer.buildWithScope(layer, scope))
+  return { context, run, close: () => run(Scope.close(scope, Exit.void)) }
+}
+
 export const buildSteadfast = async (
   name: string,
   options: SteadfastOptions,
   runtime: Runtime.Runtime<never>
 ): Promise<Steadfast> => {
-  const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Runtime.runPromise(runtime)(effect)
-  const scope = Effect.runSync(Scope.make())
-  const context = await run(Layer.buildWithScope(layerOf(options), scope))
-  const cache = Context.get(context, Cache.Cache)
+  const built = await buildLayer(layerOf(options), runtime)
+  const run = built.run
+  const cache = Context.get(built.context, Cache.Cache)
   const state = { current: "closed" as "closed" | "open" | "half-open" }
   const stats = () => run(cache.stats)
   // A cheap view of the breaker state for the open-loop driver (which must not await it per call); started on
@@ -81,7 +94,7 @@ export const buildSteadfast = async (
   }
   const close = async () => {
     if (poll !== undefined) clearInterval(poll)
-    await run(Scope.close(scope, Exit.void))
+    await built.close()
   }
   const client: PromiseClient = {
     name,

@@ -1,12 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
+import { ChaosProxy } from "@steadfast/testing"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { createServer } from "node:net"
+import * as RedisConfig from "../src/RedisConfig.js"
 import * as RedisConnection from "../src/RedisConnection.js"
 
 const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
@@ -122,4 +125,50 @@ describe("RedisConnection (Redis down)", () => {
       // Building waits at most for the connect timeout; closing quits within its bound.
       expect(build.ms).toBeLessThan(2500)
     }))
+})
+
+describe("RedisConnection: coalesced commands skip ioredis' auto-pipelining", () => {
+  it("clientOptions keeps auto-pipelining on, except for the batcher's MGET and MSET", () => {
+    const config = Either.getOrThrow(RedisConfig.fromOptions({ url: REDIS_URL }))
+    const options = RedisConnection.clientOptions(config, Either.getOrThrow(RedisConfig.parseUrl(config.url)))
+    expect(options.enableAutoPipelining).toBe(true)
+    expect(options.autoPipeliningIgnoredCommands).toEqual(["mget", "mset"])
+  })
+
+  it.live("a batched MGET / MSET does not wait behind the auto-pipeline in flight; TTL mixes answer each caller", () =>
+    Effect.gen(function*() {
+      const shared = new URL(REDIS_URL)
+      const proxy = yield* ChaosProxy.make({ upstream: { host: shared.hostname, port: Number(shared.port || 6379) } })
+      const redis = yield* RedisConnection.make(Either.getOrThrow(RedisConfig.fromOptions({ url: proxy.url() })))
+      const k = (name: string) => `${prefix}ap:${name}`
+      yield* redis.set(k("a"), "1", Option.none())
+      // Replies take 250 ms: a plain GET (auto-pipelined) is in flight, and ioredis sends the next auto-pipeline of a
+      // socket only once the previous one answered, so an auto-pipelined MGET / MSET would take ~500 ms.
+      yield* proxy.setFault(ChaosProxy.Latency({ upstream: 0, downstream: "250 millis" }))
+      const plain = yield* Effect.fork(redis.get(k("a")))
+      yield* Effect.sleep("20 millis")
+      const batched = yield* elapsed(Effect.all([
+        redis.getBatched(k("a")),
+        redis.getBatched(k("missing")),
+        redis.setBatched(k("b"), "2", Option.none()),
+        redis.setBatched(k("c"), "3", Option.none())
+      ], { concurrency: "unbounded" }))
+      expect(batched.exit).toEqual(Exit.succeed(["1", null, undefined, undefined]))
+      expect(batched.ms).toBeLessThan(400)
+      expect(yield* plain.await).toEqual(Exit.succeed("1"))
+      // Without the latency: a batch with and without TTLs (one pipeline of SETs) and reads in the same tick.
+      yield* proxy.setFault(ChaosProxy.PassThrough())
+      const mixed = yield* Effect.all([
+        redis.setBatched(k("d"), "4", Option.some(Duration.seconds(30))),
+        redis.setBatched(k("e"), "5", Option.none()),
+        redis.getBatched(k("b")),
+        redis.getBatched(k("c"))
+      ], { concurrency: "unbounded" })
+      expect(mixed).toEqual([undefined, undefined, "2", "3"])
+      expect(yield* redis.mget([k("d"), k("e")])).toEqual(["4", "5"])
+      const pttl = yield* redis.execute("pttl", (c) => Promise.all([c.pttl(k("d")), c.pttl(k("e"))]))
+      expect(pttl[0]).toBeGreaterThan(29_000)
+      expect(pttl[1]).toBe(-1)
+      yield* redis.del(["a", "b", "c", "d", "e"].map(k))
+    }).pipe(Effect.scoped))
 })
