@@ -101,6 +101,8 @@ export interface Reconciliation {
   readonly overflows: number
   /** A namespace flush is under way: Redis is not read for any key until it completes. */
   readonly flushing: boolean
+  /** Reads answered from the fallback because their key awaited reconciliation (not counted as fallbacks). */
+  readonly localReads: number
 }
 
 /**

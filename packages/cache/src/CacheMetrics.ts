@@ -94,6 +94,18 @@ export const reconciled = Metric.counter("cache_reconciled_total", {
 })
 
 /**
+ * Reads answered from the fallback because their key awaited reconciliation (Redis' answer could be the value a write
+ * replaced). Not counted in `cache_fallback_total`: Redis did not fail them.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const pendingReads = Metric.counter("cache_pending_read_total", {
+  description: "Reads answered locally because their key awaits reconciliation",
+  incremental: true
+})
+
+/**
  * Keys written or deleted while Redis did not acknowledge, not yet repaired (Redis is not read for them).
  *
  * @since 0.2.0

@@ -225,11 +225,16 @@ export const make = (
         const start = clock.unsafeCurrentTimeNanos()
         const elapsedMillis = () => Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
         const remaining = () => budgetMillis - slackMillis - elapsedMillis()
-        // Admitted while the breaker is not CLOSED, a call is its probe: let it wait for the reconnect under way
-        // rather than spend the probe on "not connected yet" (ioredis retries up to ~550 ms apart).
+        // A socket that just dropped reconnects at once: a call made in those few ms waits for it (within its
+        // deadline) rather than fail with "not connected", or else each call of the gap would count as one more
+        // failure and open the breaker on a single reset. Once reconnecting fails too, calls fail fast again.
+        // Admitted while the breaker is not CLOSED, a call is its probe: it waits for the reconnect under way whatever
+        // its attempt, rather than be spent on "not connected yet" (ioredis retries up to ~550 ms apart).
         const attempt = breaker.execute(
           operation,
-          breaker.unsafeState() === "CLOSED" ? call : Effect.zipRight(connection.ready, call)
+          breaker.unsafeState() === "CLOSED"
+            ? connection.availability() === "reconnecting" ? Effect.zipRight(connection.ready, call) : call
+            : Effect.zipRight(connection.ready, call)
         )
         const policy = policies[operation]
         const retried = policy.maxRetries === 0

@@ -39,6 +39,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import { Cache, type Stats } from "./Cache.js"
 import * as CacheMetrics from "./CacheMetrics.js"
@@ -145,14 +146,18 @@ export const make = (
     /** The current flush sent a SCAN: keys it may have passed already must be remembered again. */
     let flushStarted = false
     let reconciledKeys = 0
+    /** Opened when there is work again (the first pending key, an overflow), and when the breaker closes. */
     const wake = yield* Effect.makeLatch(false)
+    const closed = yield* Effect.makeLatch(false)
 
     /** Redis may be read for `key`: it has no write or delete Redis missed, and no flush is under way. */
     const trusts = (key: string) => !flushing && !pending.has(key)
 
     const markPending = (key: string, value: string | undefined, ttl: Option.Option<Duration.Duration>) => {
       // A flush that has not sent its first SCAN yet covers every key: nothing to remember one by one.
-      if (flushing && !flushStarted) return wake.unsafeOpen()
+      if (flushing && !flushStarted) return
+      // Only the first key wakes the reconciler (it loops while there is work): one call per outage, not per write.
+      if (pending.size === 0 && !flushing) wake.unsafeOpen()
       const intent: Intent = writeBack && value !== undefined
         ? { value, expiresAt: Option.isSome(ttl) ? clock.unsafeCurrentTimeMillis() + Duration.toMillis(ttl.value) : Infinity }
         : { value: undefined, expiresAt: Infinity }
@@ -165,7 +170,6 @@ export const make = (
         overflows++
         CacheMetrics.reconcileOverflows.unsafeUpdate(1, [])
       }
-      wake.unsafeOpen()
     }
 
     const fromMemory = (key: string): Option.Option<string> => {
@@ -198,17 +202,28 @@ export const make = (
           }
         })
 
-    /** A local answer for a key Redis is not trusted for (pending, or a flush under way). */
-    const untrusted = (operation: Operation, key: string) =>
+    /**
+     * A local answer for a key Redis is not trusted for (pending, or a flush under way). Not a fallback (Redis did not
+     * fail): counted apart, as `reconciliation.localReads` and `cache_pending_read_total`.
+     */
+    let localReads = 0
+    const servedLocally = (count: number) => {
+      localReads += count
+      CacheMetrics.pendingReads.unsafeUpdate(count, [])
+    }
+    const untrusted = (key: string) =>
       Effect.sync(() => {
-        recorder.fallback(operation)
+        servedLocally(1)
         return fromMemory(key)
       })
 
     /** Redis answered `found` for a read that started at `since`. */
     const answered = (key: string, found: Option.Option<string>, since: number): Option.Option<string> => {
       // The key became pending while the read was in flight: Redis' answer may be the value a write replaced.
-      if (!trusts(key)) return fromMemory(key)
+      if (!trusts(key)) {
+        servedLocally(1)
+        return fromMemory(key)
+      }
       if (mirror) store.mirror(key, Option.getOrUndefined(found), since)
       return found
     }
@@ -227,7 +242,7 @@ export const make = (
       // Each operation decides when it runs (`suspend`), not when it is built: an effect may be run many times.
       get: (key) =>
         Effect.suspend(() => {
-          if (!trusts(key)) return untrusted("get", key)
+          if (!trusts(key)) return untrusted(key)
           const since = store.version()
           return route("get", redis.unchecked.get(key), (found) => answered(key, found, since), () => fromMemory(key))
         }),
@@ -235,9 +250,9 @@ export const make = (
         Effect.suspend(() => {
           const since = store.version()
           const remote = flushing ? [] : pending.size === 0 ? keys : keys.filter((k) => !pending.has(k))
-          if (remote.length === 0) return Effect.sync(() => (recorder.fallback("getMany"), keys.map(fromMemory)))
+          if (remote.length === 0) return Effect.sync(() => (servedLocally(keys.length), keys.map(fromMemory)))
           return route("getMany", redis.unchecked.getMany(remote), (found) => {
-            if (remote.length !== keys.length) recorder.fallback("getMany")
+            if (remote.length !== keys.length) servedLocally(keys.length - remote.length)
             const byKey = new Map<string, Option.Option<string>>()
             remote.forEach((key, i) => byKey.set(key, found[i]!))
             return keys.map((key) => {
@@ -280,7 +295,7 @@ export const make = (
           fallbacks: recorder.fallbacks,
           errors,
           memory: { entries: store.size(), maxEntries: store.maxEntries },
-          reconciliation: { policy, pendingKeys: pending.size, maxPending, reconciledKeys, overflows, flushing },
+          reconciliation: { policy, pendingKeys: pending.size, maxPending, reconciledKeys, overflows, flushing, localReads },
           config: {
             ...strict.config,
             fallbackTtlMs: Duration.toMillis(store.ttl),
@@ -361,7 +376,9 @@ export const make = (
         yield* Metric.set(CacheMetrics.pendingKeys, pending.size)
         // While the breaker rejects, wait: the round would be rejected too (and a probe is someone else's call).
         if (redis.rejecting()) {
-          yield* Effect.sleep(retryEvery)
+          // Woken early when the breaker closes (a probe succeeded): repair at once, before readers pile up.
+          yield* closed.close
+          yield* Effect.timeout(closed.await, retryEvery).pipe(Effect.ignore)
           continue
         }
         if (yield* round) {
@@ -375,6 +392,13 @@ export const make = (
       }
     })
     yield* Effect.forkScoped(Effect.interruptible(reconciler))
+    const transitions = yield* redis.breaker.subscribe
+    yield* Queue.take(transitions).pipe(
+      Effect.flatMap((change) => Effect.sync(() => change.to === "CLOSED" && closed.unsafeOpen())),
+      Effect.forever,
+      Effect.interruptible,
+      Effect.forkScoped
+    )
 
     return Cache.of(cache)
   })

@@ -98,6 +98,14 @@ export interface RedisConnection {
    * probe: one call, worth waiting for, where a "not connected yet" would waste the probe.
    */
   readonly ready: Effect.Effect<void, Errors.RedisFailure>
+  /**
+   * What a command sent now would find (synchronous): `ready`, a socket is ready; `reconnecting`, none is, but one
+   * that was ready is on its first reconnect attempt after its peer reset or closed it (made at once: a peer that
+   * reset us is usually back), so waiting for {@link ready} a few milliseconds beats failing with "not connected";
+   * `down`, none is ready and none is about to be (its reconnects failed, its peer went silent, or a wrong password
+   * or certificate keeps it down): fail fast.
+   */
+  readonly availability: () => "ready" | "reconnecting" | "down"
   /** `PING` with the command deadline. */
   readonly ping: Effect.Effect<void, Errors.RedisFailure>
   /** The status of each socket in the pool. */
@@ -269,7 +277,21 @@ export const make = (
      * {@link permanentReconnectDelay}.
      */
     const permanentFailure: Array<Errors.PermanentError | undefined> = []
+    /** The socket's reconnect attempt under way (ioredis' count since it was last ready); 0 while ready. */
+    const reconnectAttempt: Array<number> = []
+    /**
+     * Why the socket last dropped, when its peer went silent (a socket or health-check timeout): a reconnect to a
+     * silent peer is not worth waiting for, unlike one to a peer that reset us. Cleared when it is ready again.
+     */
+    const silentPeer: Array<boolean> = []
     const countReady = () => clients.reduce((n, c) => (c.status === "ready" ? n + 1 : n), 0)
+    /**
+     * Ready and writeable. After a reset, the socket is destroyed (unwriteable) a little before ioredis handles its
+     * `close` (measured: up to tens of ms on a loaded loop): a command sent then fails with "Stream isn't writeable".
+     */
+    const usable = (c: Redis) => c.status === "ready" && c.stream?.writable !== false
+    /** Ready as ioredis says, but its socket is gone: the `close`, then the reconnect, are coming. */
+    const dying = (c: Redis) => c.status === "ready" && c.stream?.writable === false
     const publishPoolSize = () => runFork(Metric.set(poolSizeGauge, countReady()))
 
     const open = (index: number) =>
@@ -278,13 +300,16 @@ export const make = (
           // ioredis' declared option types predate exactOptionalPropertyTypes; the object is a plain RedisOptions.
           const client = new Redis({
             ...options,
-            retryStrategy: (attempt: number) =>
-              permanentFailure[index] === undefined ? reconnectDelay(attempt) : permanentReconnectDelay
+            retryStrategy: (attempt: number) => {
+              reconnectAttempt[index] = attempt
+              return permanentFailure[index] === undefined ? reconnectDelay(attempt) : permanentReconnectDelay
+            }
           } as RedisOptions & { replyMapping: "legacy" })
           let down = false
           client.on("error", (error: unknown) => {
             const failure = Classification.classify("connection", error, secrets)
             if (failure._tag === "PermanentError") permanentFailure[index] = failure
+            if (failure.reason === "socket_timeout" || failure.reason === "timeout") silentPeer[index] = true
             const log = down ? Effect.logDebug : failure._tag === "PermanentError" ? Effect.logError : Effect.logWarning
             down = true
             runFork(
@@ -300,6 +325,8 @@ export const make = (
           })
           client.on("ready", () => {
             permanentFailure[index] = undefined
+            reconnectAttempt[index] = 0
+            silentPeer[index] = false
             if (down) {
               down = false
               runFork(Effect.logInfo("redis connection ready again").pipe(Effect.annotateLogs({ socket: index })))
@@ -308,6 +335,8 @@ export const make = (
           })
           client.on("close", publishPoolSize)
           clients[index] = client
+          reconnectAttempt[index] = 0
+          silentPeer[index] = false
           lastUsed[index] = clock.unsafeCurrentTimeMillis()
           return client
         }),
@@ -355,7 +384,7 @@ export const make = (
     const pick = (): number => {
       for (let i = 0; i < size; i++) {
         const index = (next + i) % size
-        if (clients[index]!.status === "ready") {
+        if (usable(clients[index]!)) {
           next = (index + 1) % size
           lastUsed[index] = clock.unsafeCurrentTimeMillis()
           return index
@@ -482,14 +511,17 @@ export const make = (
         outcome: "not_sent"
       })
     const ready: Effect.Effect<void, Errors.RedisFailure> = Effect.suspend(() => {
-      if (clients.some((c) => c.status === "ready")) return Effect.void
-      const index = clients.findIndex((c) => reconnecting.has(c.status))
+      if (clients.some(usable)) return Effect.void
+      let index = clients.findIndex((c) => reconnecting.has(c.status))
+      if (index < 0) index = clients.findIndex(dying)
       if (index < 0) {
         return Effect.fail(
           classifyOn("ready", Math.max(0, next), new Error("Stream isn't writeable and enableOfflineQueue options is false"))
         )
       }
       const client = clients[index]!
+      // A dying socket's own error (the reset) is still to come: only the reconnect's errors fail the wait.
+      const failOnError = !dying(client)
       return deadlines.run(
         () =>
           new Promise<void>((resolve, reject) => {
@@ -502,7 +534,7 @@ export const make = (
             const onError = (error: unknown) => (done(), reject(error))
             const onEnd = () => (done(), reject(new Error("Connection is closed.")))
             client.once("ready", onReady)
-            client.once("error", onError)
+            if (failOnError) client.once("error", onError)
             client.once("end", onEnd)
           }),
         (error) => classifyOn("ready", index, error),
@@ -526,7 +558,10 @@ export const make = (
               // Destroy the socket first (ioredis reconnects it), then report: a counted failure means it is gone.
               // Not `disconnect(true)`: that ends the socket with a FIN, which a blackholed peer never answers, so the
               // socket would stay "ready" and unwritable.
-              Effect.sync(() => client.stream?.destroy()).pipe(
+              Effect.sync(() => {
+                silentPeer[index] = true
+                client.stream?.destroy()
+              }).pipe(
                 Effect.zipRight(Metric.increment(healthCheckFailures)),
                 Effect.zipRight(
                   Effect.logWarning("idle redis socket failed its health check; reconnecting").pipe(
@@ -581,6 +616,19 @@ export const make = (
         ),
       ping,
       ready,
+      availability: () => {
+        let reconnectingNow = false
+        for (let i = 0; i < size; i++) {
+          const client = clients[i]!
+          if (usable(client)) return "ready"
+          if (
+            dying(client) ||
+            (reconnectAttempt[i]! <= 1 && permanentFailure[i] === undefined && !silentPeer[i] &&
+              reconnecting.has(client.status))
+          ) reconnectingNow = true
+        }
+        return reconnectingNow ? "reconnecting" : "down"
+      },
       status: Effect.sync(() => clients.map((c) => c.status as SocketStatus))
     })
   })

@@ -621,6 +621,7 @@ export const make = (options: Options = {}): Effect.Effect<ScriptedConnection, n
           }),
       scan,
       ready,
+      availability: () => (isUp ? "ready" : reconnecting ? "reconnecting" : "down"),
       ping,
       status: Effect.sync(() =>
         Array.from({ length: config.maxConnections }, (): RedisConnection.SocketStatus =>
