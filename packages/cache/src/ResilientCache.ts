@@ -352,7 +352,8 @@ export const make = (
           onSuccess: () => (settled([[key, intent]], writtenBack), true)
         })
       }, { concurrency: 16 })
-      return Effect.map(Effect.zip(del, write, { concurrent: true }), ([d, w]) => d && w.every((ok) => ok))
+      // One after the other: the first command may be the breaker's probe, and the rest should follow it.
+      return Effect.map(Effect.zip(del, write), ([d, w]) => d && w.every((ok) => ok))
     })
 
     const hasWork = () => flushing || pending.size > 0

@@ -1,0 +1,313 @@
+/**
+ * The resilient cache's decisions under `TestClock`, over a scripted connection (each command's fate is scripted:
+ * ok, not sent, sent with its reply lost, rejected, slow, permanent). What only a socket shows is in
+ * Consistency.test.ts and the chaos matrix.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { ScriptedConnection } from "@steadfast/redis"
+import { Retry } from "@steadfast/resilience"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
+import { Cache } from "../src/Cache.js"
+import * as MemoryCache from "../src/MemoryCache.js"
+import * as ResilientCache from "../src/ResilientCache.js"
+
+const scripted = (options: ResilientCache.Options = {}) =>
+  ResilientCache.layer({
+    keyPrefix: "t:",
+    // Reads fail at once (no backoff to sleep through on the test clock) unless a test says otherwise.
+    retry: { get: Retry.none, getMany: Retry.none },
+    breaker: { failureThreshold: 3, halfOpenAfter: "1 second" },
+    reconcile: { retryEvery: "100 millis" },
+    ...options
+  }).pipe(Layer.provideMerge(ScriptedConnection.layer({ commandTimeout: "500 millis" })))
+
+/** Lets the forked fibers (the reconciler) run: a few scheduler turns on the test clock. */
+const settle = Effect.gen(function*() {
+  for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+})
+
+const commands = (name: ScriptedConnection.Command) =>
+  Effect.map(Effect.flatMap(ScriptedConnection.ScriptedConnection, (s) => s.log), (log) => log.filter((e) => e.command === name))
+
+describe("ResilientCache decisions (scripted connection, TestClock)", () => {
+  it.effect("a write whose reply is lost is pending: its reads skip Redis; reconciliation deletes the key", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.put("t:k", "old")
+      yield* redis.push("set", ScriptedConnection.replyLost, ScriptedConnection.ok)
+      // The reconciler must not run before the read: hold its DEL back for a moment.
+      yield* redis.push("del", ScriptedConnection.slow("50 millis"))
+      yield* cache.set("k", "new")
+      // Applied on the server, reply lost: Redis holds "new" here, but the cache cannot know it.
+      expect(yield* redis.peek("t:k")).toBe("new")
+      const getsBefore = (yield* commands("get")).length
+      expect(yield* cache.get("k")).toEqual(Option.some("new"))
+      expect((yield* commands("get")).length).toBe(getsBefore)
+      expect((yield* cache.stats).reconciliation).toMatchObject({ pendingKeys: 1, localReads: 1 })
+      yield* TestClock.adjust("50 millis")
+      yield* settle
+      expect(yield* redis.peek("t:k")).toBeNull()
+      const stats = yield* cache.stats
+      expect(stats.reconciliation).toMatchObject({ pendingKeys: 0, reconciledKeys: 1 })
+      expect(stats.fallbacks).toBe(1)
+      // Reconciled: Redis is read again (a miss, and the fallback's copy goes with it).
+      expect(yield* cache.get("k")).toEqual(Option.none())
+      expect((yield* commands("get")).length).toBe(getsBefore + 1)
+    }).pipe(Effect.provide(scripted())))
+
+  it.effect("a write that never left is sent again within the call: no fallback, nothing pending", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.push("set", ScriptedConnection.notSent)
+      yield* cache.set("k", "v")
+      expect(yield* redis.peek("t:k")).toBe("v")
+      const sets = yield* commands("set")
+      expect(sets.map((e) => e.applied)).toEqual([false, true])
+      const stats = yield* cache.stats
+      expect(stats.fallbacks).toBe(0)
+      expect(stats.reconciliation?.pendingKeys).toBe(0)
+      expect(stats.errors).toEqual({})
+    }).pipe(Effect.provide(scripted())))
+
+  it.effect("a write whose reply is lost is not sent again (it may have run), and a rejected one is pending too", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.push("del", ScriptedConnection.slow("1 second"))
+      yield* redis.push("set", ScriptedConnection.replyLost, ScriptedConnection.rejected("read_only"))
+      yield* cache.set("a", "1")
+      yield* cache.set("b", "2")
+      expect((yield* commands("set")).length).toBe(2)
+      expect(yield* redis.peek("t:a")).toBe("1")
+      expect(yield* redis.peek("t:b")).toBeNull()
+      const stats = yield* cache.stats
+      expect(stats.reconciliation?.pendingKeys).toBe(2)
+      expect(stats.errors).toEqual({ connection_closed: 1, read_only: 1 })
+    }).pipe(Effect.provide(scripted())))
+
+  it.effect("a read in flight when its key becomes pending answers the newer local value, not Redis' reply", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.put("t:k", "old")
+      yield* redis.push("get", ScriptedConnection.slow("200 millis"))
+      yield* redis.push("set", ScriptedConnection.rejected("read_only"))
+      yield* redis.push("del", ScriptedConnection.slow("1 second"))
+      const read = yield* Effect.fork(cache.get("k"))
+      yield* settle
+      yield* cache.set("k", "new")
+      yield* TestClock.adjust("200 millis")
+      expect(yield* Fiber.join(read)).toEqual(Option.some("new"))
+      // And the fallback holds "new": a later outage serves it, never "old".
+      yield* redis.down()
+      expect(yield* cache.get("k")).toEqual(Option.some("new"))
+    }).pipe(Effect.provide(scripted())))
+
+  it.effect("a delete during an outage: reads miss, the breaker opens, the reconciliation is the probe and deletes the key", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* cache.set("k", "v1")
+      yield* redis.down({ reconnecting: false })
+      expect(yield* cache.delete("k")).toBe(true)
+      for (let i = 0; i < 5; i++) expect(yield* cache.get("k")).toEqual(Option.none())
+      // Reads of the pending key never reach Redis; another key's read does, fails, and opens the breaker.
+      yield* cache.get("other")
+      const down = yield* cache.stats
+      expect(down.circuitState).toBe("OPEN")
+      expect(down.reconciliation?.pendingKeys).toBe(1)
+      yield* redis.up
+      expect(yield* redis.peek("t:k")).toBe("v1")
+      // Before halfOpenAfter: nothing is sent.
+      yield* TestClock.adjust("900 millis")
+      yield* settle
+      expect(yield* redis.peek("t:k")).toBe("v1")
+      yield* TestClock.adjust("200 millis")
+      yield* settle
+      expect(yield* redis.peek("t:k")).toBeNull()
+      const after = yield* cache.stats
+      expect(after.circuitState).toBe("CLOSED")
+      expect(after.reconciliation).toMatchObject({ pendingKeys: 0, reconciledKeys: 1 })
+      expect(yield* cache.get("k")).toEqual(Option.none())
+    }).pipe(Effect.provide(scripted())))
+
+  it.effect("a second outage in the middle of reconciliation: unrepaired keys stay pending and are repaired after", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      const keys = Array.from({ length: 9 }, (_, i) => `k${i}`)
+      yield* cache.setMany(keys.map((k) => [k, `old-${k}`] as const))
+      yield* redis.down({ reconnecting: false })
+      for (const k of keys) yield* cache.set(k, `new-${k}`)
+      expect((yield* cache.stats).reconciliation?.pendingKeys).toBe(9)
+      yield* redis.up
+      // First batch (3 keys) repaired, the second meets the second outage (sent, reply lost), the third waits.
+      yield* redis.push("del", ScriptedConnection.ok, ScriptedConnection.replyLost)
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      const mid = yield* cache.stats
+      expect(mid.reconciliation?.reconciledKeys).toBe(3)
+      expect(mid.reconciliation?.pendingKeys).toBe(6)
+      for (const k of keys) expect(yield* cache.get(k)).not.toEqual(Option.some(`old-${k}`))
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      expect((yield* cache.stats).reconciliation).toMatchObject({ pendingKeys: 0, reconciledKeys: 9 })
+      for (const k of keys) expect(yield* redis.peek(`t:${k}`)).toBeNull()
+    }).pipe(Effect.provide(scripted({ reconcile: { batchSize: 3, retryEvery: "100 millis" } }))))
+
+  it.effect("past maxPending: the namespace is flushed by SCAN + DEL, other keys untouched, then Redis is trusted again", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.put("other", "keep")
+      for (let i = 0; i < 30; i++) yield* redis.put(`t:x${i}`, "old")
+      yield* redis.down({ reconnecting: false })
+      for (let i = 0; i < 8; i++) yield* cache.set(`x${i}`, "new")
+      const down = yield* cache.stats
+      expect(down.reconciliation).toMatchObject({ overflows: 1, flushing: true })
+      // Not even a key never written is read from Redis while the flush is due.
+      yield* redis.up
+      expect(yield* cache.get("x20")).toEqual(Option.none())
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      expect((yield* cache.stats).reconciliation).toMatchObject({ flushing: false, pendingKeys: 0 })
+      expect(yield* redis.keys).toEqual(["other"])
+      expect((yield* commands("scan")).length).toBeGreaterThanOrEqual(1)
+    }).pipe(Effect.provide(scripted({ reconcile: { maxPending: 5 } }))))
+
+  it.effect("write-back writes the newest value back with what is left of its TTL; an expired one is deleted", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.down({ reconnecting: false })
+      yield* cache.set("k", "v1", { ttl: "10 seconds" })
+      yield* cache.set("k", "v2", { ttl: "10 seconds" })
+      yield* cache.set("short", "s", { ttl: "500 millis" })
+      yield* redis.put("t:short", "old")
+      // While Redis is down, the reconciler's rounds are the breaker's probes (one per halfOpenAfter), and fail.
+      yield* TestClock.adjust("4 seconds")
+      yield* redis.up
+      for (let i = 0; i < 12; i++) {
+        yield* TestClock.adjust("100 millis")
+        yield* settle
+      }
+      expect(yield* redis.peek("t:k")).toBe("v2")
+      const pttl = yield* redis.pttl("t:k")
+      // 10 s from the write, 4 to 5.2 s of it spent in the outage and the probe's wait.
+      expect(pttl).toBeGreaterThanOrEqual(4_800)
+      expect(pttl).toBeLessThanOrEqual(6_000)
+      expect(yield* redis.peek("t:short")).toBeNull()
+    }).pipe(Effect.provide(scripted({ reconcile: { policy: "write-back", retryEvery: "100 millis" } }))))
+
+  it.effect("a reconciliation refused for good (no permission) backs off instead of hammering Redis", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.setDefault("del", ScriptedConnection.permanent("no_permission"))
+      yield* redis.down({ reconnecting: false })
+      yield* cache.delete("k")
+      yield* redis.up
+      for (let i = 0; i < 100; i++) {
+        yield* TestClock.adjust("100 millis")
+        yield* settle
+      }
+      // 10 s: doubling from 100 ms up to 5 s is 8 attempts, not 100; the key stays pending.
+      const dels = (yield* commands("del")).length
+      expect(dels).toBeGreaterThanOrEqual(5)
+      expect(dels).toBeLessThanOrEqual(10)
+      expect((yield* cache.stats).reconciliation?.pendingKeys).toBe(1)
+      expect((yield* cache.stats).circuitState).toBe("CLOSED")
+    }).pipe(Effect.provide(scripted())))
+
+  it.effect("without the mirror, an acknowledged write still drops the fallback's older copy", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.push("set", ScriptedConnection.rejected("read_only"))
+      yield* cache.set("k", "a")
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      expect((yield* cache.stats).reconciliation?.pendingKeys).toBe(0)
+      yield* cache.set("k", "b")
+      yield* redis.down({ reconnecting: false })
+      expect(yield* cache.get("k")).toEqual(Option.none())
+      expect((yield* cache.stats).memory?.entries).toBe(0)
+    }).pipe(Effect.provide(scripted({ mirror: false }))))
+
+  it.effect("fallbackTtl bounds what an outage serves, whatever the value's own TTL", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* cache.set("k", "v", { ttl: "1 minute" })
+      yield* redis.down({ reconnecting: false })
+      expect(yield* cache.get("k")).toEqual(Option.some("v"))
+      yield* TestClock.adjust("999 millis")
+      expect(yield* cache.get("k")).toEqual(Option.some("v"))
+      yield* TestClock.adjust("2 millis")
+      expect(yield* cache.get("k")).toEqual(Option.none())
+    }).pipe(Effect.provide(scripted({ fallbackTtl: "1 second" }))))
+})
+
+describe("FallbackStore (MemoryCache.layerFallback)", () => {
+  it.effect("a Redis answer that left before a newer write or delete never overwrites it", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryCache.makeFallback({ maxEntries: 3 })
+      const since = store.version()
+      store.write("a", "new")
+      store.mirror("a", "old", since)
+      expect(store.get("a")).toBe("new")
+      store.write("b", "x")
+      const beforeDelete = store.version()
+      store.remove("b")
+      store.mirror("b", "x", beforeDelete)
+      expect(store.get("b")).toBeUndefined()
+      // A read that started after both may mirror.
+      const later = store.version()
+      store.mirror("a", "fresh", later)
+      store.mirror("b", "y", later)
+      expect([store.get("a"), store.get("b")]).toEqual(["fresh", "y"])
+      // A miss in Redis drops the copy.
+      store.mirror("a", undefined, store.version())
+      expect(store.get("a")).toBeUndefined()
+    }))
+
+  it.effect("an evicted newer write is not resurrected by an older answer", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryCache.makeFallback({ maxEntries: 2 })
+      const since = store.version()
+      store.write("k", "new")
+      store.write("x", "1")
+      store.write("y", "2") // evicts k (the oldest, never read)
+      expect(store.get("k")).toBeUndefined()
+      store.mirror("k", "old", since)
+      expect(store.get("k")).toBeUndefined()
+      expect(store.size()).toBe(2)
+    }))
+
+  it.effect("a write's TTL is capped by the store's ttl; bad options are defects", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryCache.makeFallback({ ttl: "1 second" })
+      store.write("short", "v", Duration.millis(300))
+      store.write("long", "v", Duration.minutes(5))
+      yield* TestClock.adjust("301 millis")
+      expect(store.get("short")).toBeUndefined()
+      expect(store.get("long")).toBe("v")
+      yield* TestClock.adjust("700 millis")
+      expect(store.get("long")).toBeUndefined()
+      const bad = yield* Effect.exit(MemoryCache.makeFallback({ ttl: "0 millis" }))
+      expect(bad._tag).toBe("Failure")
+      const badSize = yield* Effect.exit(MemoryCache.makeFallback({ maxEntries: 0 }))
+      expect(badSize._tag).toBe("Failure")
+    }))
+})
