@@ -13,6 +13,7 @@ import { peerNames } from "./contenders.js"
 import { runHappy } from "./happy.js"
 import { runLadder } from "./ladder.js"
 import { runOutage } from "./outage.js"
+import { runReconcile } from "./reconcile.js"
 import { runRecovery } from "./recovery.js"
 import { runRemote } from "./remote.js"
 import { markdown, type Results, targets } from "./report.js"
@@ -33,7 +34,8 @@ const settings = quick
     connections: { rounds: 3, durationMs: 50, warmupMs: 20 },
     breaker: { rounds: 3, steadfastOps: 300_000, peerOps: 50_000, maxMs: 200 },
     recovery: { stallMs: 1000, boundMs: 4000 },
-    outage: { seconds: 3, warmupMs: 200, drainMs: 300 }
+    outage: { seconds: 3, warmupMs: 200, drainMs: 300 },
+    reconcile: { repeats: 1, holdMs: 1500, boundMs: 30_000 }
   }
   : {
     happy: { rounds: 5, durationMs: 400, warmupMs: 200, keyspace: 10_000 },
@@ -42,7 +44,8 @@ const settings = quick
     connections: { rounds: 5, durationMs: 400, warmupMs: 300 },
     breaker: { rounds: 5, steadfastOps: 2_000_000, peerOps: 300_000, maxMs: 800 },
     recovery: { stallMs: 3000, boundMs: 8000 },
-    outage: { seconds: 30, warmupMs: 2000, drainMs: 3000 }
+    outage: { seconds: 30, warmupMs: 2000, drainMs: 3000 },
+    reconcile: { repeats: 3, holdMs: 1500, boundMs: 30_000 }
   }
 const rounds = args.rounds ?? undefined
 const deadlineMs = 500
@@ -124,7 +127,7 @@ const main = async () => {
       verbose: args.verbose
     })
   }
-  const needsLab = args.only.some((s) => s === "breaker" || s === "recovery" || s === "outage")
+  const needsLab = args.only.some((s) => s === "breaker" || s === "recovery" || s === "reconcile" || s === "outage")
   if (needsLab) {
     const lab = await openLab()
     try {
@@ -145,6 +148,18 @@ const main = async () => {
           deadlineMs,
           boundMs: settings.recovery.boundMs,
           runtime
+        })
+      }
+      if (args.only.includes("reconcile")) {
+        results.reconcile = await runReconcile(lab, {
+          repeats: rounds ?? settings.reconcile.repeats,
+          deadlineMs,
+          halfOpenAfterMs,
+          holdMs: Number(process.env["RECONCILE_HOLD_MS"] ?? settings.reconcile.holdMs),
+          boundMs: settings.reconcile.boundMs,
+          runtime,
+          verbose: args.verbose,
+          filter: process.env["RECONCILE_CASE"]
         })
       }
       if (args.only.includes("outage")) {

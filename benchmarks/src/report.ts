@@ -4,6 +4,7 @@ import type { ConnectionsResult } from "./connections.js"
 import type { HappyResult } from "./happy.js"
 import type { LadderResult } from "./ladder.js"
 import type { OutageResult } from "./outage.js"
+import type { ReconcileResult } from "./reconcile.js"
 import type { RecoveryResult } from "./recovery.js"
 import type { RemoteResult } from "./remote.js"
 import { fmt } from "./util.js"
@@ -16,6 +17,7 @@ export interface Results {
   breaker?: BreakerResult
   recovery?: RecoveryResult
   outage?: OutageResult
+  reconcile?: ReconcileResult
 }
 
 export interface TargetCheck {
@@ -76,6 +78,16 @@ export const targets = (r: Results): Array<TargetCheck> => {
         target: `recovery within halfOpenAfter + 250 ms (${sf.halfOpenAfterMs + 250} ms)`,
         measured: sf.recoveryMs === null ? "not recovered" : `${fmt(sf.recoveryMs)} ms`,
         pass: sf.recoveryMs !== null && sf.recoveryMs <= sf.halfOpenAfterMs + 250
+      })
+    }
+  }
+  if (r.reconcile) {
+    for (const row of r.reconcile.rows) {
+      const notDone = row.runs.filter((run) => run.reconciledMs === null).length
+      out.push({
+        target: `reconcile ${row.label}: reconciled within the bound, no key left with its pre-outage value, no stale read`,
+        measured: `${notDone} of ${row.runs.length} runs not reconciled; ${row.violations} violations; ${row.staleReads} stale reads`,
+        pass: notDone === 0 && row.violations === 0 && row.staleReads === 0
       })
     }
   }
@@ -239,6 +251,39 @@ export const markdown = (r: Results): string => {
             row.afterOpen ? `${fmt(row.afterOpen.p50Ms)} / ${fmt(row.afterOpen.p99Ms)} / ${fmt(row.afterOpen.maxMs)}` : "—",
             fmt(row.heapGrowthMB)
           ])
+        )
+    )
+  }
+  if (r.reconcile) {
+    const rc = r.reconcile
+    const ms = (v: number | null) => (v === null ? "not within bound" : fmt(v))
+    parts.push(
+      `### 8. Reconciliation (Refuse + reset for ${rc.holdMs} ms, deadline ${rc.deadlineMs} ms, halfOpenAfter ${rc.halfOpenAfterMs} ms; times in ms from the heal; ${rc.repeats} run(s) per case)\n\n` +
+        table(
+          ["case", "run", "outage writes ms", "pending at heal", "overflows", "breaker at heal", "CLOSED", "first repair", "reconciled", "reconciled − CLOSED", "keys/s", "server: absent / new / old / other", "namespace left", "violations", "stale reads / reads"],
+          rc.rows.flatMap((row) =>
+            row.runs.map((run, i) => [
+              row.label,
+              String(i + 1),
+              fmt(run.outageWritesMs),
+              String(run.pendingAtHeal),
+              String(run.overflowsAtHeal),
+              run.breakerAtHeal,
+              ms(run.closedMs),
+              run.overflowsAtHeal > 0 ? "— (flush)" : ms(run.firstRepairMs),
+              ms(run.reconciledMs),
+              run.reconciledMs === null || run.closedMs === null ? "—" : fmt(run.reconciledMs - run.closedMs),
+              run.keysPerSec === null ? "—" : fmt(run.keysPerSec),
+              `${run.server.absent} / ${run.server.newValue} / ${run.server.oldValue} / ${run.server.other}`,
+              String(run.namespaceLeft),
+              String(run.violations),
+              `${run.staleReads} / ${run.readsDuringRecovery}`
+            ])
+          )
+        ) + "\n\n" +
+        table(
+          ["case (medians)", "CLOSED ms", "reconciled ms", "reconciled − CLOSED ms", "keys/s", "violations (all runs)"],
+          rc.rows.map((row) => [row.label, fmt(row.medians.closedMs), fmt(row.medians.reconciledMs), fmt(row.medians.reconcileAfterClosedMs), fmt(row.medians.keysPerSec), String(row.violations)])
         )
     )
   }

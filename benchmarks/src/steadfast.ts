@@ -25,6 +25,9 @@ export interface SteadfastOptions {
   readonly coalesce?: boolean
   /** Diagnostics only (the benchmark uses the default, true). */
   readonly mirror?: boolean
+  /** The reconcile scenario's namespace (`keyPrefix`) and reconciliation settings; the library defaults otherwise. */
+  readonly keyPrefix?: string
+  readonly reconcile?: ResilientCache.ReconcileOptions
 }
 
 export interface Steadfast {
@@ -45,6 +48,8 @@ export const layerOf = (options: SteadfastOptions) =>
   ResilientCache.layer({
     ...(options.coalesce === undefined ? {} : { coalesce: options.coalesce }),
     ...(options.mirror === undefined ? {} : { mirror: options.mirror }),
+    ...(options.keyPrefix === undefined ? {} : { keyPrefix: options.keyPrefix }),
+    ...(options.reconcile === undefined ? {} : { reconcile: options.reconcile }),
     ...(options.halfOpenAfterMs === undefined ? {} : { breaker: { halfOpenAfter: Duration.millis(options.halfOpenAfterMs) } })
   }).pipe(
     Layer.provide(
