@@ -38,13 +38,19 @@ export const circuitOpens = Metric.counter("circuit_open_total", { description: 
  * @since 0.1.0
  * @category metrics
  */
-export const hits = Metric.counter("cache_hit_total", { description: "Keys found", incremental: true })
+export const hits = Metric.counter("cache_hit_total", {
+  description: "Keys found (a value a TypedCache then fails to decode is counted here and in cache_miss_total)",
+  incremental: true
+})
 
 /**
  * @since 0.1.0
  * @category metrics
  */
-export const misses = Metric.counter("cache_miss_total", { description: "Keys not found (decode failures included)", incremental: true })
+export const misses = Metric.counter("cache_miss_total", {
+  description: "Lookups answered with nothing: keys not found, and values a TypedCache failed to decode",
+  incremental: true
+})
 
 /**
  * Operations served by the in-memory fallback because Redis failed or the breaker was open, tagged `operation`.

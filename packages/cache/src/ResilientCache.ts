@@ -242,7 +242,8 @@ export const make = (
       // Each operation decides when it runs (`suspend`), not when it is built: an effect may be run many times.
       get: (key) =>
         Effect.suspend(() => {
-          if (!trusts(key)) return untrusted(key)
+          // While the breaker rejects, every read is a fallback (pending or not): `route` answers it in one step.
+          if (!trusts(key) && !redis.rejecting()) return untrusted(key)
           const since = store.version()
           return route("get", redis.unchecked.get(key), (found) => answered(key, found, since), () => fromMemory(key))
         }),
@@ -250,7 +251,9 @@ export const make = (
         Effect.suspend(() => {
           const since = store.version()
           const remote = flushing ? [] : pending.size === 0 ? keys : keys.filter((k) => !pending.has(k))
-          if (remote.length === 0) return Effect.sync(() => (servedLocally(keys.length), keys.map(fromMemory)))
+          if (remote.length === 0 && !redis.rejecting()) {
+            return Effect.sync(() => (servedLocally(keys.length), keys.map(fromMemory)))
+          }
           return route("getMany", redis.unchecked.getMany(remote), (found) => {
             if (remote.length !== keys.length) servedLocally(keys.length - remote.length)
             const byKey = new Map<string, Option.Option<string>>()
@@ -276,9 +279,14 @@ export const make = (
         ),
       delete: (key) =>
         Effect.suspend(() => {
-          // The fallback forgets first, whatever Redis says: a deleted value must not come back from it.
+          // The fallback forgets first, whatever Redis says: a deleted value must not come back from it. And again
+          // when Redis has answered: a read that started meanwhile may have mirrored the value Redis still had.
           const inMemory = store.remove(key)
-          return route("delete", redis.unchecked.delete(key), (existed) => existed, () => {
+          return route("delete", redis.unchecked.delete(key), (existed) => {
+            store.remove(key)
+            return existed
+          }, () => {
+            store.remove(key)
             markPending(key, undefined, Option.none())
             return inMemory
           })
@@ -345,14 +353,18 @@ export const make = (
           onFailure: () => false,
           onSuccess: () => (settled(toDelete, deleted), true)
         })
-      const write = Effect.forEach(toWrite, ([key, intent]) => {
+      const writeOne = ([key, intent]: readonly [string, Intent]) => {
         const ttl = intent.expiresAt === Infinity ? Option.none() : Option.some(Duration.millis(intent.expiresAt - now))
         return Effect.match(redis.unchecked.set(key, intent.value!, ttl), {
           onFailure: () => false,
           onSuccess: () => (settled([[key, intent]], writtenBack), true)
         })
-      }, { concurrency: 16 })
-      // One after the other: the first command may be the breaker's probe, and the rest should follow it.
+      }
+      // The first command may be the breaker's probe: the rest follow it, not race it (they would be rejected).
+      const write = toWrite.length === 0 ? Effect.succeed([]) : Effect.flatMap(
+        writeOne(toWrite[0]!),
+        (first) => Effect.map(Effect.forEach(toWrite.slice(1), writeOne, { concurrency: 16 }), (rest) => [first, ...rest])
+      )
       return Effect.map(Effect.zip(del, write), ([d, w]) => d && w.every((ok) => ok))
     })
 

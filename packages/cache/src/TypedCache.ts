@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { PermanentError } from "@steadfast/resilience"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -32,19 +33,38 @@ export interface TypedCache<A, E> {
    * one key share one `compute`.
    */
   readonly getOrSet: <E2, R>(key: string, compute: Effect.Effect<A, E2, R>, options?: SetOptions) => Effect.Effect<A, E | E2 | PermanentError, R>
-  /** The underlying cache's stats, with this view's decode failures. */
+  /** The underlying cache's stats, with this view's decode failures counted as misses (not hits). */
   readonly stats: Effect.Effect<Stats & { readonly decodeErrors: number }>
+}
+
+/**
+ * - `logInterval`: at most one decode-failure log line per interval (default 1 second); the lines in between are
+ *   counted and reported with the next (`suppressed_since_last_log`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  readonly logInterval?: Duration.DurationInput | undefined
 }
 
 /**
  * @since 0.1.0
  * @category constructors
  */
-export const make = <A, I, E>(cache: CacheService<E>, schema: Schema.Schema<A, I>): TypedCache<A, E> => {
+export const make = <A, I, E>(
+  cache: CacheService<E>,
+  schema: Schema.Schema<A, I>,
+  options: Options = {}
+): TypedCache<A, E> => {
   const codec = Schema.parseJson(schema)
   const decode = Schema.decodeUnknownEither(codec)
   const encode = Schema.encodeEither(codec)
+  const logEvery = Duration.toMillis(Duration.decode(options.logInterval ?? Duration.seconds(1)))
   let decodeErrors = 0
+  /** When the last decode failure was logged, and how many were not since. */
+  let lastLogged: number | undefined
+  let suppressed = 0
   const singleFlight = SingleFlight.make()
 
   const decodeOrMiss = (key: string, raw: Option.Option<string>) => {
@@ -53,15 +73,28 @@ export const make = <A, I, E>(cache: CacheService<E>, schema: Schema.Schema<A, I
     if (Either.isRight(decoded)) return Effect.succeed(Option.some(decoded.right))
     decodeErrors++
     CacheMetrics.decodeErrors.unsafeUpdate(1, [])
-    return Effect.logWarning("cached value does not decode; treated as a miss").pipe(
-      Effect.annotateLogs({
-        operation: "decode",
-        key,
-        error_type: "decode",
-        error_message: ParseResult.TreeFormatter.formatErrorSync(decoded.left)
-      }),
-      Effect.as(Option.none<A>())
-    )
+    // A miss to the caller, so a miss in the metrics too (the string cache below counted it found).
+    CacheMetrics.misses.unsafeUpdate(1, [])
+    return Effect.flatMap(Effect.clock, (clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      if (lastLogged !== undefined && now - lastLogged < logEvery) {
+        suppressed++
+        return Effect.succeed(Option.none<A>())
+      }
+      const skipped = suppressed
+      lastLogged = now
+      suppressed = 0
+      return Effect.logWarning("cached value does not decode; treated as a miss").pipe(
+        Effect.annotateLogs({
+          operation: "decode",
+          key,
+          error_type: "decode",
+          error_message: ParseResult.TreeFormatter.formatErrorSync(decoded.left),
+          suppressed_since_last_log: skipped
+        }),
+        Effect.as(Option.none<A>())
+      )
+    })
   }
 
   const encodeOrFail = (operation: string, key: string, value: A) => {
@@ -100,6 +133,12 @@ export const make = <A, I, E>(cache: CacheService<E>, schema: Schema.Schema<A, I
         Option.isSome(found)
           ? Effect.succeed(found.value)
           : singleFlight(key, Effect.tap(compute, (value) => set(key, value, options)))),
-    stats: Effect.map(cache.stats, (stats) => ({ ...stats, decodeErrors }))
+    // A value that did not decode was found by the cache below but answered as a miss: it is a miss here.
+    stats: Effect.map(cache.stats, (stats) => ({
+      ...stats,
+      hits: Math.max(0, stats.hits - decodeErrors),
+      misses: stats.misses + decodeErrors,
+      decodeErrors
+    }))
   }
 }

@@ -110,6 +110,36 @@ describe("ResilientCache decisions (scripted connection, TestClock)", () => {
       expect(yield* cache.get("k")).toEqual(Option.some("new"))
     }).pipe(Effect.provide(scripted())))
 
+  it.effect("a read that mirrors a value while a delete of its key is in flight never brings it back", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.put("t:gone", "old")
+      yield* redis.put("t:kept", "old")
+      // Both deletes wait 100 ms; the first is then refused (falls back, pending), the second runs.
+      yield* redis.push("del", ScriptedConnection.slow("100 millis", ScriptedConnection.rejected("read_only")))
+      yield* redis.push("del", ScriptedConnection.slow("1 second"), ScriptedConnection.slow("100 millis"))
+      const first = yield* Effect.fork(cache.delete("gone"))
+      yield* settle
+      // Started after the delete, answered before it: Redis still had the value (and the read may mirror it).
+      expect(yield* cache.get("gone")).toEqual(Option.some("old"))
+      yield* TestClock.adjust("100 millis")
+      expect(yield* Fiber.join(first)).toBe(false)
+      // The delete was acknowledged: the value it removed never comes back, from the fallback or elsewhere.
+      expect(yield* cache.get("gone")).toEqual(Option.none())
+      yield* redis.down({ reconnecting: false })
+      expect(yield* cache.get("gone")).toEqual(Option.none())
+      yield* redis.up
+      // The same race when Redis takes the delete: a later outage must not serve the mirrored copy.
+      const second = yield* Effect.fork(cache.delete("kept"))
+      yield* settle
+      expect(yield* cache.get("kept")).toEqual(Option.some("old"))
+      yield* TestClock.adjust("1100 millis")
+      expect(yield* Fiber.join(second)).toBe(true)
+      yield* redis.down({ reconnecting: false })
+      expect(yield* cache.get("kept")).toEqual(Option.none())
+    }).pipe(Effect.provide(scripted())))
+
   it.effect("a delete during an outage: reads miss, the breaker opens, the reconciliation is the probe and deletes the key", () =>
     Effect.gen(function*() {
       const redis = yield* ScriptedConnection.ScriptedConnection

@@ -2,10 +2,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { LogCapture } from "@steadfast/testing"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
 import * as TestClock from "effect/TestClock"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { Cache } from "../src/Cache.js"
+import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as MemoryCache from "../src/MemoryCache.js"
 import * as TypedCache from "../src/TypedCache.js"
 
@@ -39,12 +41,21 @@ describe("TypedCache", () => {
       const users = TypedCache.make(raw, User)
       yield* raw.set("u1", JSON.stringify({ id: "not-a-number", name: "x", since: "2024-01-01" }))
       yield* raw.set("u2", "{not json")
+      const missesBefore = (yield* Metric.value(CacheMetrics.misses)).count
       expect(yield* users.get("u1")).toEqual(Option.none())
       expect(yield* users.get("u2")).toEqual(Option.none())
-      expect((yield* users.stats).decodeErrors).toBe(2)
-      const warnings = logs.filter((l) => l.annotations["error_type"] === "decode")
-      expect(warnings).toHaveLength(2)
-      expect(warnings[0]!.annotations["key"]).toBe("u1")
+      const stats = yield* users.stats
+      // Two misses for the caller, so two misses in the stats and the metric, not two hits.
+      expect(stats).toMatchObject({ decodeErrors: 2, hits: 0, misses: 2 })
+      expect((yield* Metric.value(CacheMetrics.misses)).count - missesBefore).toBe(2)
+      // Logged at most once a second: the second failure is counted and reported with the next line.
+      const decodeLines = () => logs.filter((l) => l.annotations["error_type"] === "decode")
+      expect(decodeLines()).toHaveLength(1)
+      expect(decodeLines()[0]!.annotations).toMatchObject({ key: "u1", suppressed_since_last_log: 0 })
+      yield* TestClock.adjust("1 second")
+      expect(yield* users.get("u2")).toEqual(Option.none())
+      expect(decodeLines()).toHaveLength(2)
+      expect(decodeLines()[1]!.annotations).toMatchObject({ key: "u2", suppressed_since_last_log: 1 })
       // getOrSet recomputes over an undecodable value and replaces it.
       const user = yield* users.getOrSet("u1", Effect.succeed(alice))
       expect(user.name).toBe("alice")

@@ -108,7 +108,7 @@ export interface RedisConnection {
   readonly availability: () => "ready" | "reconnecting" | "down"
   /** `PING` with the command deadline. */
   readonly ping: Effect.Effect<void, Errors.RedisFailure>
-  /** The status of each socket in the pool. */
+  /** The status of each socket in the pool (`close` for one ioredis still calls ready whose stream is gone). */
   readonly status: Effect.Effect<ReadonlyArray<SocketStatus>>
 }
 
@@ -510,6 +510,36 @@ export const make = (
         message: `no socket ready within ${deadlineMillis} ms`,
         outcome: "not_sent"
       })
+    /**
+     * One promise per socket for "its next `ready`", shared by every caller waiting for it (one set of listeners,
+     * however many callers: a listener each would pass Node's limit of 10 at the first outage).
+     */
+    const waiting = new Map<number, Promise<void>>()
+    const nextReady = (index: number): Promise<void> => {
+      const existing = waiting.get(index)
+      if (existing !== undefined) return existing
+      const client = clients[index]!
+      // A dying socket's own error (the reset) is still to come: only the reconnect's errors fail the wait.
+      const failOnError = !dying(client)
+      const promise = new Promise<void>((resolve, reject) => {
+        const done = () => {
+          waiting.delete(index)
+          client.off("ready", onReady)
+          client.off("error", onError)
+          client.off("end", onEnd)
+        }
+        const onReady = () => (done(), resolve())
+        const onError = (error: unknown) => (done(), reject(error))
+        const onEnd = () => (done(), reject(new Error("Connection is closed.")))
+        client.once("ready", onReady)
+        if (failOnError) client.once("error", onError)
+        client.once("end", onEnd)
+      })
+      // Nobody may be waiting any more when it settles (their deadlines passed): never an unhandled rejection.
+      promise.catch(() => {})
+      waiting.set(index, promise)
+      return promise
+    }
     const ready: Effect.Effect<void, Errors.RedisFailure> = Effect.suspend(() => {
       if (clients.some(usable)) return Effect.void
       let index = clients.findIndex((c) => reconnecting.has(c.status))
@@ -519,27 +549,7 @@ export const make = (
           classifyOn("ready", Math.max(0, next), new Error("Stream isn't writeable and enableOfflineQueue options is false"))
         )
       }
-      const client = clients[index]!
-      // A dying socket's own error (the reset) is still to come: only the reconnect's errors fail the wait.
-      const failOnError = !dying(client)
-      return deadlines.run(
-        () =>
-          new Promise<void>((resolve, reject) => {
-            const done = () => {
-              client.off("ready", onReady)
-              client.off("error", onError)
-              client.off("end", onEnd)
-            }
-            const onReady = () => (done(), resolve())
-            const onError = (error: unknown) => (done(), reject(error))
-            const onEnd = () => (done(), reject(new Error("Connection is closed.")))
-            client.once("ready", onReady)
-            if (failOnError) client.once("error", onError)
-            client.once("end", onEnd)
-          }),
-        (error) => classifyOn("ready", index, error),
-        readyTimeout
-      )
+      return deadlines.run(() => nextReady(index), (error) => classifyOn("ready", index, error), readyTimeout)
     })
 
     // The seed's "PING on reuse", done ahead of time: any socket idle for the interval gets a PING; a failing
@@ -629,7 +639,8 @@ export const make = (
         }
         return reconnectingNow ? "reconnecting" : "down"
       },
-      status: Effect.sync(() => clients.map((c) => c.status as SocketStatus))
+      // A socket ioredis still calls ready but whose stream is gone is closing (its `close` is on its way).
+      status: Effect.sync(() => clients.map((c) => (dying(c) ? "close" : c.status) as SocketStatus))
     })
   })
 

@@ -34,6 +34,8 @@ export const HALF_OPEN_MS = 1000
 /** Reads retry like the default policy (2 retries from 100 ms, jitter x0.8..1.2); writes are not retried. */
 export const RETRY_BASE_MS = 100
 export const RETRY_FIRST_DELAY_MAX_MS = RETRY_BASE_MS * 1.2
+/** The first reconnect after a drop comes at once: 0-20 ms (RedisConnection.ts, reconnectDelay). */
+export const FIRST_RECONNECT_MAX_MS = 20
 /** ioredis' reconnect delay in RedisConnection.ts: min(50 * 2^(n-1), 500) + floor(random * 50) ms. */
 export const RECONNECT_DELAY_MAX_MS = 549
 /**
@@ -68,7 +70,8 @@ export const RECOVERY_BOUND_CONNECTED_MS = HALF_OPEN_MS + LAG_MS
 
 export const readRetry = Retry.make({ maxRetries: 2, baseDelay: Duration.millis(RETRY_BASE_MS) })
 
-export const workloadOptions: Workload.Options = { keys: 64, concurrency: 16, readRatio: 0.8, pause: "2 millis" }
+/** Reads, writes and (5%) deletes: every scenario checks that an acknowledged delete never comes back. */
+export const workloadOptions: Workload.Options = { keys: 64, concurrency: 16, readRatio: 0.8, deleteRatio: 0.05, pause: "2 millis" }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Logs
