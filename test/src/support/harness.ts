@@ -6,7 +6,7 @@
 import { expect } from "@effect/vitest"
 import { Cache, RedisCache, ResilientCache } from "@steadfast/cache"
 import { RedisConnection } from "@steadfast/redis"
-import { CircuitBreaker, Retry } from "@steadfast/resilience"
+import { CircuitBreaker, Errors, Retry } from "@steadfast/resilience"
 import { ChaosProxy, LogCapture, RedisServer, Workload } from "@steadfast/testing"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -284,6 +284,8 @@ export const infoNumber = (server: RedisServer.RedisServer, section: string, fie
 export interface CounterResult {
   readonly successes: number
   readonly failures: number
+  /** Failures whose INCR may have run (`Errors.mayHaveRun`: sent, reply lost); the others surely did not. */
+  readonly mayHaveRun: number
   readonly failuresByReason: Record<string, number>
   /** The first message seen for each reason, to tell what an `unknown` was. */
   readonly sampleMessages: Record<string, string>
@@ -299,6 +301,7 @@ export const startCounter = (connection: RedisConnection.RedisConnection, key: s
     let running = true
     let successes = 0
     let failures = 0
+    let mayHaveRun = 0
     const failuresByReason: Record<string, number> = {}
     const sampleMessages: Record<string, string> = {}
     const loop = Effect.gen(function*() {
@@ -307,6 +310,7 @@ export const startCounter = (connection: RedisConnection.RedisConnection, key: s
         if (result._tag === "Right") successes++
         else {
           failures++
+          if (Errors.mayHaveRun(result.left)) mayHaveRun++
           failuresByReason[result.left.reason] = (failuresByReason[result.left.reason] ?? 0) + 1
           sampleMessages[result.left.reason] ??= result.left.message
         }
@@ -320,6 +324,7 @@ export const startCounter = (connection: RedisConnection.RedisConnection, key: s
       const result: CounterResult = {
         successes,
         failures,
+        mayHaveRun,
         failuresByReason: { ...failuresByReason },
         sampleMessages: { ...sampleMessages }
       }
