@@ -31,6 +31,7 @@
  * @since 0.1.0
  */
 import { type RedisConfig, RedisConnection } from "@steadfast/redis"
+import * as Cause from "effect/Cause"
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
@@ -104,7 +105,7 @@ type Operation = "get" | "getMany" | "set" | "setMany" | "delete"
 
 const positiveInteger = (name: string, value: number) => {
   if (!Number.isInteger(value) || value < 1) {
-    throw new Error(`ResilientCache ${name} must be an integer >= 1, got ${value}`)
+    throw new Cause.IllegalArgumentException(`ResilientCache ${name} must be an integer >= 1, got ${value}`)
   }
   return value
 }
@@ -126,12 +127,19 @@ export const make = (
   Effect.gen(function*() {
     const redis = yield* RedisCache.RedisCache
     const store = yield* FallbackStore.FallbackStore
-    const { batchSize, maxPending, policy, retryEvery } = yield* Effect.try(() => ({
-      policy: options.reconcile?.policy ?? "invalidate",
-      maxPending: positiveInteger("reconcile.maxPending", options.reconcile?.maxPending ?? defaultMaxPending),
-      batchSize: positiveInteger("reconcile.batchSize", options.reconcile?.batchSize ?? 256),
-      retryEvery: Duration.decode(options.reconcile?.retryEvery ?? Duration.millis(100))
-    })).pipe(Effect.orDie)
+    // Invalid options are programming errors: a defect (`Cause.IllegalArgumentException`), as in `MemoryCache`.
+    const { batchSize, maxPending, policy, retryEvery } = yield* Effect.try({
+      catch: (error) => error,
+      try: () => ({
+        policy: options.reconcile?.policy ?? "invalidate",
+        maxPending: positiveInteger("reconcile.maxPending", options.reconcile?.maxPending ?? defaultMaxPending),
+        batchSize: positiveInteger("reconcile.batchSize", options.reconcile?.batchSize ?? 256),
+        retryEvery: Duration.decode(options.reconcile?.retryEvery ?? Duration.millis(100))
+      })
+    }).pipe(Effect.orDie)
+    if (policy !== "invalidate" && policy !== "write-back") {
+      return yield* Effect.die(new Cause.IllegalArgumentException(`ResilientCache reconcile.policy must be "invalidate" or "write-back", got ${String(policy)}`))
+    }
     const mirror = options.mirror ?? true
     const recorder = new Recorder("resilient")
     const clock = yield* Effect.clock

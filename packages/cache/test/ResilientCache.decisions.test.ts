@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ScriptedConnection } from "@steadfast/redis"
 import { Retry } from "@steadfast/resilience"
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -339,5 +340,20 @@ describe("FallbackStore (MemoryCache.layerFallback)", () => {
       expect(bad._tag).toBe("Failure")
       const badSize = yield* Effect.exit(MemoryCache.makeFallback({ maxEntries: 0 }))
       expect(badSize._tag).toBe("Failure")
+    }))
+})
+
+describe("ResilientCache options", () => {
+  it.effect("invalid reconcile options are defects that name the option", () =>
+    Effect.gen(function*() {
+      for (const [reconcile, named] of [
+        [{ maxPending: 0 }, "reconcile.maxPending"],
+        [{ batchSize: 1.5 }, "reconcile.batchSize"],
+        [{ policy: "eventually" as "invalidate" }, "reconcile.policy"]
+      ] as const) {
+        const exit = yield* Effect.exit(Effect.scoped(Layer.build(scripted({ reconcile }))))
+        expect(exit._tag).toBe("Failure")
+        expect(String(exit._tag === "Failure" ? Cause.squash(exit.cause) : "")).toContain(named)
+      }
     }))
 })
