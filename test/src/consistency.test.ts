@@ -12,6 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import {
   DEADLINE_MS,
   expectHeld,
@@ -34,22 +35,60 @@ const reconciliationOf = (stack: Stack) =>
 const reconciled = (stack: Stack, timeoutMs: number) =>
   waitUntil(Effect.map(reconciliationOf(stack), (r) => r.pendingKeys === 0 && !r.flushing), timeoutMs, 5)
 
+/** The model's verdict on each value (`undefined`: a miss), counted. */
+const judge = (workload: Workload.Workload, keys: ReadonlyArray<string>, values: ReadonlyArray<string | undefined>) => {
+  const verdicts: Record<Workload.Verdict, number> = { miss: 0, ok: 0, wrong: 0, stale: 0 }
+  keys.forEach((key, i) => verdicts[workload.check(key, values[i])]++)
+  return verdicts
+}
+
+const workloadKeys = Array.from({ length: churn.keys! }, (_, i) => `workload:${i}`)
+
 /**
  * What Redis holds for every workload key, judged by the model once the workers stopped: never a value a write or
  * delete acknowledged to a caller replaced (Redis may hold a value whose write failed to the caller: it may have run).
  */
-const redisVerdicts = (stack: Stack, workload: Workload.Workload, keys: number) =>
+const redisVerdicts = (stack: Stack, workload: Workload.Workload) =>
+  Effect.map(stack.server.command("MGET", ...workloadKeys.map((k) => `chaos:${k}`)), (reply) =>
+    judge(workload, workloadKeys, (Array.isArray(reply) ? reply : []).map((v) => (typeof v === "string" ? v : undefined))))
+
+/** What `cache` answers for every workload key, judged by the model. */
+const cacheVerdicts = (cache: Cache.Cache, workload: Workload.Workload) =>
+  Effect.map(Effect.forEach(workloadKeys, (k) => Effect.map(cache.get(k), Option.getOrUndefined)), (values) =>
+    judge(workload, workloadKeys, values))
+
+/**
+ * Runs `drive` with the churn workload (its workers stop when it returns), waits for the cache to reconcile, and adds
+ * the figures every scenario here reports: the workload's, the time to reconcile, what Redis holds (judged by the
+ * model) and the cache's reconciliation stats.
+ */
+const churnScenario = <F extends Record<string, unknown>, E>(
+  stack: Stack,
+  drive: (workload: Workload.Workload) => Effect.Effect<F, E, Scope.Scope>
+) =>
   Effect.gen(function*() {
-    const names = Array.from({ length: keys }, (_, i) => `workload:${i}`)
-    const reply = yield* stack.server.command("MGET", ...names.map((k) => `chaos:${k}`))
-    const values = Array.isArray(reply) ? reply : []
-    const verdicts: Record<Workload.Verdict, number> = { miss: 0, ok: 0, wrong: 0, stale: 0 }
-    names.forEach((key, i) => {
-      const value = values[i]
-      verdicts[workload.check(key, typeof value === "string" ? value : undefined)]++
-    })
-    return verdicts
+    const { figures, workload } = yield* Effect.scoped(Effect.gen(function*() {
+      const workload = yield* Workload.run(Workload.fromCache(stack.cache), churn)
+      yield* Effect.sleep("500 millis")
+      const figures = yield* drive(workload)
+      const reconcileMs = yield* reconciled(stack, RECOVERY_BOUND_MS + 3000)
+      yield* Effect.sleep("300 millis")
+      return { figures: { ...figures, reconcileMs: reconcileMs === undefined ? null : Math.round(reconcileMs) }, workload }
+    }))
+    return {
+      ...figures,
+      workload: workloadFigures(yield* workload.stats),
+      inRedis: yield* redisVerdicts(stack, workload),
+      reconciliation: yield* reconciliationOf(stack)
+    }
   })
+
+/** What every scenario here asserts beyond `expectHeld`: repaired, and nothing older in Redis. */
+const expectRepaired = (f: { readonly reconcileMs: number | null; readonly inRedis: Record<Workload.Verdict, number> }) => {
+  expect(f.reconcileMs).not.toBeNull()
+  expect(f.inRedis.stale).toBe(0)
+  expect(f.inRedis.wrong).toBe(0)
+}
 
 describe("chaos: consistency through outages", () => {
   it.live("requests held, then the connection reset (3 times): lost writes and deletes never let an older value back", () =>
@@ -57,50 +96,31 @@ describe("chaos: consistency through outages", () => {
       "held-then-reset",
       {},
       (stack) =>
-        Effect.gen(function*() {
-          const workload = yield* Workload.run(Workload.fromCache(stack.cache), churn)
-          yield* Effect.sleep("500 millis")
-          const pendingSeen: Array<number> = []
-          for (let i = 0; i < 3; i++) {
-            // Commands are sent and held (never reach the server); the reset drops them: writes and deletes fail with
-            // their outcome unknown, the breaker stays closed, and reads go on to Redis, where the values those writes
-            // replaced still are, until the keys are repaired.
-            yield* stack.proxy.setFault(ChaosProxy.Stall())
-            yield* Effect.sleep("100 millis")
-            // A slow network after the reset: the repair takes a round trip of 40 ms, reads keep coming meanwhile.
-            yield* stack.proxy.setFault(ChaosProxy.Latency({ upstream: "20 millis", downstream: "20 millis" }))
-            yield* stack.proxy.resetConnections
-            yield* Effect.sleep("5 millis")
-            pendingSeen.push((yield* reconciliationOf(stack)).pendingKeys)
-            yield* Effect.sleep("300 millis")
-            yield* stack.proxy.setFault(ChaosProxy.PassThrough())
-            yield* Effect.sleep("100 millis")
-          }
-          const reconcileMs = yield* reconciled(stack, RECOVERY_BOUND_MS + 3000)
-          yield* Effect.sleep("300 millis")
-          const stats = yield* workload.stats
-          return { workload, pendingSeen, reconcileMs, stats }
-        }).pipe(
-          Effect.scoped,
-          Effect.flatMap(({ pendingSeen, reconcileMs, stats, workload }) =>
-            Effect.map(redisVerdicts(stack, workload, churn.keys!), (inRedis) => ({
-              workload: workloadFigures(stats),
-              pendingSeen,
-              reconcileMs: reconcileMs === undefined ? null : Math.round(reconcileMs),
-              inRedis
-            }))
-          ),
-          Effect.flatMap((figures) =>
-            Effect.map(stack.cache.stats, (s) => ({ ...figures, circuitOpens: s.circuitOpens, reconciliation: s.reconciliation! }))
-          )
-        ),
+        churnScenario(stack, () =>
+          Effect.gen(function*() {
+            const pendingSeen: Array<number> = []
+            for (let i = 0; i < 3; i++) {
+              // Commands are sent and held (never reach the server); the reset drops them: writes and deletes fail
+              // with their outcome unknown, the breaker stays closed, and reads go on to Redis, where the values those
+              // writes replaced still are, until the keys are repaired.
+              yield* stack.proxy.setFault(ChaosProxy.Stall())
+              yield* Effect.sleep("100 millis")
+              // A slow network after the reset: the repair takes a round trip of 40 ms, reads keep coming meanwhile.
+              yield* stack.proxy.setFault(ChaosProxy.Latency({ upstream: "20 millis", downstream: "20 millis" }))
+              yield* stack.proxy.resetConnections
+              yield* Effect.sleep("5 millis")
+              pendingSeen.push((yield* reconciliationOf(stack)).pendingKeys)
+              yield* Effect.sleep("300 millis")
+              yield* stack.proxy.setFault(ChaosProxy.PassThrough())
+              yield* Effect.sleep("100 millis")
+            }
+            return { pendingSeen }
+          })),
       (f) => {
         expectHeld(f.workload)
+        expectRepaired(f)
         expect(f.pendingSeen.some((n) => n > 0)).toBe(true)
         expect(f.reconciliation.localReads).toBeGreaterThan(0)
-        expect(f.reconcileMs).not.toBeNull()
-        expect(f.inRedis.stale).toBe(0)
-        expect(f.inRedis.wrong).toBe(0)
       }
     ))
 
@@ -109,39 +129,19 @@ describe("chaos: consistency through outages", () => {
       "outage-writes-deletes",
       {},
       (stack) =>
-        Effect.gen(function*() {
-          const workload = yield* Workload.run(Workload.fromCache(stack.cache), churn)
-          yield* Effect.sleep("500 millis")
-          yield* stack.proxy.setFault(ChaosProxy.Reset())
-          yield* Effect.sleep("2 seconds")
-          const duringOutage = yield* reconciliationOf(stack)
-          const healedAt = Date.now()
-          yield* stack.proxy.setFault(ChaosProxy.PassThrough())
-          const reconcileMs = yield* reconciled(stack, RECOVERY_BOUND_MS + 3000)
-          yield* Effect.sleep("500 millis")
-          const stats = yield* workload.stats
-          return { workload, healedAt, duringOutage, reconcileMs, stats }
-        }).pipe(
-          Effect.scoped,
-          Effect.flatMap(({ duringOutage, reconcileMs, stats, workload }) =>
-            Effect.map(redisVerdicts(stack, workload, churn.keys!), (inRedis) => ({
-              workload: workloadFigures(stats),
-              pendingDuringOutage: duringOutage.pendingKeys,
-              reconcileAfterHealMs: reconcileMs === undefined ? null : Math.round(reconcileMs),
-              inRedis
-            }))
-          ),
-          Effect.flatMap((figures) =>
-            Effect.map(reconciliationOf(stack), (r) => ({ ...figures, reconciliation: r }))
-          )
-        ),
+        churnScenario(stack, () =>
+          Effect.gen(function*() {
+            yield* stack.proxy.setFault(ChaosProxy.Reset())
+            yield* Effect.sleep("2 seconds")
+            const pendingDuringOutage = (yield* reconciliationOf(stack)).pendingKeys
+            yield* stack.proxy.setFault(ChaosProxy.PassThrough())
+            return { pendingDuringOutage }
+          })),
       (f) => {
         expectHeld(f.workload)
+        expectRepaired(f)
         expect(f.workload.deletes).toBeGreaterThan(0)
         expect(f.pendingDuringOutage).toBeGreaterThan(0)
-        expect(f.reconcileAfterHealMs).not.toBeNull()
-        expect(f.inRedis.stale).toBe(0)
-        expect(f.inRedis.wrong).toBe(0)
         expect(f.reconciliation.reconciledKeys).toBeGreaterThan(0)
       }
     ))
@@ -151,37 +151,20 @@ describe("chaos: consistency through outages", () => {
       "overflow",
       { cache: { reconcile: { maxPending: 16 } } },
       (stack) =>
-        Effect.gen(function*() {
-          const workload = yield* Workload.run(Workload.fromCache(stack.cache), churn)
-          yield* Effect.sleep("500 millis")
-          yield* stack.proxy.setFault(ChaosProxy.Reset())
-          yield* Effect.sleep("1500 millis")
-          const duringOutage = yield* reconciliationOf(stack)
-          yield* stack.proxy.setFault(ChaosProxy.PassThrough())
-          const reconcileMs = yield* reconciled(stack, RECOVERY_BOUND_MS + 3000)
-          yield* Effect.sleep("500 millis")
-          const stats = yield* workload.stats
-          return { workload, duringOutage, reconcileMs, stats }
-        }).pipe(
-          Effect.scoped,
-          Effect.flatMap(({ duringOutage, reconcileMs, stats, workload }) =>
-            Effect.map(redisVerdicts(stack, workload, churn.keys!), (inRedis) => ({
-              workload: workloadFigures(stats),
-              duringOutage,
-              reconcileAfterHealMs: reconcileMs === undefined ? null : Math.round(reconcileMs),
-              inRedis
-            }))
-          ),
-          Effect.flatMap((figures) => Effect.map(reconciliationOf(stack), (r) => ({ ...figures, reconciliation: r })))
-        ),
+        churnScenario(stack, () =>
+          Effect.gen(function*() {
+            yield* stack.proxy.setFault(ChaosProxy.Reset())
+            yield* Effect.sleep("1500 millis")
+            const duringOutage = yield* reconciliationOf(stack)
+            yield* stack.proxy.setFault(ChaosProxy.PassThrough())
+            return { duringOutage }
+          })),
       (f) => {
         expectHeld(f.workload)
+        expectRepaired(f)
         expect(f.duringOutage.overflows).toBeGreaterThanOrEqual(1)
         expect(f.duringOutage.pendingKeys).toBeLessThanOrEqual(16)
-        expect(f.reconcileAfterHealMs).not.toBeNull()
         expect(f.reconciliation.flushing).toBe(false)
-        expect(f.inRedis.stale).toBe(0)
-        expect(f.inRedis.wrong).toBe(0)
         // One warning per overflow, not one per key.
         expect(f.logLines["WARN"] ?? 0).toBeLessThan(50)
       }
@@ -192,42 +175,25 @@ describe("chaos: consistency through outages", () => {
       "second-outage-mid-reconcile",
       { cache: { reconcile: { batchSize: 4 } } },
       (stack) =>
-        Effect.gen(function*() {
-          const workload = yield* Workload.run(Workload.fromCache(stack.cache), churn)
-          yield* Effect.sleep("500 millis")
-          yield* stack.proxy.setFault(ChaosProxy.Reset())
-          yield* Effect.sleep("1 second")
-          const pendingBefore = (yield* reconciliationOf(stack)).pendingKeys
-          // Slow the round trips so the repair (batches of 4) is still under way when the second outage starts.
-          yield* stack.proxy.setFault(ChaosProxy.Latency({ upstream: "15 millis", downstream: "15 millis" }))
-          yield* waitUntil(Effect.map(reconciliationOf(stack), (r) => r.reconciledKeys > 0), RECOVERY_BOUND_MS + 2000, 2)
-          const atSecondOutage = yield* reconciliationOf(stack)
-          yield* stack.proxy.setFault(ChaosProxy.Reset())
-          yield* Effect.sleep("1 second")
-          yield* stack.proxy.setFault(ChaosProxy.PassThrough())
-          const reconcileMs = yield* reconciled(stack, RECOVERY_BOUND_MS + 3000)
-          yield* Effect.sleep("300 millis")
-          const stats = yield* workload.stats
-          return { workload, pendingBefore, atSecondOutage, reconcileMs, stats }
-        }).pipe(
-          Effect.scoped,
-          Effect.flatMap(({ atSecondOutage, pendingBefore, reconcileMs, stats, workload }) =>
-            Effect.map(redisVerdicts(stack, workload, churn.keys!), (inRedis) => ({
-              workload: workloadFigures(stats),
-              pendingBefore,
-              atSecondOutage,
-              reconcileAfterHealMs: reconcileMs === undefined ? null : Math.round(reconcileMs),
-              inRedis
-            }))
-          )
-        ),
+        churnScenario(stack, () =>
+          Effect.gen(function*() {
+            yield* stack.proxy.setFault(ChaosProxy.Reset())
+            yield* Effect.sleep("1 second")
+            const pendingBefore = (yield* reconciliationOf(stack)).pendingKeys
+            // Slow the round trips so the repair (batches of 4) is still under way when the second outage starts.
+            yield* stack.proxy.setFault(ChaosProxy.Latency({ upstream: "15 millis", downstream: "15 millis" }))
+            yield* waitUntil(Effect.map(reconciliationOf(stack), (r) => r.reconciledKeys > 0), RECOVERY_BOUND_MS + 2000, 2)
+            const atSecondOutage = yield* reconciliationOf(stack)
+            yield* stack.proxy.setFault(ChaosProxy.Reset())
+            yield* Effect.sleep("1 second")
+            yield* stack.proxy.setFault(ChaosProxy.PassThrough())
+            return { pendingBefore, atSecondOutage }
+          })),
       (f) => {
         expectHeld(f.workload, undefined)
+        expectRepaired(f)
         expect(f.pendingBefore).toBeGreaterThan(0)
         expect(f.atSecondOutage.reconciledKeys).toBeGreaterThan(0)
-        expect(f.reconcileAfterHealMs).not.toBeNull()
-        expect(f.inRedis.stale).toBe(0)
-        expect(f.inRedis.wrong).toBe(0)
       }
     ))
 
@@ -246,12 +212,11 @@ describe("chaos: consistency through outages", () => {
             scope
           )
           const b = Context.get(context, Cache.Cache)
-          const keys = Array.from({ length: churn.keys! }, (_, i) => `workload:${i}`)
           const workload = yield* Effect.scoped(Effect.gen(function*() {
             const workload = yield* Workload.run(Workload.fromCache(stack.cache), churn)
             yield* Effect.sleep("500 millis")
             // B reads (and mirrors) every key before A's outage.
-            yield* Effect.forEach(keys, (k) => b.get(k), { discard: true })
+            yield* Effect.forEach(workloadKeys, (k) => b.get(k), { discard: true })
             yield* stack.proxy.setFault(ChaosProxy.Reset())
             yield* Effect.sleep("1500 millis")
             return workload
@@ -259,17 +224,14 @@ describe("chaos: consistency through outages", () => {
           // A's workers stopped (their last operations acknowledged or failed): heal A and let it reconcile.
           yield* stack.proxy.setFault(ChaosProxy.PassThrough())
           const reconcileMs = yield* reconciled(stack, RECOVERY_BOUND_MS + 3000)
-          const verdicts: Record<Workload.Verdict, number> = { miss: 0, ok: 0, wrong: 0, stale: 0 }
-          for (const key of keys) verdicts[workload.check(key, Option.getOrUndefined(yield* b.get(key)))]++
+          const bReads = yield* cacheVerdicts(b, workload)
           // And B's fallback holds nothing older either: B loses Redis now (its server is the same: stop it).
           yield* stack.server.stop
-          const fromFallback: Record<Workload.Verdict, number> = { miss: 0, ok: 0, wrong: 0, stale: 0 }
-          for (const key of keys) fromFallback[workload.check(key, Option.getOrUndefined(yield* b.get(key)))]++
           return {
             workload: workloadFigures(yield* workload.stats),
             reconcileAfterHealMs: reconcileMs === undefined ? null : Math.round(reconcileMs),
-            bReads: verdicts,
-            bFallbackReads: fromFallback
+            bReads,
+            bFallbackReads: yield* cacheVerdicts(b, workload)
           }
         }),
       (f) => {
