@@ -9,7 +9,8 @@ const alias = {
   "@steadfast/resilience": here("./packages/resilience/src/index.ts"),
   "@steadfast/redis": here("./packages/redis/src/index.ts"),
   "@steadfast/cache": here("./packages/cache/src/index.ts"),
-  "@steadfast/testing": here("./packages/testing/src/index.ts")
+  "@steadfast/testing": here("./packages/testing/src/index.ts"),
+  "@steadfast/otel": here("./packages/otel/src/index.ts")
 }
 
 const project = (name: string, root: string, include: ReadonlyArray<string>, extra: Record<string, unknown> = {}) => ({
@@ -30,6 +31,7 @@ export default [
   project("testing", "./packages/testing", ["test/**/*.test.ts"]),
   project("redis", "./packages/redis", ["test/**/*.test.ts"]),
   project("cache", "./packages/cache", ["test/**/*.test.ts"]),
+  project("otel", "./packages/otel", ["test/**/*.test.ts"]),
   project("examples", "./examples", ["test/**/*.test.ts"]),
   project("chaos", "./test", ["src/**/*.test.ts"], {
     testTimeout: 120_000,
