@@ -1,0 +1,3 @@
+import { configFor } from "./config.mjs"
+
+export default configFor("resilience")

@@ -1,0 +1,3 @@
+import { vitestConfigFor } from "./vitest.shared.js"
+
+export default vitestConfigFor("redis")
