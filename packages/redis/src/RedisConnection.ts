@@ -410,7 +410,11 @@ export const make = (
     const deadlines = yield* Deadlines.make(config.commandTimeout)
     const deadlineMillis = Duration.toMillis(config.commandTimeout)
     // Spans cost ~2.5x a Redis round trip with Effect's default in-process tracer, where nobody reads them; they are
-    // made when a real tracer (OpenTelemetry, ...) is installed where the layer is built.
+    // made when a real tracer (OpenTelemetry, ...) is installed where the layer is built. Switching the tracer off the
+    // Effect way does not make them free: A/B of the happy path (benchmarks/src/ab.ts, both orders, 2026-12-02, a
+    // loaded 2-core box, A/A within 0.8-1.2x) with spans always made, under `Effect.withTracerEnabled(false)` (no-op
+    // spans) or the default tracer alike, ran at 0.4-0.6x the ops/s of this check at c=1 and 0.13-0.19x at c=64; a
+    // bare `Effect.withSpan` costs ~8-11 us a call here whether the tracer is enabled or not. So the check stays.
     const tracing = (yield* Effect.tracer) !== defaultTracer
 
     const run = <A>(operation: string, choose: () => number, f: (client: Redis) => Promise<A>) => {
