@@ -152,3 +152,91 @@ describe("MemoryCache", () => {
       })
     ))
 })
+
+describe("MemoryCache eviction (CLOCK, second chance)", () => {
+  const present = (cache: Cache, keys: ReadonlyArray<string>) =>
+    Effect.map(Effect.forEach(keys, (k) => cache.get(k)), (found) => keys.filter((_, i) => Option.isSome(found[i]!)))
+
+  it.effect("a read entry survives the next eviction; between two read entries the order is by insertion", () =>
+    withCache((cache) =>
+      Effect.gen(function*() {
+        yield* cache.setMany([["a", "1"], ["b", "2"], ["c", "3"]])
+        yield* cache.get("a")
+        yield* cache.get("b")
+        // a and b lose their bit and move to the young end: c, never read, goes.
+        yield* cache.set("d", "4")
+        expect(yield* cache.getMany(["a", "b", "c", "d"])).toEqual([
+          Option.some("1"),
+          Option.some("2"),
+          Option.none(),
+          Option.some("4")
+        ])
+      }), { maxEntries: 3 }))
+
+  it.effect("passed-over entries are young again: the next eviction takes the entry added before them", () =>
+    withCache((cache) =>
+      Effect.gen(function*() {
+        yield* cache.setMany([["a", "1"], ["b", "2"], ["c", "3"]])
+        yield* cache.get("a")
+        yield* cache.set("d", "4") // a passed over (bit cleared), b evicted: order c, d, a
+        yield* cache.set("e", "5") // c evicted
+        yield* cache.set("f", "6") // d evicted (a was not read again)
+        yield* cache.set("g", "7") // a evicted
+        const stats = yield* cache.stats
+        expect(stats.memory?.entries).toBe(3)
+        // Only the three youngest are left (reads below set bits, so check them last).
+        expect(yield* present(cache, ["a", "b", "c", "d", "e", "f", "g"])).toEqual(["e", "f", "g"])
+      }), { maxEntries: 3 }))
+
+  it.effect("a refresh (set of a present key) counts as a use", () =>
+    withCache((cache) =>
+      Effect.gen(function*() {
+        yield* cache.setMany([["a", "1"], ["b", "2"], ["c", "3"]])
+        yield* cache.set("a", "1'")
+        yield* cache.set("d", "4")
+        expect(yield* present(cache, ["a", "b", "c", "d"])).toEqual(["a", "c", "d"])
+        expect(yield* cache.get("a")).toEqual(Option.some("1'"))
+      }), { maxEntries: 3 }))
+
+  it.effect("new entries start unreferenced: with no reads, eviction is first in, first out", () =>
+    withCache((cache) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 10; i++) yield* cache.set(`k${i}`, "v")
+        yield* cache.set("k10", "v")
+        expect(yield* present(cache, ["k0", "k1", "k9", "k10"])).toEqual(["k1", "k9", "k10"])
+      }), { maxEntries: 10 }))
+
+  it.effect("at most 8 second chances per eviction: with every entry read, the 9th oldest goes", () =>
+    withCache((cache) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 10; i++) yield* cache.set(`k${i}`, "v")
+        for (let i = 0; i < 10; i++) yield* cache.get(`k${i}`)
+        yield* cache.set("k10", "v")
+        const keys = Array.from({ length: 11 }, (_, i) => `k${i}`)
+        expect(yield* present(cache, keys)).toEqual(keys.filter((k) => k !== "k8"))
+      }), { maxEntries: 10 }))
+
+  it.effect("the entry just added is never the one evicted, even when it is the only unreferenced one", () =>
+    withCache((cache) =>
+      Effect.gen(function*() {
+        yield* cache.set("a", "1")
+        yield* cache.get("a")
+        yield* cache.set("b", "2")
+        expect(yield* cache.get("b")).toEqual(Option.some("2"))
+        expect(yield* cache.get("a")).toEqual(Option.none())
+      }), { maxEntries: 1 }))
+
+  it.effect("an entry is gone at its expiry instant: get misses, delete reports no live value", () =>
+    withCache((cache) =>
+      Effect.gen(function*() {
+        yield* cache.set("k", "v", { ttl: "1 second" })
+        yield* cache.set("j", "v", { ttl: "1 second" })
+        yield* TestClock.adjust("1 second")
+        expect(yield* cache.delete("k")).toBe(false)
+        expect(yield* cache.get("j")).toEqual(Option.none())
+        yield* cache.set("l", "v", { ttl: "1 second" })
+        yield* TestClock.adjust("999 millis")
+        expect(yield* cache.delete("l")).toBe(true)
+        expect((yield* cache.stats).memory?.entries).toBe(0)
+      })))
+})

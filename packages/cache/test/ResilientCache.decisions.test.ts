@@ -11,9 +11,12 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import { Cache } from "../src/Cache.js"
+import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as MemoryCache from "../src/MemoryCache.js"
 import * as ResilientCache from "../src/ResilientCache.js"
 
@@ -290,6 +293,259 @@ describe("ResilientCache decisions (scripted connection, TestClock)", () => {
     }).pipe(Effect.provide(scripted({ fallbackTtl: "1 second" }))))
 })
 
+describe("ResilientCache reconciliation details (scripted connection, TestClock)", () => {
+  it.effect("write-back: a newer write that fails while the older one is being written back stays pending and wins", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      // The write fails; the reconciler's write-back of v1 takes 100 ms; v2 fails meanwhile.
+      yield* redis.push("set", ScriptedConnection.rejected("read_only"), ScriptedConnection.slow("100 millis"), ScriptedConnection.rejected("read_only"))
+      yield* cache.set("k", "v1")
+      yield* settle
+      expect(yield* redis.inFlight).toBe(1)
+      yield* cache.set("k", "v2")
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      // v1's acknowledgement settles v1's intent only: v2 is written back in the next round.
+      expect(yield* redis.peek("t:k")).toBe("v2")
+      // One key reconciled: the round that wrote v1 back did not settle v2's intent, the next one did.
+      expect((yield* cache.stats).reconciliation).toMatchObject({ pendingKeys: 0, reconciledKeys: 1 })
+      expect(yield* cache.get("k")).toEqual(Option.some("v2"))
+    }).pipe(Effect.provide(scripted({ reconcile: { policy: "write-back" } }))))
+
+  it.effect("write-back: an intent whose TTL ends at the round's instant is deleted, not written", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.put("t:k", "old")
+      // The write fails, the first write-back (at 0 ms) fails: the next round is 100 ms later, when the value expires.
+      yield* redis.push("set", ScriptedConnection.rejected("read_only"), ScriptedConnection.rejected("read_only"))
+      yield* cache.set("k", "v", { ttl: "100 millis" })
+      yield* settle
+      expect((yield* commands("set")).length).toBe(2)
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      expect(yield* redis.peek("t:k")).toBeNull()
+      expect((yield* commands("set")).length).toBe(2)
+      expect((yield* cache.stats).reconciliation).toMatchObject({ pendingKeys: 0, reconciledKeys: 1 })
+    }).pipe(Effect.provide(scripted({ reconcile: { policy: "write-back" } }))))
+
+  it.effect("a key written (and missed) after the flush's SCAN passed it is remembered and repaired after the flush", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.put("t:x0", "old")
+      yield* redis.push("mset", ScriptedConnection.rejected("read_only"), ScriptedConnection.rejected("read_only"))
+      yield* redis.push("del", ScriptedConnection.slow("100 millis"))
+      yield* cache.setMany([["x0", "n"], ["x1", "n"], ["x2", "n"]])
+      expect((yield* cache.stats).reconciliation).toMatchObject({ overflows: 1, flushing: true })
+      yield* settle
+      // The SCAN has run (t:x0 found), its DEL is in flight. Another process writes y, and our newer write misses.
+      expect((yield* commands("scan")).length).toBe(1)
+      yield* redis.put("t:y", "old")
+      yield* cache.setMany([["y", "new"]])
+      expect((yield* cache.stats).reconciliation).toMatchObject({ overflows: 1, flushing: true, pendingKeys: 1 })
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      expect((yield* cache.stats).reconciliation).toMatchObject({ flushing: false, pendingKeys: 0 })
+      expect(yield* redis.peek("t:y")).toBeNull()
+      expect(yield* cache.get("y")).not.toEqual(Option.some("old"))
+    }).pipe(Effect.provide(scripted({ reconcile: { maxPending: 2 } }))))
+
+  it.effect("overflowing again while a flush step is in flight restarts the flush from the start", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.put("t:x0", "old")
+      yield* redis.push("mset", ScriptedConnection.rejected("read_only"), ScriptedConnection.rejected("read_only"))
+      yield* redis.push("del", ScriptedConnection.slow("100 millis"))
+      yield* cache.setMany([["x0", "n"], ["x1", "n"], ["x2", "n"]])
+      yield* settle
+      expect((yield* commands("scan")).length).toBe(1)
+      // After the SCAN passed: another process writes y0, and three missed writes overflow again.
+      yield* redis.put("t:y0", "old")
+      yield* cache.setMany([["y0", "new"], ["y1", "new"], ["y2", "new"]])
+      expect((yield* cache.stats).reconciliation).toMatchObject({ overflows: 2, flushing: true, pendingKeys: 0 })
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      // The step of the first flush completed; the second flush scanned again from the start and found y0.
+      expect((yield* commands("scan")).length).toBe(2)
+      expect((yield* cache.stats).reconciliation).toMatchObject({ flushing: false })
+      expect(yield* redis.peek("t:y0")).toBeNull()
+      expect(yield* cache.get("y0")).toEqual(Option.none())
+    }).pipe(Effect.provide(scripted({ reconcile: { maxPending: 2 } }))))
+
+  it.effect("misses before a flush has sent its first SCAN are not remembered one by one (no second overflow)", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.down({ reconnecting: false })
+      // The first failure opens the breaker: no reconciliation round (no SCAN) until it half-opens.
+      yield* cache.setMany([["x0", "n"], ["x1", "n"], ["x2", "n"]])
+      yield* settle
+      yield* cache.setMany([["y0", "n"], ["y1", "n"], ["y2", "n"]])
+      yield* cache.delete("z")
+      expect((yield* commands("scan")).length).toBe(0)
+      expect((yield* cache.stats).reconciliation).toMatchObject({ overflows: 1, flushing: true, pendingKeys: 0 })
+      expect(yield* cache.get("y0")).toEqual(Option.some("n"))
+    }).pipe(Effect.provide(scripted({ reconcile: { maxPending: 2 }, breaker: { failureThreshold: 1, halfOpenAfter: "1 second" } }))))
+
+  it.effect("local reads are counted per key: a getMany mixing pending and trusted keys counts the pending ones", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.put("t:b", "b")
+      yield* redis.push("del", ScriptedConnection.slow("1 second"))
+      yield* redis.push("mset", ScriptedConnection.rejected("read_only"))
+      yield* cache.setMany([["p", "1"], ["q", "2"]])
+      expect(yield* cache.getMany(["p", "b", "q", "c"])).toEqual([Option.some("1"), Option.some("b"), Option.some("2"), Option.none()])
+      expect((yield* cache.stats).reconciliation?.localReads).toBe(2)
+      expect(yield* cache.getMany(["p", "q"])).toEqual([Option.some("1"), Option.some("2")])
+      expect(yield* cache.get("p")).toEqual(Option.some("1"))
+      const stats = yield* cache.stats
+      expect(stats.reconciliation?.localReads).toBe(5)
+      expect(stats.fallbacks).toBe(1)
+    }).pipe(Effect.provide(scripted())))
+
+  it.effect("while the breaker rejects, reads of pending keys are fallbacks (circuit_open), not local reads", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.down({ reconnecting: false })
+      yield* cache.setMany([["p", "1"], ["q", "2"]])
+      expect((yield* cache.stats).circuitState).toBe("OPEN")
+      expect(yield* cache.getMany(["p", "q"])).toEqual([Option.some("1"), Option.some("2")])
+      expect(yield* cache.get("p")).toEqual(Option.some("1"))
+      const stats = yield* cache.stats
+      expect(stats.reconciliation?.localReads).toBe(0)
+      expect(stats.fallbacks).toBe(3)
+    }).pipe(Effect.provide(scripted({ breaker: { failureThreshold: 1, halfOpenAfter: "1 second" } }))))
+
+  it.effect("the backoff of refused rounds: the doubling stops at 1024 x retryEvery, and a retryEvery above 5 s is kept", () =>
+    Effect.gen(function*() {
+      const run = (retryEvery: Duration.DurationInput, steps: number, step: Duration.DurationInput) =>
+        Effect.gen(function*() {
+          const redis = yield* ScriptedConnection.ScriptedConnection
+          const cache = yield* Cache
+          yield* redis.setDefault("del", ScriptedConnection.permanent("no_permission"))
+          yield* cache.delete("k")
+          for (let i = 0; i < steps; i++) {
+            yield* TestClock.adjust(step)
+            yield* settle
+          }
+          // The user's delete, then the reconciler's.
+          return (yield* commands("del")).length - 1
+        }).pipe(Effect.provide(scripted({ reconcile: { retryEvery } })))
+      // 1 ms: pauses 1, 2, ..., 1024 ms (2047 ms, 11 rounds), then every 1024 ms: 21 or 22 rounds in 12 s.
+      const fast = yield* run("1 millis", 120, "100 millis")
+      expect(fast).toBeGreaterThanOrEqual(20)
+      expect(fast).toBeLessThanOrEqual(23)
+      // 10 s: every 10 s (not 5): 7 rounds in 60 s.
+      const slow = yield* run("10 seconds", 60, "1 second")
+      expect(slow).toBe(7)
+    }))
+})
+
+describe("ResilientCache reconciliation: bounds, wake-ups and metrics (scripted connection, TestClock)", () => {
+  const reconciledBy = (action: string) =>
+    Effect.map(Metric.value(Metric.taggedWithLabels(CacheMetrics.reconciled, [MetricLabel.make("action", action)])), (s) => s.count)
+
+  it.effect("a key missed again while pending is one entry (the newest intent), not one more towards maxPending", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.down({ reconnecting: false })
+      yield* cache.set("a", "1")
+      yield* cache.set("b", "1")
+      yield* cache.set("a", "2")
+      yield* cache.delete("b")
+      expect((yield* cache.stats).reconciliation).toMatchObject({ pendingKeys: 2, overflows: 0, flushing: false })
+      expect(yield* cache.get("a")).toEqual(Option.some("2"))
+    }).pipe(Effect.provide(scripted({ reconcile: { maxPending: 2 } }))))
+
+  it.effect("a flush that overflows again after its first page starts over from the first key", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      // 1,001 keys: the flush takes two SCAN pages of 1,000.
+      for (let i = 0; i <= 1000; i++) yield* redis.put(`t:a${String(i).padStart(4, "0")}`, "old")
+      yield* redis.push("mset", ScriptedConnection.rejected("read_only"), ScriptedConnection.rejected("read_only"))
+      // The first page is scanned and deleted at once; the second page's SCAN takes 100 ms.
+      yield* redis.push("scan", ScriptedConnection.ok, ScriptedConnection.slow("100 millis"))
+      yield* cache.setMany([["x0", "n"], ["x1", "n"], ["x2", "n"]])
+      yield* settle
+      expect((yield* commands("scan")).length).toBe(2)
+      // Past the first page: another process writes a0000 again, then our newer writes miss and overflow again.
+      yield* redis.put("t:a0000", "old")
+      yield* cache.setMany([["a0000", "new"], ["y1", "new"], ["y2", "new"]])
+      expect((yield* cache.stats).reconciliation).toMatchObject({ overflows: 2, flushing: true })
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      expect((yield* cache.stats).reconciliation).toMatchObject({ flushing: false, pendingKeys: 0 })
+      expect(yield* redis.peek("t:a0000")).toBeNull()
+      expect(yield* cache.get("a0000")).toEqual(Option.none())
+    }).pipe(Effect.provide(scripted({ reconcile: { maxPending: 2 } }))))
+
+  it.effect("when another caller's probe closes the breaker, reconciliation runs at once, not at its next retry", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.put("t:k", "old")
+      yield* redis.down({ reconnecting: false })
+      yield* cache.delete("k")
+      expect((yield* cache.stats).circuitState).toBe("OPEN")
+      yield* redis.up
+      yield* TestClock.adjust("1 second")
+      // The reconciler waits up to retryEvery (10 s); this read is the probe and closes the breaker.
+      expect(yield* cache.get("other")).toEqual(Option.none())
+      yield* settle
+      expect((yield* cache.stats).circuitState).toBe("CLOSED")
+      expect(yield* redis.peek("t:k")).toBeNull()
+      expect((yield* cache.stats).reconciliation?.pendingKeys).toBe(0)
+    }).pipe(Effect.provide(scripted({ reconcile: { retryEvery: "10 seconds" }, breaker: { failureThreshold: 1, halfOpenAfter: "1 second" } }))))
+
+  it.effect("metrics: keys reconciled by action, local reads, the pending-keys gauge", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      const deletes = yield* reconciledBy("delete")
+      const flushes = yield* reconciledBy("flush")
+      const localBefore = (yield* Metric.value(CacheMetrics.pendingReads)).count
+      yield* redis.put("t:z", "old")
+      yield* redis.push("mset", ScriptedConnection.rejected("read_only"), ScriptedConnection.rejected("read_only"))
+      yield* redis.push("del", ScriptedConnection.slow("1 second"))
+      yield* cache.setMany([["a", "1"], ["b", "2"]])
+      yield* settle
+      expect((yield* Metric.value(CacheMetrics.pendingKeys)).value).toBe(2)
+      // Pending and trusted keys: Redis is read for c only.
+      expect(yield* cache.getMany(["a", "b", "c"])).toEqual([Option.some("1"), Option.some("2"), Option.none()])
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      expect((yield* cache.stats).reconciliation).toMatchObject({ pendingKeys: 0, localReads: 2 })
+      expect((yield* Metric.value(CacheMetrics.pendingReads)).count - localBefore).toBe(2)
+      expect((yield* reconciledBy("delete")) - deletes).toBe(2)
+      expect((yield* Metric.value(CacheMetrics.pendingKeys)).value).toBe(0)
+      // An overflow: the flush counts the keys it deleted.
+      yield* cache.setMany([["x", "new"], ["y", "new"], ["z", "new"]])
+      yield* settle
+      expect((yield* cache.stats).reconciliation).toMatchObject({ flushing: false, overflows: 1 })
+      expect(yield* redis.peek("t:z")).toBeNull()
+      expect((yield* reconciledBy("flush")) - flushes).toBe(1)
+    }).pipe(Effect.provide(scripted({ reconcile: { maxPending: 2 } }))))
+
+  it.effect("metrics: keys written back are counted as write_back", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      const before = yield* reconciledBy("write_back")
+      yield* redis.push("mset", ScriptedConnection.rejected("read_only"))
+      yield* cache.setMany([["a", "1"], ["b", "2"]])
+      yield* settle
+      expect([yield* redis.peek("t:a"), yield* redis.peek("t:b")]).toEqual(["1", "2"])
+      expect((yield* reconciledBy("write_back")) - before).toBe(2)
+    }).pipe(Effect.provide(scripted({ reconcile: { policy: "write-back" } }))))
+})
+
 describe("FallbackStore (MemoryCache.layerFallback)", () => {
   it.effect("a Redis answer that left before a newer write or delete never overwrites it", () =>
     Effect.gen(function*() {
@@ -324,6 +580,64 @@ describe("FallbackStore (MemoryCache.layerFallback)", () => {
       store.mirror("k", "old", since)
       expect(store.get("k")).toBeUndefined()
       expect(store.size()).toBe(2)
+    }))
+
+  it.effect("a newer write that expired (the store's ttl is shorter than Redis') is not replaced by an older answer", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryCache.makeFallback({ ttl: "1 second" })
+      const since = store.version()
+      store.write("k", "new")
+      yield* TestClock.adjust("1 second")
+      expect(store.get("k")).toBeUndefined()
+      // The read that started before the write answers now: Redis may still hold "new", the answer is older.
+      store.mirror("k", "old", since)
+      expect(store.get("k")).toBeUndefined()
+    }))
+
+  it.effect("an entry older than the last delete, expiring, does not lower the bar for mirrors", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryCache.makeFallback({ ttl: "1 second" })
+      store.write("a", "1", Duration.millis(100))
+      const since = store.version()
+      store.write("b", "new")
+      store.remove("b")
+      yield* TestClock.adjust("100 millis")
+      expect(store.get("a")).toBeUndefined()
+      store.mirror("b", "old", since)
+      expect(store.get("b")).toBeUndefined()
+    }))
+
+  it.effect("clear() forgets every value, and no read that started before it mirrors one back", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryCache.makeFallback({ maxEntries: 3 })
+      const since = store.version()
+      store.write("a", "new")
+      store.write("b", "new")
+      store.clear()
+      expect(store.size()).toBe(0)
+      store.mirror("a", "old", since)
+      expect(store.get("a")).toBeUndefined()
+      const after = store.version()
+      store.mirror("a", "fresh", after)
+      expect(store.get("a")).toBe("fresh")
+    }))
+
+  it.effect("a mirrored entry counts as used by eviction (refreshed in place) and starts unreferenced when new", () =>
+    Effect.gen(function*() {
+      const store = yield* MemoryCache.makeFallback({ maxEntries: 3 })
+      store.write("a", "1")
+      store.write("b", "2")
+      store.write("c", "3")
+      store.mirror("a", "1'", store.version())
+      store.write("d", "4") // a passed over, b goes
+      expect(["a", "b", "c", "d"].map((k) => store.get(k))).toEqual(["1'", undefined, "3", "4"])
+      const small = yield* MemoryCache.makeFallback({ maxEntries: 9 })
+      for (let i = 0; i < 9; i++) small.mirror(`k${i}`, "v", small.version())
+      small.mirror("k9", "v", small.version())
+      // Never read: the oldest goes, first in, first out.
+      expect(small.get("k0")).toBeUndefined()
+      expect(small.get("k1")).toBe("v")
+      expect(small.size()).toBe(9)
     }))
 
   it.effect("a write's TTL is capped by the store's ttl; bad options are defects", () =>
