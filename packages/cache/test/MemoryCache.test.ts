@@ -240,3 +240,23 @@ describe("MemoryCache eviction (CLOCK, second chance)", () => {
         expect((yield* cache.stats).memory?.entries).toBe(0)
       })))
 })
+
+describe("MemoryCache health and stats", () => {
+  it.effect("health: always healthy, no Redis, no breaker; stats: the configuration as given", () =>
+    Effect.gen(function*() {
+      const plain = yield* withCache((cache) => Effect.all([cache.health, cache.stats]))
+      expect(plain[0]).toEqual({
+        status: "healthy",
+        redis: "none",
+        circuitState: "NONE",
+        latencyMs: Option.none(),
+        error: Option.none()
+      })
+      expect(plain[1]).toMatchObject({ backend: "memory", circuitState: "NONE", failureCount: 0, circuitOpens: 0, errors: {} })
+      expect(plain[1].reconciliation).toBeUndefined()
+      expect(plain[1].config).toEqual({ maxEntries: MemoryCache.defaultMaxEntries })
+      const configured = yield* withCache((cache) => cache.stats, { maxEntries: 7, defaultTtl: "2 seconds" })
+      expect(configured.config).toEqual({ maxEntries: 7, defaultTtlMs: 2000 })
+      expect(configured.memory).toEqual({ entries: 0, maxEntries: 7 })
+    }))
+})

@@ -400,6 +400,8 @@ describe("ResilientCache reconciliation details (scripted connection, TestClock)
       yield* cache.setMany([["p", "1"], ["q", "2"]])
       expect(yield* cache.getMany(["p", "b", "q", "c"])).toEqual([Option.some("1"), Option.some("b"), Option.some("2"), Option.none()])
       expect((yield* cache.stats).reconciliation?.localReads).toBe(2)
+      // Redis was asked for the trusted keys only.
+      expect((yield* commands("mget")).map((e) => e.keys)).toEqual([["t:b", "t:c"]])
       expect(yield* cache.getMany(["p", "q"])).toEqual([Option.some("1"), Option.some("2")])
       expect(yield* cache.get("p")).toEqual(Option.some("1"))
       const stats = yield* cache.stats
@@ -419,6 +421,8 @@ describe("ResilientCache reconciliation details (scripted connection, TestClock)
       const stats = yield* cache.stats
       expect(stats.reconciliation?.localReads).toBe(0)
       expect(stats.fallbacks).toBe(3)
+      // The strict cache's count and this cache's own, added.
+      expect(stats.errors["circuit_open"]).toBe(3)
     }).pipe(Effect.provide(scripted({ breaker: { failureThreshold: 1, halfOpenAfter: "1 second" } }))))
 
   it.effect("the backoff of refused rounds: the doubling stops at 1024 x retryEvery, and a retryEvery above 5 s is kept", () =>
@@ -543,7 +547,24 @@ describe("ResilientCache reconciliation: bounds, wake-ups and metrics (scripted 
       yield* settle
       expect([yield* redis.peek("t:a"), yield* redis.peek("t:b")]).toEqual(["1", "2"])
       expect((yield* reconciledBy("write_back")) - before).toBe(2)
-    }).pipe(Effect.provide(scripted({ reconcile: { policy: "write-back" } }))))
+    }).pipe(Effect.provide(scripted({ reconcile: { policy: "write-back", batchSize: 1 } }))))
+
+  it.effect("with the mirror, a value read from Redis is there for the next outage; without it, it is not", () =>
+    Effect.gen(function*() {
+      const run = (mirror: boolean) =>
+        Effect.gen(function*() {
+          const redis = yield* ScriptedConnection.ScriptedConnection
+          const cache = yield* Cache
+          yield* redis.put("t:k", "v")
+          expect(yield* cache.get("k")).toEqual(Option.some("v"))
+          yield* redis.down({ reconnecting: false })
+          const during = yield* cache.get("k")
+          // Hits: one from Redis, one from the fallback when mirrored.
+          return [during, (yield* cache.stats).hits] as const
+        }).pipe(Effect.provide(scripted({ mirror })))
+      expect(yield* run(true)).toEqual([Option.some("v"), 2])
+      expect(yield* run(false)).toEqual([Option.none(), 1])
+    }))
 })
 
 describe("FallbackStore (MemoryCache.layerFallback)", () => {
@@ -654,7 +675,36 @@ describe("FallbackStore (MemoryCache.layerFallback)", () => {
       expect(bad._tag).toBe("Failure")
       const badSize = yield* Effect.exit(MemoryCache.makeFallback({ maxEntries: 0 }))
       expect(badSize._tag).toBe("Failure")
+      expect(String(bad._tag === "Failure" ? Cause.squash(bad.cause) : "")).toContain("MemoryCache fallback ttl must be a positive")
+      expect(String(badSize._tag === "Failure" ? Cause.squash(badSize.cause) : "")).toContain("maxEntries must be an integer >= 1")
     }))
+})
+
+describe("ResilientCache stats", () => {
+  it.effect("stats name the backend and the fallback's and reconciliation's configuration", () =>
+    Effect.gen(function*() {
+      const cache = yield* Cache
+      yield* cache.set("k", "v")
+      const stats = yield* cache.stats
+      expect(stats.backend).toBe("resilient")
+      expect(stats.memory).toEqual({ entries: 1, maxEntries: 5 })
+      expect(stats.reconciliation).toEqual({
+        policy: "write-back",
+        pendingKeys: 0,
+        maxPending: 7,
+        reconciledKeys: 0,
+        overflows: 0,
+        flushing: false,
+        localReads: 0
+      })
+      expect(stats.config).toMatchObject({
+        fallbackTtlMs: 3000,
+        mirror: true,
+        memoryMaxEntries: 5,
+        reconcilePolicy: "write-back",
+        reconcileMaxPending: 7
+      })
+    }).pipe(Effect.provide(scripted({ memory: { maxEntries: 5 }, fallbackTtl: "3 seconds", reconcile: { policy: "write-back", maxPending: 7 } }))))
 })
 
 describe("ResilientCache options", () => {
