@@ -120,7 +120,8 @@ describe("chaos: consistency through outages", () => {
         expectHeld(f.workload)
         expectRepaired(f)
         expect(f.pendingSeen.some((n) => n > 0)).toBe(true)
-        expect(f.reconciliation.localReads).toBeGreaterThan(0)
+        // How many reads met a pending key before its repair (`reconciliation.localReads`, in the figures) depends on
+        // timing: it is reported, not asserted. Reading Redis for them instead shows up as stale reads (checked).
       }
     ))
 

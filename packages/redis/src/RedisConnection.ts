@@ -523,20 +523,23 @@ export const make = (
       const existing = waiting.get(index)
       if (existing !== undefined) return existing
       const client = clients[index]!
-      // A dying socket's own error (the reset) is still to come: only the reconnect's errors fail the wait.
-      const failOnError = !dying(client)
       const promise = new Promise<void>((resolve, reject) => {
         const done = () => {
           waiting.delete(index)
           client.off("ready", onReady)
           client.off("error", onError)
+          client.off("close", onClose)
           client.off("end", onEnd)
         }
         const onReady = () => (done(), resolve())
         const onError = (error: unknown) => (done(), reject(error))
+        // Once the socket has closed, errors are the reconnect's: they fail the wait.
+        const onClose = () => client.once("error", onError)
         const onEnd = () => (done(), reject(new Error("Connection is closed.")))
         client.once("ready", onReady)
-        if (failOnError) client.once("error", onError)
+        // A dying socket's own error (the reset) is still to come: only what follows its close counts.
+        if (dying(client)) client.once("close", onClose)
+        else client.once("error", onError)
         client.once("end", onEnd)
       })
       // Nobody may be waiting any more when it settles (their deadlines passed): never an unhandled rejection.
