@@ -240,6 +240,9 @@ export const make = (
       // Without the mirror, an older copy must still go: an outage would serve it.
       if (mirror) store.write(key, value, Option.getOrUndefined(ttl))
       else store.remove(key)
+      // A pending key's write-back must never write the older value over this one Redis just acknowledged: the
+      // newest intent becomes this value (writing it again is harmless).
+      if (writeBack && pending.has(key)) markPending(key, value, ttl)
     }
     const notWritten = (key: string, value: string, ttl: Option.Option<Duration.Duration>) => {
       store.write(key, value, Option.getOrUndefined(ttl))
@@ -361,13 +364,16 @@ export const make = (
           onFailure: () => false,
           onSuccess: () => (settled(toDelete, deleted), true)
         })
-      const writeOne = ([key, intent]: readonly [string, Intent]) => {
-        const ttl = intent.expiresAt === Infinity ? Option.none() : Option.some(Duration.millis(intent.expiresAt - now))
-        return Effect.match(redis.unchecked.set(key, intent.value!, ttl), {
-          onFailure: () => false,
-          onSuccess: () => (settled([[key, intent]], writtenBack), true)
+      const writeOne = ([key, intent]: readonly [string, Intent]) =>
+        Effect.suspend(() => {
+          // Superseded since the round began (a newer write, acknowledged or not): that intent's round writes it.
+          if (pending.current(key) !== intent) return Effect.succeed(true)
+          const ttl = intent.expiresAt === Infinity ? Option.none() : Option.some(Duration.millis(intent.expiresAt - now))
+          return Effect.match(redis.unchecked.set(key, intent.value!, ttl), {
+            onFailure: () => false,
+            onSuccess: () => (settled([[key, intent]], writtenBack), true)
+          })
         })
-      }
       // The first command may be the breaker's probe: the rest follow it, not race it (they would be rejected).
       const write = toWrite.length === 0 ? Effect.succeed([]) : Effect.flatMap(
         writeOne(toWrite[0]!),

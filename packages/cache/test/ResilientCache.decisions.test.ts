@@ -313,6 +313,21 @@ describe("ResilientCache reconciliation details (scripted connection, TestClock)
       expect(yield* cache.get("k")).toEqual(Option.some("v2"))
     }).pipe(Effect.provide(scripted({ reconcile: { policy: "write-back" } }))))
 
+  it.effect("write-back never writes an older value over one Redis acknowledged while its key was pending", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.push("set", ScriptedConnection.rejected("read_only"))
+      yield* cache.set("k", "v1")
+      // Acknowledged by Redis before the reconciler's round: the key is still pending with the intent "v1".
+      yield* cache.set("k", "v2")
+      expect(yield* redis.peek("t:k")).toBe("v2")
+      yield* settle
+      expect(yield* redis.peek("t:k")).toBe("v2")
+      expect((yield* cache.stats).reconciliation?.pendingKeys).toBe(0)
+      expect(yield* cache.get("k")).toEqual(Option.some("v2"))
+    }).pipe(Effect.provide(scripted({ reconcile: { policy: "write-back" } }))))
+
   it.effect("write-back: an intent whose TTL ends at the round's instant is deleted, not written", () =>
     Effect.gen(function*() {
       const redis = yield* ScriptedConnection.ScriptedConnection

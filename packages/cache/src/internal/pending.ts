@@ -24,6 +24,11 @@ export class Pending {
     return this.intents.size !== 0 && this.intents.has(key)
   }
 
+  /** The newest intent for `key`, if it is pending. */
+  current(key: string): Intent | undefined {
+    return this.intents.size === 0 ? undefined : this.intents.get(key)
+  }
+
   /** Remembers the newest intent for `key`; `false` if it could not be kept (a new key past the bound). */
   mark(key: string, intent: Intent): boolean {
     if (this.intents.delete(key)) {
