@@ -21,6 +21,11 @@ export * as Errors from "./Errors.js"
 export * as CircuitBreaker from "./CircuitBreaker.js"
 
 /**
+ * @since 0.3.0
+ */
+export * as BreakerRule from "./BreakerRule.js"
+
+/**
  * Retry policies.
  *
  * @since 0.1.0
@@ -58,3 +63,25 @@ export {
  * @category models
  */
 export type { PermanentReason, RedisFailure, TransientReason } from "./Errors.js"
+
+/**
+ * Bulkheads: bounded concurrency with a bounded wait queue.
+ *
+ * @since 0.3.0
+ * @category modules
+ */
+export * as Bulkhead from "./Bulkhead.js"
+
+/**
+ * The bulkhead's error and refinement, re-exported flat like the other errors.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export { BulkheadRejectedError, isBulkheadRejectedError } from "./Errors.js"
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export type { BulkheadRejectedReason } from "./Errors.js"

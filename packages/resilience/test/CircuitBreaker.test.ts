@@ -389,7 +389,19 @@ describe("CircuitBreaker", () => {
         expect((yield* breaker.snapshot).opens).toBe(3)
         yield* breaker.reset
         const snapshot = yield* breaker.snapshot
-        expect(snapshot).toStrictEqual({ state: "CLOSED", consecutiveFailures: 0, opens: 3, retryAfter: Option.none() })
+        expect(snapshot).toStrictEqual({
+          state: "CLOSED",
+          consecutiveFailures: 0,
+          opens: 3,
+          retryAfter: Option.none(),
+          retryAfterMillis: null,
+          rule: "consecutive(1)",
+          window: { calls: 0, failures: 0, slowCalls: 0, failureRatio: 0 },
+          breakMillis: 1000,
+          probes: { permitted: 1, admitted: 0, succeeded: 0, failed: 0 }
+        })
+        // Serialisable as it is, for health endpoints.
+        expect(JSON.parse(JSON.stringify(snapshot))).toMatchObject({ state: "CLOSED", opens: 3, retryAfterMillis: null })
         const changes = Chunk.toReadonlyArray(yield* Queue.takeAll(queue)).map((c) => `${c.from}->${c.to}@${c.at}`)
         expect(changes).toStrictEqual([
           "CLOSED->OPEN@0",
