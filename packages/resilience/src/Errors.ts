@@ -155,3 +155,41 @@ export const isPermanentError = (u: unknown): u is PermanentError => Predicate.i
  * @category refinements
  */
 export const isCircuitOpenError = (u: unknown): u is CircuitOpenError => Predicate.isTagged(u, "CircuitOpenError")
+
+/**
+ * Why a {@link BulkheadRejectedError} was raised:
+ *
+ * - `queue_full`: every slot was busy and the wait queue was full; rejected at once, without waiting;
+ * - `queue_timeout`: the call waited in the queue for the bulkhead's `queueTimeout` without getting a slot.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type BulkheadRejectedReason = "queue_full" | "queue_timeout"
+
+/**
+ * Raised by a bulkhead instead of running the effect: it was full (every slot busy, the queue full) or the call
+ * waited in its queue for longer than the queue timeout. The effect was not run. Carries the bulkhead's limits.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class BulkheadRejectedError extends Data.TaggedError("BulkheadRejectedError")<{
+  /** The bulkhead's `name` (default `"bulkhead"`). */
+  readonly bulkhead: string
+  readonly reason: BulkheadRejectedReason
+  /** Calls the bulkhead runs at once. */
+  readonly maxConcurrent: number
+  /** Calls that may wait for a slot. */
+  readonly maxQueue: number
+  /** How long a call may wait in the queue (infinite when there is no queue timeout). */
+  readonly queueTimeout: Duration.Duration
+  readonly message: string
+}> {}
+
+/**
+ * @since 0.3.0
+ * @category refinements
+ */
+export const isBulkheadRejectedError = (u: unknown): u is BulkheadRejectedError =>
+  Predicate.isTagged(u, "BulkheadRejectedError")
