@@ -3,7 +3,7 @@
  * ioredis client with default options, both through one ChaosProxy in front of a spawned redis-server (or
  * REDIS_URL), while resets, a stall and a server restart are injected. See `demo/run.ts`.
  *
- *   pnpm demo [--duration <s>] [--json <file>] [--verbose] [--no-color]
+ *   pnpm demo [--duration <s>] [--json <file>] [--html <file>] [--verbose] [--no-color]
  *
  * Ctrl-C once: stop early, print the summary, clean up, exit 0. Twice: interrupt at once (still cleaning up).
  */
@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { parseArgs, usage } from "./demo/args.js"
+import { renderReport } from "./demo/report.js"
 import { runDemo } from "./demo/run.js"
 
 const parsed = parseArgs(process.argv.slice(2))
@@ -39,6 +40,12 @@ if (!parsed.ok) {
       options.json === undefined ? Effect.void : Effect.sync(() => {
         Fs.writeFileSync(options.json!, JSON.stringify(summary, null, 2) + "\n")
         console.log(`\nSummary written to ${options.json}`)
+      })
+    ),
+    Effect.tap((summary) =>
+      options.html === undefined ? Effect.void : Effect.sync(() => {
+        Fs.writeFileSync(options.html!, renderReport(summary))
+        console.log(`${options.json === undefined ? "\n" : ""}Report written to ${options.html}`)
       })
     )
   )

@@ -1,19 +1,23 @@
 /**
- * Plain argument parsing for `pnpm demo`: `--duration <s>`, `--json <file>`, `--verbose`, `--no-color`, `--help`.
+ * Plain argument parsing for `pnpm demo`: `--duration <s>`, `--json <file>`, `--html <file>`,
+ * `--verbose`, `--no-color`, `--help`.
  */
 
 export interface CliOptions {
   readonly duration: number
   readonly json: string | undefined
+  readonly html: string | undefined
   readonly verbose: boolean
   readonly color: boolean | undefined
   readonly help: boolean
 }
 
-export const usage = `Usage: pnpm demo [--duration <seconds>] [--json <file>] [--verbose] [--no-color]
+export const usage = `Usage: pnpm demo [--duration <seconds>] [--json <file>] [--html <file>] [--verbose] [--no-color]
 
   --duration <s>   length of the run, 5..3600 seconds (default 30); the fault timeline scales with it
   --json <file>    also write the summary as JSON to <file>
+  --html <file>    also write a self-contained HTML page with charts over time (throughput, p99 latency,
+                   fallbacks, breaker state per client; fault windows shaded) to <file>
   --verbose        show Steadfast's own log lines (connection errors, breaker transitions)
   --no-color       no ANSI colours (also: NO_COLOR=1, or when stdout is not a terminal)
 
@@ -27,6 +31,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): { readonly ok: true; rea
 } => {
   let duration = 30
   let json: string | undefined
+  let html: string | undefined
   let verbose = false
   let color: boolean | undefined
   let help = false
@@ -55,6 +60,12 @@ export const parseArgs = (argv: ReadonlyArray<string>): { readonly ok: true; rea
         json = text
         break
       }
+      case "--html": {
+        const text = value()
+        if (text === undefined || text === "") return { ok: false, error: "--html wants a file name" }
+        html = text
+        break
+      }
       case "--verbose":
       case "-v":
         verbose = true
@@ -73,5 +84,5 @@ export const parseArgs = (argv: ReadonlyArray<string>): { readonly ok: true; rea
         return { ok: false, error: `unknown argument: ${raw}` }
     }
   }
-  return { ok: true, options: { duration, json, verbose, color, help } }
+  return { ok: true, options: { duration, json, html, verbose, color, help } }
 }

@@ -100,12 +100,18 @@ export interface FaultRecord {
 export interface SecondRow {
   readonly t: number
   readonly clients: Readonly<Record<string, {
+    /** Operations completed in this row's window (about one second). */
     readonly ops: number
+    /** `ops` divided by the window's measured length: the ops/s the text row prints. */
+    readonly opsPerS: number
     readonly hitRate: number | null
     readonly readErrors: number
     readonly writeErrors: number
     readonly fallbacks: number | null
+    /** The breaker's state when the row was taken (null: the client has no breaker). */
     readonly breaker: string | null
+    /** Times the breaker opened during this row's window (null: the client has no breaker). */
+    readonly breakerOpens: number | null
     readonly p50Ms: number
     readonly p99Ms: number
     readonly maxMs: number
@@ -587,11 +593,13 @@ const body = (
         const row: Record<string, SecondRow["clients"][string]> = {
           steadfast: {
             ops: s.ops,
+            opsPerS: perSecond(s.ops, s.seconds),
             hitRate: s.hits + s.misses === 0 ? null : round((100 * s.hits) / (s.hits + s.misses)),
             readErrors: s.readErrors,
             writeErrors: s.writeErrors,
             fallbacks,
             breaker: stats.circuitState,
+            breakerOpens: stats.circuitState === "NONE" ? null : opens,
             p50Ms: round(s.p50Ms),
             p99Ms: round(s.p99Ms),
             maxMs: round(s.maxMs),
@@ -610,11 +618,13 @@ const body = (
           )
           row["ioredis"] = {
             ops: i.ops,
+            opsPerS: perSecond(i.ops, i.seconds),
             hitRate: i.hits + i.misses === 0 ? null : round((100 * i.hits) / (i.hits + i.misses)),
             readErrors: i.readErrors,
             writeErrors: i.writeErrors,
             fallbacks: null,
             breaker: null,
+            breakerOpens: null,
             p50Ms: round(i.p50Ms),
             p99Ms: round(i.p99Ms),
             maxMs: round(i.maxMs),
