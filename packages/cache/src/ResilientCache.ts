@@ -193,15 +193,18 @@ export const make = (
     /**
      * The one decision every operation makes: while the breaker rejects, answer from the fallback in one `sync` step
      * (no effect pipeline: see benchmarks/README.md); otherwise call Redis, and on any failure answer from the
-     * fallback. `onRedis` and `fallback` run synchronously, where the answer is known.
+     * fallback. `onRedis` and `fallback` run synchronously, where the answer is known. `get` and `set` make the same
+     * decision through the strict cache's `getOr` / `setOr`, which fold it into the call's own frame.
      */
+    const rejected = <B>(operation: Operation, fallback: () => B): Effect.Effect<B> =>
+      Effect.sync(() => {
+        recorder.error(operation, "circuit_open")
+        recorder.fallback(operation)
+        return fallback()
+      })
     const route = <A, B>(operation: Operation, call: Effect.Effect<A, RedisCache.RedisCacheError>, onRedis: (a: A) => B, fallback: () => B): Effect.Effect<B> =>
       redis.rejecting()
-        ? Effect.sync(() => {
-          recorder.error(operation, "circuit_open")
-          recorder.fallback(operation)
-          return fallback()
-        })
+        ? rejected(operation, fallback)
         : Effect.match(call, {
           onSuccess: onRedis,
           onFailure: () => {
@@ -256,7 +259,12 @@ export const make = (
           // While the breaker rejects, every read is a fallback (pending or not): `route` answers it in one step.
           if (!trusts(key) && !redis.rejecting()) return untrusted(key)
           const since = store.version()
-          return route("get", redis.unchecked.get(key), (found) => answered(key, found, since), () => fromMemory(key))
+          return redis.rejecting()
+            ? rejected("get", () => fromMemory(key))
+            : redis.unchecked.getOr(key, (found) => answered(key, found, since), () => {
+              recorder.fallback("get")
+              return fromMemory(key)
+            })
         }),
       getMany: (keys) =>
         Effect.suspend(() => {
@@ -277,7 +285,12 @@ export const make = (
         }),
       set: (key, value, ttl) =>
         Effect.suspend(() =>
-          route("set", redis.unchecked.set(key, value, ttl), () => written(key, value, ttl), () => notWritten(key, value, ttl))
+          redis.rejecting()
+            ? rejected("set", () => notWritten(key, value, ttl))
+            : redis.unchecked.setOr(key, value, ttl, () => written(key, value, ttl), () => {
+              recorder.fallback("set")
+              return notWritten(key, value, ttl)
+            })
         ),
       setMany: (entries, ttl) =>
         Effect.suspend(() =>
