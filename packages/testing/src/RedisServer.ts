@@ -20,6 +20,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { live } from "./internal/live.js"
+import { freePorts } from "./internal/ports.js"
 import * as Resp from "./internal/resp.js"
 
 /**
@@ -78,6 +79,13 @@ export interface Options {
   readonly startTimeout?: Duration.DurationInput
   /** Bound of each {@link RedisServer.command}. Default: 5 seconds. */
   readonly commandTimeout?: Duration.DurationInput
+  /**
+   * Run as Redis Sentinel (`redis-server <conf> --sentinel`); pass its `sentinel monitor ...` lines in
+   * `config`. Sentinel rewrites its config file, which lives in the temporary directory. Default: `false`.
+   *
+   * @since 0.2.0
+   */
+  readonly sentinel?: boolean
 }
 
 /**
@@ -169,14 +177,10 @@ interface Process {
 const fail = (message: string, cause?: unknown) =>
   new RedisServerError(cause === undefined ? { message } : { message, cause })
 
-const freePort: Effect.Effect<number, RedisServerError> = Effect.async((resume) => {
-  const server = Net.createServer()
-  server.once("error", (cause) => resume(Effect.fail(fail("cannot find a free port", cause))))
-  server.listen(0, HOST, () => {
-    const { port } = server.address() as Net.AddressInfo
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+const freePort: Effect.Effect<number, RedisServerError> = Effect.map(
+  Effect.mapError(freePorts(HOST, 1), (cause) => fail("cannot find a free port", cause)),
+  (ports) => ports[0]!
+)
 
 const openssl = (dir: string, args: ReadonlyArray<string>): Effect.Effect<void, RedisServerError> =>
   Effect.async((resume) => {
@@ -280,7 +284,8 @@ export const make = (options: Options = {}): Effect.Effect<RedisServer, RedisSer
       `\n--- redis.log ---\n${tail(readLog())}\n--- stderr ---\n${tail(proc.stderr)}`
 
     const spawn = Effect.sync((): Process => {
-      const child = ChildProcess.spawn("redis-server", [configPath], { stdio: ["ignore", "ignore", "pipe"] })
+      const args = options.sentinel === true ? [configPath, "--sentinel"] : [configPath]
+      const child = ChildProcess.spawn("redis-server", args, { stdio: ["ignore", "ignore", "pipe"] })
       track(child)
       const proc: Process = {
         child,

@@ -34,3 +34,11 @@ export * as Workload from "./Workload.js"
  * @since 0.1.0
  */
 export * as LogCapture from "./LogCapture.js"
+
+/**
+ * A real Redis Cluster (3 primaries, 3 replicas) as a scoped resource, with failover, kill, stall and restart.
+ *
+ * @since 0.2.0
+ * @category modules
+ */
+export * as RedisCluster from "./RedisCluster.js"
