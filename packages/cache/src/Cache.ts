@@ -117,8 +117,10 @@ export interface Stats {
   readonly circuitState: CircuitBreaker.State | "NONE"
   /** The breaker's consecutive counted failures. */
   readonly failureCount: number
-  /** How many times the breaker opened. */
+  /** How many times the breaker opened (both breakers' opens, with separate read and write breakers). */
   readonly circuitOpens: number
+  /** With separate read and write breakers (`breakers`), each one's state; `circuitState` is the worse of the two. */
+  readonly circuits?: { readonly reads: CircuitBreaker.State; readonly writes: CircuitBreaker.State } | undefined
   readonly hits: number
   readonly misses: number
   /** Operations served by memory because Redis failed or the breaker was open. */

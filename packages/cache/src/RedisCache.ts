@@ -47,8 +47,11 @@ export type RedisCacheError = TransientError | PermanentError | CircuitOpenError
  * - `retry`: a `Retry.Policy` per operation. Defaults: `get` and `getMany` retry `CACHE_MAX_RETRIES` times from
  *   `CACHE_RETRY_DELAY`, exponential with jitter; writes and deletes are not retried (except those never sent).
  * - `breaker`: `CircuitBreaker` options (default 5 consecutive transient failures, half-open after 5 seconds,
- *   `countOverlappingOnce: true`: calls failing together on one reset socket count once), or `circuitBreaker`: a
- *   breaker to share.
+ *   `countOverlappingOnce: true`: calls failing together on one reset socket count once; any `rule`, `halfOpen`,
+ *   `backoff` of `CircuitBreaker.Options`), or `circuitBreaker`: a breaker to share.
+ * - `breakers`: `{ reads, writes }` gives reads (`get`, `getMany`) and writes (`set`, `setMany`, `delete` and the
+ *   resilient cache's repairs) a breaker each, from these options over `breaker`'s: a server that refuses writes
+ *   (out of memory, a read-only replica) then stops only the writes. Default: one breaker for all.
  * - `coalesce`: concurrent `get`s share one `MGET` and concurrent `set`s one `MSET` or pipeline (default true; see
  *   `RedisConnection.getBatched` / `setBatched`). With it, a key holding a non-string value reads as a miss instead of
  *   failing with `wrong_type`.
@@ -61,7 +64,12 @@ export interface Options {
   readonly keyPrefix?: string | undefined
   readonly retry?: Partial<Record<Operation, Retry.Policy>> | undefined
   readonly breaker?: CircuitBreaker.Options | undefined
-  /** A breaker to share (e.g. across caches on one connection); overrides `breaker`. */
+  /** Separate breakers for reads and writes, each from its options merged over `breaker`'s. */
+  readonly breakers?: {
+    readonly reads?: CircuitBreaker.Options | undefined
+    readonly writes?: CircuitBreaker.Options | undefined
+  } | undefined
+  /** A breaker to share (e.g. across caches on one connection); overrides `breaker` and `breakers`. */
   readonly circuitBreaker?: CircuitBreaker.CircuitBreaker | undefined
   readonly coalesce?: boolean | undefined
   readonly logInterval?: Duration.DurationInput | undefined
@@ -121,12 +129,18 @@ export interface UncheckedOperations extends Omit<Unchecked<RedisCacheError>, "s
  * @category models
  */
 export interface RedisCache extends CacheService<RedisCacheError> {
+  /** The breaker of reads (the only one, unless `breakers` asked for two). */
   readonly breaker: CircuitBreaker.CircuitBreaker
+  /** The breaker each kind of operation goes through (the same one twice by default). */
+  readonly breakers: { readonly reads: CircuitBreaker.CircuitBreaker; readonly writes: CircuitBreaker.CircuitBreaker }
   readonly connection: RedisConnection.RedisConnection
   readonly keyPrefix: string
   readonly unchecked: UncheckedOperations
-  /** The breaker would reject a call made now (synchronous peek): callers with a fallback skip Redis entirely. */
-  readonly rejecting: () => boolean
+  /**
+   * The breaker of `operation` would reject a call made now (synchronous peek): callers with a fallback skip Redis
+   * entirely.
+   */
+  readonly rejecting: (operation: Operation) => boolean
 }
 
 /**
@@ -138,6 +152,10 @@ export const RedisCache = Context.GenericTag<RedisCache>("@steadfast/cache/Redis
 const reasonOf = (error: RedisCacheError): string => error._tag === "CircuitOpenError" ? "circuit_open" : error.reason
 
 const writes: ReadonlySet<Operation> = new Set(["set", "setMany", "delete", "reconcile"])
+
+const severity: Record<CircuitBreaker.State, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2, ISOLATED: 3 }
+/** The state to report for two breakers: the one further from CLOSED. */
+const worst = (a: CircuitBreaker.State, b: CircuitBreaker.State) => severity[a] >= severity[b] ? a : b
 
 /** `*`, `?`, `[`, `]` and `\` match literally in a SCAN pattern once escaped. */
 const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
@@ -152,13 +170,23 @@ export const make = (
   Effect.gen(function*() {
     const connection = yield* RedisConnection.RedisConnection
     const recorder = new Recorder("redis")
-    const breakerOptions = {
-      ...options.breaker,
-      failureThreshold: options.breaker?.failureThreshold ?? defaultBreaker.failureThreshold,
-      halfOpenAfter: options.breaker?.halfOpenAfter ?? defaultBreaker.halfOpenAfter,
-      countOverlappingOnce: options.breaker?.countOverlappingOnce ?? defaultBreaker.countOverlappingOnce
+    const optionsOf = (own: CircuitBreaker.Options | undefined): CircuitBreaker.Options => {
+      const merged = { ...options.breaker, ...own }
+      return {
+        ...merged,
+        // A `rule` replaces the default threshold (giving both is an error).
+        failureThreshold: merged.rule === undefined ? merged.failureThreshold ?? defaultBreaker.failureThreshold : undefined,
+        halfOpenAfter: merged.halfOpenAfter ?? defaultBreaker.halfOpenAfter,
+        countOverlappingOnce: merged.countOverlappingOnce ?? defaultBreaker.countOverlappingOnce
+      }
     }
-    const breaker = options.circuitBreaker ?? (yield* CircuitBreaker.make(breakerOptions))
+    const split = options.circuitBreaker === undefined && options.breakers !== undefined
+    const readOptions = optionsOf(split ? options.breakers?.reads : undefined)
+    const writeOptions = split ? optionsOf(options.breakers?.writes) : readOptions
+    const breaker = options.circuitBreaker ?? (yield* CircuitBreaker.make(readOptions))
+    const writeBreaker = split ? yield* CircuitBreaker.make(writeOptions) : breaker
+    const breakers = { reads: breaker, writes: writeBreaker }
+    const breakerOf = (operation: Operation) => writes.has(operation) ? writeBreaker : breaker
     const policies = { ...defaultRetry(connection.config), ...options.retry }
     const prefix = options.keyPrefix ?? ""
     const coalesce = options.coalesce ?? true
@@ -167,28 +195,43 @@ export const make = (
     const clock = yield* Effect.clock
     const logEvery = Duration.toMillis(Duration.decode(options.logInterval ?? Duration.seconds(1)))
 
+    const transitionLog = (change: CircuitBreaker.StateChange) => {
+      switch (change.to) {
+        case "OPEN":
+          return Effect.zipRight(
+            Effect.sync(() => CacheMetrics.circuitOpens.unsafeUpdate(1, [])),
+            Effect.logWarning("circuit breaker opened: Redis calls fail fast until a probe succeeds")
+          )
+        case "CLOSED":
+          return Effect.logInfo("circuit breaker closed: Redis serves again")
+        case "HALF_OPEN":
+          return Effect.logInfo("circuit breaker half-open: probing Redis")
+        case "ISOLATED":
+          return Effect.logWarning("circuit breaker isolated: Redis calls are rejected until it is reset")
+      }
+    }
+    const watch = (name: "all" | "reads" | "writes", watched: CircuitBreaker.CircuitBreaker) =>
+      Effect.flatMap(watched.subscribe, (transitions) =>
+        Queue.take(transitions).pipe(
+          Effect.flatMap((change) =>
+            transitionLog(change).pipe(
+              Effect.annotateLogs({
+                circuit_breaker: name,
+                circuit_breaker_state: change.to,
+                circuit_breaker_previous_state: change.from,
+                error_count: change.consecutiveFailures
+              })
+            )
+          ),
+          Effect.forever,
+          Effect.interruptible,
+          Effect.forkScoped
+        ))
+
     // Breaker transitions: counted, and logged once each (not once per rejected call).
-    const transitions = yield* breaker.subscribe
-    yield* Queue.take(transitions).pipe(
-      Effect.flatMap((change) =>
-        (change.to === "OPEN"
-          ? Effect.logWarning("circuit breaker opened: Redis calls fail fast until a probe succeeds").pipe(
-            Effect.tap(() => Effect.sync(() => CacheMetrics.circuitOpens.unsafeUpdate(1, [])))
-          )
-          : change.to === "CLOSED"
-          ? Effect.logInfo("circuit breaker closed: Redis serves again")
-          : Effect.logInfo("circuit breaker half-open: probing Redis")).pipe(
-            Effect.annotateLogs({
-              circuit_breaker_state: change.to,
-              circuit_breaker_previous_state: change.from,
-              error_count: change.consecutiveFailures
-            })
-          )
-      ),
-      Effect.forever,
-      Effect.interruptible,
-      Effect.forkScoped
-    )
+    for (const [name, watched] of split ? [["reads", breaker], ["writes", writeBreaker]] as const : [["all", breaker]] as const) {
+      yield* watch(name, watched)
+    }
 
     // One line per (operation, reason) per window; the lines in between are counted and reported with the next.
     const lastLogged = new Map<string, { at: number; suppressed: number }>()
@@ -201,7 +244,7 @@ export const make = (
         return Effect.void
       }
       lastLogged.set(id, { at: now, suppressed: 0 })
-      return Effect.flatMap(breaker.snapshot, (snapshot) =>
+      return Effect.flatMap(breakerOf(operation).snapshot, (snapshot) =>
         // A permanent error is a bug or a misconfiguration: loud. A transient one is weather: a warning.
         (error._tag === "PermanentError" ? Effect.logError : Effect.logWarning)("redis operation failed").pipe(
           Effect.annotateLogs({
@@ -251,7 +294,7 @@ export const make = (
         // A write that never left cannot have run: send it again once a socket is ready, within the deadline.
         if (!writes.has(operation) || first._tag !== "TransientError" || first.outcome !== "not_sent") return Effect.fail(first)
         const left = remaining()
-        return left <= 0 ? Effect.fail(first) : breaker.execute(operation, Effect.zipRight(connection.ready, call)).pipe(
+        return left <= 0 ? Effect.fail(first) : breakerOf(operation).execute(operation, Effect.zipRight(connection.ready, call)).pipe(
           Effect.timeoutFail({ duration: Duration.millis(left), onTimeout: deadlineError(operation) })
         )
       }
@@ -292,6 +335,7 @@ export const make = (
     ): Effect.Effect<B, RedisCacheError> =>
       Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeNanos()
+        const breaker = breakerOf(operation)
         const succeeded = (a: A) => {
           recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)
           return Effect.succeed(onSuccess(a))
@@ -358,7 +402,7 @@ export const make = (
       const start = clock.unsafeCurrentTimeNanos()
       const ping = yield* Effect.either(connection.ping)
       const latencyMs = Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
-      const circuitState = yield* breaker.state
+      const circuitState = worst(breaker.unsafeState(), writeBreaker.unsafeState())
       return ping._tag === "Right"
         ? { status: "healthy", redis: "up", circuitState, latencyMs: Option.some(latencyMs), error: Option.none() }
         : { status: "degraded", redis: "down", circuitState, latencyMs: Option.none(), error: Option.some(ping.left.reason) }
@@ -368,9 +412,17 @@ export const make = (
       ...RedisConfig.describe(connection.config),
       keyPrefix: prefix,
       coalesce,
-      breakerFailureThreshold: breakerOptions.failureThreshold,
-      breakerHalfOpenAfterMs: Duration.toMillis(Duration.decode(breakerOptions.halfOpenAfter)),
-      breakerCountOverlappingOnce: breakerOptions.countOverlappingOnce,
+      breakers: split ? "reads-writes" : options.circuitBreaker === undefined ? "one" : "shared",
+      breakerRule: breaker.unsafeSnapshot().rule,
+      ...(readOptions.failureThreshold === undefined ? {} : { breakerFailureThreshold: readOptions.failureThreshold }),
+      breakerHalfOpenAfterMs: Duration.toMillis(Duration.decode(readOptions.halfOpenAfter!)),
+      breakerCountOverlappingOnce: readOptions.countOverlappingOnce!,
+      ...(split
+        ? {
+          writeBreakerRule: writeBreaker.unsafeSnapshot().rule,
+          writeBreakerHalfOpenAfterMs: Duration.toMillis(Duration.decode(writeOptions.halfOpenAfter!))
+        }
+        : {}),
       getMaxRetries: policies.get.maxRetries,
       getManyMaxRetries: policies.getMany.maxRetries,
       setMaxRetries: policies.set.maxRetries,
@@ -399,28 +451,34 @@ export const make = (
           [next, prefix === "" ? keys : keys.map((k) => k.slice(prefix.length))] as const)
     }
 
-    const stats = Effect.map(breaker.snapshot, (s): Stats => ({
-      backend: "redis",
-      circuitState: s.state,
-      failureCount: s.consecutiveFailures,
-      circuitOpens: s.opens,
-      hits: recorder.hits,
-      misses: recorder.misses,
-      fallbacks: 0,
-      errors: recorder.errorsByReason(),
-      memory: undefined,
-      reconciliation: undefined,
-      config: describe()
-    }))
+    const stats = Effect.sync((): Stats => {
+      const r = breaker.unsafeSnapshot()
+      const w = split ? writeBreaker.unsafeSnapshot() : r
+      return {
+        backend: "redis",
+        circuitState: worst(r.state, w.state),
+        failureCount: Math.max(r.consecutiveFailures, w.consecutiveFailures),
+        circuitOpens: split ? r.opens + w.opens : r.opens,
+        ...(split ? { circuits: { reads: r.state, writes: w.state } } : {}),
+        hits: recorder.hits,
+        misses: recorder.misses,
+        fallbacks: 0,
+        errors: recorder.errorsByReason(),
+        memory: undefined,
+        reconciliation: undefined,
+        config: describe()
+      }
+    })
 
     const cache = checked<RedisCacheError>({ ...unchecked, health, stats })
     return RedisCache.of({
       ...cache,
       breaker,
+      breakers,
       connection,
       keyPrefix: prefix,
       unchecked,
-      rejecting: breaker.rejectsNow
+      rejecting: split ? (operation) => breakerOf(operation).rejectsNow() : breaker.rejectsNow
     })
   })
 

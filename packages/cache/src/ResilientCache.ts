@@ -203,7 +203,7 @@ export const make = (
         return fallback()
       })
     const route = <A, B>(operation: Operation, call: Effect.Effect<A, RedisCache.RedisCacheError>, onRedis: (a: A) => B, fallback: () => B): Effect.Effect<B> =>
-      redis.rejecting()
+      redis.rejecting(operation)
         ? rejected(operation, fallback)
         : Effect.match(call, {
           onSuccess: onRedis,
@@ -257,9 +257,9 @@ export const make = (
       get: (key) =>
         Effect.suspend(() => {
           // While the breaker rejects, every read is a fallback (pending or not): `route` answers it in one step.
-          if (!trusts(key) && !redis.rejecting()) return untrusted(key)
+          if (!trusts(key) && !redis.rejecting("get")) return untrusted(key)
           const since = store.version()
-          return redis.rejecting()
+          return redis.rejecting("get")
             ? rejected("get", () => fromMemory(key))
             : redis.unchecked.getOr(key, (found) => answered(key, found, since), () => {
               recorder.fallback("get")
@@ -270,7 +270,7 @@ export const make = (
         Effect.suspend(() => {
           const since = store.version()
           const remote = flushing ? [] : pending.size === 0 ? keys : keys.filter((k) => !pending.has(k))
-          if (remote.length === 0 && !redis.rejecting()) {
+          if (remote.length === 0 && !redis.rejecting("getMany")) {
             return Effect.sync(() => (servedLocally(keys.length), keys.map(fromMemory)))
           }
           return route("getMany", redis.unchecked.getMany(remote), (found) => {
@@ -285,7 +285,7 @@ export const make = (
         }),
       set: (key, value, ttl) =>
         Effect.suspend(() =>
-          redis.rejecting()
+          redis.rejecting("set")
             ? rejected("set", () => notWritten(key, value, ttl))
             : redis.unchecked.setOr(key, value, ttl, () => written(key, value, ttl), () => {
               recorder.fallback("set")
@@ -415,7 +415,7 @@ export const make = (
         }
         yield* Metric.set(CacheMetrics.pendingKeys, pending.size)
         // While the breaker rejects, wait: the round would be rejected too (and a probe is someone else's call).
-        if (redis.rejecting()) {
+        if (redis.rejecting("reconcile")) {
           // Woken early when the breaker closes (a probe succeeded): repair at once, before readers pile up.
           yield* closed.close
           yield* Effect.timeout(closed.await, retryEvery).pipe(Effect.ignore)
@@ -432,7 +432,7 @@ export const make = (
       }
     })
     yield* Effect.forkScoped(Effect.interruptible(reconciler))
-    const transitions = yield* redis.breaker.subscribe
+    const transitions = yield* redis.breakers.writes.subscribe
     yield* Queue.take(transitions).pipe(
       Effect.flatMap((change) => Effect.sync(() => change.to === "CLOSED" && closed.unsafeOpen())),
       Effect.forever,

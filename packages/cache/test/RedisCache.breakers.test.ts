@@ -1,0 +1,118 @@
+import { describe, expect, it } from "@effect/vitest"
+import { BreakerRule, Retry } from "@steadfast/resilience"
+import { RedisConnection } from "@steadfast/redis"
+import { RedisServer } from "@steadfast/testing"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { Cache } from "../src/Cache.js"
+import * as RedisCache from "../src/RedisCache.js"
+import * as ResilientCache from "../src/ResilientCache.js"
+
+const fastRetry = Retry.make({ maxRetries: 1, baseDelay: "5 millis", jitter: false })
+const connection = (url: string) => RedisConnection.layer({ url, commandTimeout: "500 millis", connectTimeout: "500 millis" })
+
+/** A server out of memory: `noeviction` refuses every write with `OOM` (a transient, "rejected" failure); reads work. */
+const refuseWrites = (server: RedisServer.RedisServer) =>
+  Effect.zipRight(server.command("CONFIG", "SET", "maxmemory-policy", "noeviction"), server.command("CONFIG", "SET", "maxmemory", "1"))
+
+describe("Per-operation breakers (breakers: { reads, writes })", () => {
+  it.live("a server refusing writes opens the write breaker only: reads keep coming from Redis", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      yield* Effect.gen(function*() {
+        const cache = yield* RedisCache.RedisCache
+        yield* cache.set("k", "v")
+        yield* refuseWrites(server)
+        for (let i = 0; i < 3; i++) expect((yield* Effect.flip(cache.set("w", "x")))._tag).toBe("TransientError")
+        expect((yield* Effect.flip(cache.set("w", "x")))._tag).toBe("CircuitOpenError")
+        expect(cache.breakers.writes.unsafeState()).toBe("OPEN")
+        expect(cache.breakers.reads.unsafeState()).toBe("CLOSED")
+        expect(cache.rejecting("set")).toBe(true)
+        expect(cache.rejecting("get")).toBe(false)
+        // Reads are unaffected: Redis still answers them.
+        for (let i = 0; i < 10; i++) expect(yield* cache.get("k")).toEqual(Option.some("v"))
+        const stats = yield* cache.stats
+        expect(stats.circuitState).toBe("OPEN") // the worse of the two
+        expect(stats.circuits).toEqual({ reads: "CLOSED", writes: "OPEN" })
+        expect(stats.circuitOpens).toBe(1)
+        expect(stats.config["breakers"]).toBe("reads-writes")
+        expect(stats.config["writeBreakerRule"]).toBe("consecutive(3)")
+        expect(stats.config["breakerRule"]).toBe("consecutive(5)")
+      }).pipe(
+        Effect.provide(
+          RedisCache.layer({
+            breaker: { failureThreshold: 5, halfOpenAfter: "10 seconds" },
+            breakers: { writes: { failureThreshold: 3 } }
+          }).pipe(Layer.provide(connection(server.url)))
+        )
+      )
+    }).pipe(Effect.scoped))
+
+  it.live("with one breaker (the default), the same refused writes stop the reads too", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      yield* Effect.gen(function*() {
+        const cache = yield* RedisCache.RedisCache
+        yield* cache.set("k", "v")
+        yield* refuseWrites(server)
+        for (let i = 0; i < 3; i++) yield* Effect.flip(cache.set("w", "x"))
+        expect(cache.breakers.reads).toBe(cache.breakers.writes)
+        expect((yield* Effect.flip(cache.get("k")))._tag).toBe("CircuitOpenError")
+        const stats = yield* cache.stats
+        expect(stats.circuits).toBeUndefined()
+        expect(stats.config["breakers"]).toBe("one")
+      }).pipe(
+        Effect.provide(
+          RedisCache.layer({ breaker: { failureThreshold: 3, halfOpenAfter: "10 seconds" } }).pipe(
+            Layer.provide(connection(server.url))
+          )
+        )
+      )
+    }).pipe(Effect.scoped))
+
+  it.live("the resilient cache: refused writes go to memory, reads still come from Redis (no fallback counted for them)", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      yield* Effect.gen(function*() {
+        const cache = yield* Cache
+        yield* cache.set("k", "v")
+        yield* refuseWrites(server)
+        for (let i = 0; i < 5; i++) yield* cache.set(`w${i}`, "x")
+        // Another client changes k behind the cache's back: a read from Redis sees it, memory would not.
+        yield* server.command("CONFIG", "SET", "maxmemory", "0")
+        yield* server.command("SET", "bk:k", "from-redis")
+        yield* server.command("CONFIG", "SET", "maxmemory", "1")
+        expect(yield* cache.get("k")).toEqual(Option.some("from-redis"))
+        const stats = yield* cache.stats
+        expect(stats.circuits).toEqual({ reads: "CLOSED", writes: "OPEN" })
+        expect(stats.fallbacks).toBe(5) // the five writes, not the read
+      }).pipe(
+        Effect.provide(
+          ResilientCache.layer({
+            keyPrefix: "bk:",
+            retry: { get: fastRetry },
+            breaker: { halfOpenAfter: "10 seconds" },
+            breakers: { writes: { failureThreshold: 2 }, reads: {} }
+          }).pipe(Layer.provide(connection(server.url)))
+        )
+      )
+    }).pipe(Effect.scoped))
+
+  it.live("a rule in the cache's breaker options replaces the default threshold", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      yield* Effect.gen(function*() {
+        const cache = yield* RedisCache.RedisCache
+        const stats = yield* cache.stats
+        expect(stats.config["breakerRule"]).toBe("countWindow(size 10, ratio 0.5, minimum 10)")
+        expect(stats.config["breakerFailureThreshold"]).toBeUndefined()
+      }).pipe(
+        Effect.provide(
+          RedisCache.layer({ breaker: { rule: BreakerRule.countWindow({ size: 10, failureRatio: 0.5 }) } }).pipe(
+            Layer.provide(connection(server.url))
+          )
+        )
+      )
+    }).pipe(Effect.scoped))
+})
