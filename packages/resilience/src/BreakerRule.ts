@@ -70,6 +70,11 @@ export interface Rule {
   readonly timed: boolean
   /** Whether a success ever changes the counter when no failure is held (lets the breaker skip it on the hot path). */
   readonly countsSuccesses: boolean
+  /**
+   * Whether a call that succeeded after `durationMillis` is a failure all the same (`slowCalls`). Also applied to
+   * HALF_OPEN probes: a slow probe is a failed probe, so a server still answering slowly is not closed on.
+   */
+  readonly slow?: ((durationMillis: number) => boolean) | undefined
   readonly make: () => Counter
 }
 

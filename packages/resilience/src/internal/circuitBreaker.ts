@@ -305,7 +305,9 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
         }
         const h = probeState(permit)
         if (h === undefined) return
-        h.successes++
+        // A slow probe (`slowCalls`) is a failed probe: the server is not well yet.
+        if (rule.slow !== undefined && rule.slow(durationMillis)) h.failures++
+        else h.successes++
         decide(h, clock.unsafeCurrentTimeMillis())
       }
 

@@ -10,6 +10,7 @@ export const make = (thresholdMillis: number, inner: Rule): Rule => ({
   name: `slowCalls(${thresholdMillis} ms, ${inner.name})`,
   timed: true,
   countsSuccesses: true,
+  slow: (durationMillis) => durationMillis >= thresholdMillis,
   make: (): Counter => {
     const counter = inner.make()
     let slow = 0
