@@ -42,3 +42,12 @@ export * as LogCapture from "./LogCapture.js"
  * @category modules
  */
 export * as RedisCluster from "./RedisCluster.js"
+
+/**
+ * A real Redis Sentinel set (a primary, 2 replicas, 3 sentinels) as a scoped resource, with failover, kill,
+ * stall and the old primary's return.
+ *
+ * @since 0.2.0
+ * @category modules
+ */
+export * as RedisSentinel from "./RedisSentinel.js"
