@@ -23,7 +23,8 @@ export const make = (size: number, failureRatio: number, minimumCalls: number): 
         ring[next] = outcome
         failures += outcome
         next = next + 1 === size ? 0 : next + 1
-        return failed && calls >= minimumCalls && failures >= failureRatio * calls
+        // As a ratio, not `failures >= failureRatio * calls`: 0.55 * 100 is 55.00000000000001, so 55 of 100 would not trip.
+        return failed && calls >= minimumCalls && failures / calls >= failureRatio
       },
       reset: () => {
         ring.fill(0)

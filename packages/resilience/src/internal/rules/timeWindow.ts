@@ -50,7 +50,8 @@ export const make = (windowMillis: number, failureRatio: number, minimumThroughp
           failuresIn[i]!++
           failures++
         }
-        return failed && calls >= minimumThroughput && failures >= failureRatio * calls
+        // As a ratio, not `failures >= failureRatio * calls`: 0.07 * 100 is 7.000000000000001, so 7 of 100 would not trip.
+        return failed && calls >= minimumThroughput && failures / calls >= failureRatio
       },
       reset: () => {
         slots.fill(-1)
