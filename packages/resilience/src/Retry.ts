@@ -13,7 +13,10 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
+import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleInterval from "effect/ScheduleInterval"
 import { isTransientError } from "./Errors.js"
 import { decodeDuration, illegal } from "./internal/validate.js"
 
@@ -171,3 +174,148 @@ export const retryAfterFailure = <A, E, R>(self: Effect.Effect<A, E, R>, policy:
  */
 const retryLazily = <A, E, R>(self: Effect.Effect<A, E, R>, policy: Policy) =>
   Effect.catchAll(self, (first) => retryAfterFailure(self, policy, first))
+
+/**
+ * The input of {@link decorrelatedJitter} and {@link fullJitter}.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface JitterOptions {
+  /** The smallest delay (decorrelated) or the first delay's upper bound (full). A finite duration > 0. */
+  readonly base: Duration.DurationInput
+  /** Upper bound of every delay. A finite duration >= `base`. */
+  readonly cap: Duration.DurationInput
+}
+
+/**
+ * The input of {@link fullJitter}.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface FullJitterOptions extends JitterOptions {
+  /** Growth of the exponential bound between retries. Finite, >= 1. Default `2`. */
+  readonly factor?: number | undefined
+}
+
+const jitterBounds = (name: string, options: JitterOptions): { readonly base: number; readonly cap: number } => {
+  const base = Duration.toMillis(decodeDuration(`Retry.${name} base`, options.base))
+  const cap = Duration.toMillis(decodeDuration(`Retry.${name} cap`, options.cap))
+  if (!(base > 0) || !Number.isFinite(base)) {
+    throw illegal(`Retry.${name} base must be a finite duration > 0, got ${Duration.format(Duration.millis(base))}`)
+  }
+  if (!Number.isFinite(cap) || cap < base) {
+    throw illegal(`Retry.${name} cap must be a finite duration >= base, got ${Duration.format(Duration.millis(cap))}`)
+  }
+  return { base, cap }
+}
+
+/** A schedule that recurs for ever, each delay chosen by `next(state)` (millis), outputting the delay. */
+const delaysWithState = <S>(
+  initial: S,
+  next: (state: S) => Effect.Effect<readonly [S, number]>
+): Schedule.Schedule<Duration.Duration, unknown> =>
+  Schedule.makeWithState(initial, (now, _, state) =>
+    Effect.map(next(state), ([nextState, delay]) =>
+      [
+        nextState,
+        Duration.millis(delay),
+        ScheduleDecision.continueWith(ScheduleInterval.after(now + delay))
+      ] as const))
+
+/**
+ * AWS's "decorrelated jitter" as a `Schedule`: each delay is `min(cap, random_between(base, previous * 3))`,
+ * starting from `previous = base`. Delays grow roughly like an exponential backoff but stay spread out, so clients
+ * that failed together do not retry together (see "Exponential Backoff And Jitter", AWS Architecture Blog). Every
+ * delay is in `[base, cap]`.
+ *
+ * The randomness comes from Effect's `Random` service: `Effect.withRandom(Random.make(seed))` makes the delays
+ * reproducible, and `Random.fixed` makes them exact in tests. The schedule recurs for ever and retries any error,
+ * and its output is the delay: bound and filter it yourself (see the example). **Throws** a
+ * `Cause.IllegalArgumentException` if `base` is not a finite duration > 0 or `cap` is not a finite duration >=
+ * `base`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import { Errors, Retry } from "@steadfast/resilience"
+ *
+ * const schedule = Retry.decorrelatedJitter({ base: "50 millis", cap: "2 seconds" }).pipe(
+ *   Schedule.intersect(Schedule.recurs(4)),
+ *   Schedule.whileInput(Errors.isTransientError)
+ * )
+ * const get = Effect.retry(redisGet, schedule)
+ * ```
+ *
+ * @since 0.3.0
+ * @category schedules
+ */
+export const decorrelatedJitter = (options: JitterOptions): Schedule.Schedule<Duration.Duration, unknown> => {
+  const { base, cap } = jitterBounds("decorrelatedJitter", options)
+  return delaysWithState(base, (previous) =>
+    Effect.map(Random.nextRange(base, previous * 3), (random) => {
+      const delay = Math.min(cap, random)
+      return [delay, delay] as const
+    }))
+}
+
+/**
+ * AWS's "full jitter" as a `Schedule`: retry `n` (from 0) waits `random_between(0, min(cap, base * factor^n))`.
+ * The spread is the widest of the jitter rules (a delay may be close to zero), which is what drains a thundering herd
+ * fastest. Every delay is in `[0, cap]`.
+ *
+ * Randomness from Effect's `Random` service, as in {@link decorrelatedJitter}; recurs for ever on any error (bound
+ * and filter it yourself). **Throws** a `Cause.IllegalArgumentException` on a `base` that is not a finite duration
+ * > 0, a `cap` below `base` or infinite, or a `factor` that is not a finite number >= 1.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import { Retry } from "@steadfast/resilience"
+ *
+ * const schedule = Retry.fullJitter({ base: "100 millis", cap: "5 seconds" }).pipe(
+ *   Schedule.intersect(Schedule.recurs(3))
+ * )
+ * const call = Effect.retry(callService, schedule)
+ * ```
+ *
+ * @since 0.3.0
+ * @category schedules
+ */
+export const fullJitter = (options: FullJitterOptions): Schedule.Schedule<Duration.Duration, unknown> => {
+  const { base, cap } = jitterBounds("fullJitter", options)
+  const factor = options.factor ?? 2
+  if (typeof factor !== "number" || !Number.isFinite(factor) || factor < 1) {
+    throw illegal(`Retry.fullJitter factor must be a finite number >= 1, got ${factor}`)
+  }
+  return delaysWithState(0, (attempt) =>
+    Effect.map(Random.nextRange(0, Math.min(cap, base * Math.pow(factor, attempt))), (delay) =>
+      [attempt + 1, delay] as const))
+}
+
+/**
+ * Narrows any schedule to this package's retry rule: it recurs at most `maxRetries` times, and only while the error
+ * is a `TransientError` (a `PermanentError` or a `CircuitOpenError` stops it at once, as with a {@link Policy}).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Retry } from "@steadfast/resilience"
+ *
+ * const schedule = Retry.transientOnly(Retry.decorrelatedJitter({ base: "50 millis", cap: "1 second" }), 3)
+ * const get = Effect.retry(redisGet, schedule)
+ * ```
+ *
+ * @since 0.3.0
+ * @category schedules
+ */
+export const transientOnly: {
+  (maxRetries: number): <Out, In, R>(self: Schedule.Schedule<Out, In, R>) => Schedule.Schedule<[Out, number], In, R>
+  <Out, In, R>(self: Schedule.Schedule<Out, In, R>, maxRetries: number): Schedule.Schedule<[Out, number], In, R>
+} = dual(2, <Out, In, R>(self: Schedule.Schedule<Out, In, R>, maxRetries: number) => {
+  if (!Number.isInteger(maxRetries) || maxRetries < 0) {
+    throw illegal(`Retry.transientOnly maxRetries must be an integer >= 0, got ${maxRetries}`)
+  }
+  return self.pipe(Schedule.intersect(Schedule.recurs(maxRetries)), Schedule.whileInput((input: In) => isTransientError(input)))
+})
