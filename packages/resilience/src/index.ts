@@ -85,3 +85,11 @@ export { BulkheadRejectedError, isBulkheadRejectedError } from "./Errors.js"
  * @category models
  */
 export type { BulkheadRejectedReason } from "./Errors.js"
+
+/**
+ * Retry budgets: retries capped at a ratio of recent calls, shared across calls.
+ *
+ * @since 0.3.0
+ * @category modules
+ */
+export * as RetryBudget from "./RetryBudget.js"
