@@ -92,6 +92,8 @@ export interface StackOptions {
   readonly url?: (server: RedisServer.RedisServer, proxy: ChaosProxy.ChaosProxy) => string
   readonly connection?: Omit<Parameters<typeof RedisConnection.layer>[0], "url">
   readonly cache?: ResilientCache.Options
+  /** The breaker's options over the harness' (a `rule` replaces the default consecutive threshold). */
+  readonly breaker?: CircuitBreaker.Options
 }
 
 export interface Stack {
@@ -114,9 +116,10 @@ const makeStack = (options: StackOptions, logs: Logs) =>
     // The cache's own breaker, shared in so the test can subscribe to its transitions, with the cache's defaults
     // (calls failing together on one reset socket count once).
     const breaker = yield* CircuitBreaker.make({
-      failureThreshold: FAILURE_THRESHOLD,
+      ...(options.breaker?.rule === undefined ? { failureThreshold: FAILURE_THRESHOLD } : {}),
       halfOpenAfter: Duration.millis(HALF_OPEN_MS),
-      countOverlappingOnce: RedisCache.defaultBreaker.countOverlappingOnce
+      countOverlappingOnce: RedisCache.defaultBreaker.countOverlappingOnce,
+      ...options.breaker
     })
     const transitions: Array<CircuitBreaker.StateChange> = []
     const changes = yield* breaker.subscribe
