@@ -223,7 +223,9 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
       }
 
       const open = (now: number): void => {
-        if (backoff !== undefined && now - closedAt >= backoff.resetAfterMillis) streak = 0
+        // Only an open from CLOSED can end the streak: a probe failing (HALF_OPEN -> OPEN) continues it, however
+        // long ago the breaker last closed.
+        if (backoff !== undefined && state._tag === "CLOSED" && now - closedAt >= backoff.resetAfterMillis) streak = 0
         lastBreakMillis = backoff === undefined
           ? halfOpenMillis
           : Math.min(backoff.maxMillis, halfOpenMillis * Math.pow(backoff.factor, streak))
