@@ -4,7 +4,9 @@
  *
  * 1. raw ioredis, defaults (`await redis.get(k)` loops);
  * 2. raw ioredis, auto-pipelined (the baseline of every ratio);
- * 3. the Effect floor: fibers looping `Effect.tryPromise(() => redis.get(k))` over the auto-pipelined client;
+ * 3. the Effect floor: fibers looping `Effect.tryPromise(() => redis.get(k))` over the auto-pipelined client, and
+ *    (3b) the same over the default client, whose step to rung 1 is what Effect's fiber-per-call costs a single
+ *    caller whatever a library does on top (the bound of the c=1 target against default ioredis);
  * 4. `RedisConnection.getBatched` (the coalescing MGET batcher, with its deadline);
  * 5. `RedisConnection.get` (one GET per call through `execute`, auto-pipelined by ioredis);
  * 6. strict `RedisCache.get` (`RedisCache.layer()` over `RedisConnection.layer`: breaker, retry, metrics);
@@ -72,6 +74,7 @@ export const rungs = {
   ioredis: "ioredis (defaults)",
   auto: "ioredis auto-pipelined",
   floor: "Effect floor: Effect.tryPromise(auto-pipelined get)",
+  floorPlain: "Effect floor: Effect.tryPromise(default get)",
   batched: "RedisConnection.getBatched",
   get: "RedisConnection.get",
   strict: "RedisCache.get (strict)",
@@ -82,6 +85,7 @@ const parents: Record<string, string | null> = {
   [rungs.ioredis]: null,
   [rungs.auto]: null,
   [rungs.floor]: rungs.auto,
+  [rungs.floorPlain]: rungs.ioredis,
   [rungs.batched]: rungs.floor,
   [rungs.get]: rungs.floor,
   [rungs.strict]: rungs.batched,
@@ -123,6 +127,7 @@ export const runLadder = async (config: LadderConfig): Promise<LadderResult> => 
     promised(rungs.ioredis, plain.get),
     promised(rungs.auto, auto.get),
     effected(rungs.floor, (k) => Effect.tryPromise(() => auto.get(k)), runOn),
+    effected(rungs.floorPlain, (k) => Effect.tryPromise(() => plain.get(k)), runOn),
     effected(rungs.batched, conn.getBatched, runOn),
     effected(rungs.get, conn.get, runOn),
     effected(rungs.strict, strictCache.get, strict.run),

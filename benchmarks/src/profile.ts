@@ -2,7 +2,8 @@
  * Steadfast alone, for `node --cpu-prof benchmarks/dist/profile.js <breaker|get|set> [seconds]`: the loops of the
  * benchmark without the other contenders in the profile.
  * - breaker: the breaker-open loop (Refuse + reset through a ChaosProxy in front of a spawned redis-server);
- * - get / set: 100 B at concurrency 64 against the shared Redis (keys bench:p:*, deleted afterwards).
+ * - get / set: 100 B at concurrency 64 (`CONCURRENCY=n` to change it) against the shared Redis (keys bench:p:*,
+ *   deleted afterwards).
  */
 import * as Effect from "effect/Effect"
 import { Redis } from "ioredis"
@@ -55,8 +56,10 @@ const main = async () => {
     // MIRROR=0: the same without the memory mirror (a diagnostic: where does the garbage come from?).
     const sf = await buildSteadfast("steadfast", { url, ...(process.env["MIRROR"] === "0" ? { mirror: false } : {}) }, runtime)
     const op = what === "get" ? (i: number) => sf.cache.get(keys[i % keys.length]!) : (i: number) => sf.cache.set(keys[i % keys.length]!, value)
-    const sample = await sf.run(effectLoop(op, 64, 100_000_000, seconds * 1000))
-    log(`${what} c=64: ${Math.round(sample.opsPerSec)} ops/s p99 ${sample.p99Ms.toFixed(3)} ms; ${statsLine(await sf.stats())}`)
+    // CONCURRENCY=1: the single-caller path.
+    const concurrency = Number(process.env["CONCURRENCY"] ?? 64)
+    const sample = await sf.run(effectLoop(op, concurrency, 100_000_000, seconds * 1000))
+    log(`${what} c=${concurrency}: ${Math.round(sample.opsPerSec)} ops/s p99 ${sample.p99Ms.toFixed(3)} ms; ${statsLine(await sf.stats())}`)
     await sf.close()
     await admin.unlink(...keys)
     await admin.quit()
