@@ -84,6 +84,21 @@ const cluster = (options) => Effect.scoped(Effect.gen(function*() {
   for (const scenario of ["killPrimary", "failover", "stall"]) {
     const shard = scenario === "killPrimary" ? 1 : scenario === "failover" ? 0 : 2
     const w = load(client, keyGroups, 15)
+    // one more writer, of fresh keys in the faulty shard only: which acknowledged writes survive?
+    const tag = keyGroups[shard][0]
+    const acked = []
+    let writing = true
+    const writer = (async () => {
+      for (let n = 0; writing; n++) {
+        try {
+          await client.set(`{${tag}}:${n}`, "1")
+          acked.push(n)
+        } catch {
+          // not acknowledged
+        }
+        await sleep(10)
+      }
+    })()
     yield* Effect.promise(() => sleep(1000))
     const start = Date.now()
     let detail = ""
@@ -98,9 +113,16 @@ const cluster = (options) => Effect.scoped(Effect.gen(function*() {
     const settled = Date.now()
     yield* Effect.promise(() => sleep(3000))
     yield* Effect.promise(() => w.stop())
+    writing = false
+    yield* Effect.promise(() => writer)
+    const primaryNow = (yield* c.primaries)[shard]
+    const server = c.servers.find((x) => x.port === primaryNow.port)
+    let lost = 0
+    for (const n of acked) if ((yield* server.command("EXISTS", `{${tag}}:${n}`)) !== 1) lost++
     log(`\ncluster ${scenario} of shard ${shard} (${detail}), raw ioredis Cluster on defaults, 15 workers (5 per shard):`)
     summarize(`  from the fault to 3 s after the cluster settled (${settled - start} ms)`, w.calls, start, settled + 3000,
       (call) => shardOf.get(call.key) === shard)
+    log(`  ${acked.length} fresh-key writes acknowledged in that shard, ${lost} of them absent from its primary afterwards (lost)`)
     const lastError = Math.max(0, ...w.calls.filter((x) => !x.ok).map((x) => x.end))
     if (lastError) log(`  last error ${lastError - start} ms after the fault`)
     if (scenario === "killPrimary") {
