@@ -7,7 +7,7 @@
  * | {@link consecutive} | `threshold` counted failures in a row (a success resets the count) | cockatiel `ConsecutiveBreaker`, Polly v7 |
  * | {@link countWindow} | the failure ratio of the last `size` calls reaches `failureRatio` (once `minimumCalls` were seen) | resilience4j `COUNT_BASED` |
  * | {@link timeWindow} | the failure ratio over the last `window` reaches `failureRatio`, with at least `minimumThroughput` calls in it | Polly v8, cockatiel `SamplingBreaker`, resilience4j `TIME_BASED` |
- * | {@link slowCalls} | as its inner rule, where a call slower than `threshold` counts as a failure even if it succeeded | resilience4j slow-call rate |
+ * | {@link slowCalls} | as its inner rule, where a call taking `threshold` or longer counts as a failure even if it succeeded | resilience4j slow-call rate |
  *
  * A rule only counts: which errors are failures (`isFailure`), overlapping failures (`countOverlappingOnce`), half-open
  * probing and the break duration are the breaker's, the same for every rule. The counters are reset whenever the
@@ -171,7 +171,7 @@ export const timeWindow = (options: {
   )
 
 /**
- * Counts a call slower than `threshold` as a failure for `rule` (default: `countWindow({ size: 20, failureRatio:
+ * Counts a call taking `threshold` or longer as a failure for `rule` (default: `countWindow({ size: 20, failureRatio:
  * 0.5 })`), even though it succeeded and its caller gets its value. A server that answers in 1.9 s of a 2 s
  * deadline is sick before it is dead: with `slowCalls`, the breaker opens while it is still answering, sheds its
  * load, and probes it again later. Slow *failures* are failures anyway.

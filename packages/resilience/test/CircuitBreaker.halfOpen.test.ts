@@ -749,3 +749,26 @@ describe("invalid half-open and backoff options die with an IllegalArgumentExcep
       expect(retryAfterMillis(yield* rejectionOf(breaker))).toBe(1_000)
     }))
 })
+
+describe("HALF_OPEN under slowCalls: a slow probe is a failed probe", () => {
+  it.effect("a probe that succeeds slowly re-opens the breaker (its caller still gets the value); a fast one closes it", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({
+        rule: BreakerRule.slowCalls({ threshold: "100 millis", rule: BreakerRule.consecutive(1) }),
+        halfOpenAfter: "1 second"
+      })
+      const slow = Effect.as(TestClock.adjust("150 millis"), "slow")
+      // A slow success while CLOSED opens it (consecutive(1) of slow calls).
+      expect(yield* breaker.execute("get", slow)).toBe("slow")
+      expect(yield* breaker.state).toBe("OPEN")
+      yield* TestClock.adjust("1 second")
+      // The probe answers, slowly: the caller gets the value, the breaker re-opens.
+      expect(yield* breaker.execute("get", slow)).toBe("slow")
+      expect(yield* breaker.state).toBe("OPEN")
+      expect((yield* breaker.snapshot).opens).toBe(2)
+      yield* TestClock.adjust("1 second")
+      // A fast probe closes it.
+      expect(yield* breaker.execute("get", Effect.succeed("fast"))).toBe("fast")
+      expect(yield* breaker.state).toBe("CLOSED")
+    }))
+})
