@@ -111,7 +111,11 @@ export interface Options {
  */
 export interface Snapshot {
   readonly state: State
-  /** Consecutive counted failures since the last success (kept while OPEN / HALF_OPEN, zero once CLOSED again). */
+  /**
+   * Consecutive counted failures (errors) since the last success (kept while OPEN / HALF_OPEN, zero once CLOSED again).
+   * Slow successes under `BreakerRule.slowCalls` are not errors: they show in `window.slowCalls`, so a breaker opened
+   * by slow calls alone reports 0 here.
+   */
   readonly consecutiveFailures: number
   /** How many times the breaker has opened (CLOSED → OPEN and HALF_OPEN → OPEN) since it was made. */
   readonly opens: number
