@@ -13,6 +13,7 @@ import { peerNames } from "./contenders.js"
 import { runHappy } from "./happy.js"
 import { runLadder } from "./ladder.js"
 import { runOutage } from "./outage.js"
+import { policiesMarkdown, type PoliciesResult, runPolicies } from "./policies.js"
 import { runReconcile } from "./reconcile.js"
 import { runRecovery } from "./recovery.js"
 import { runRemote } from "./remote.js"
@@ -35,7 +36,8 @@ const settings = quick
     breaker: { rounds: 3, steadfastOps: 300_000, peerOps: 50_000, maxMs: 200 },
     recovery: { stallMs: 1000, boundMs: 4000 },
     outage: { seconds: 3, warmupMs: 200, drainMs: 300 },
-    reconcile: { repeats: 1, holdMs: 1500, boundMs: 30_000 }
+    reconcile: { repeats: 1, holdMs: 1500, boundMs: 30_000 },
+    policies: { rounds: 3, durationMs: 30, warmupMs: 50 }
   }
   : {
     happy: { rounds: 5, durationMs: 400, warmupMs: 200, keyspace: 10_000 },
@@ -45,12 +47,15 @@ const settings = quick
     breaker: { rounds: 5, steadfastOps: 2_000_000, peerOps: 300_000, maxMs: 800 },
     recovery: { stallMs: 3000, boundMs: 8000 },
     outage: { seconds: 30, warmupMs: 2000, drainMs: 3000 },
-    reconcile: { repeats: 3, holdMs: 1500, boundMs: 30_000 }
+    reconcile: { repeats: 3, holdMs: 1500, boundMs: 30_000 },
+    policies: { rounds: 11, durationMs: 50, warmupMs: 150 }
   }
 const rounds = args.rounds ?? undefined
 const deadlineMs = 500
 const ratePerSec = 200
 const halfOpenAfterMs = 1000
+
+const needsRedis = args.only.some((s) => s !== "policies")
 
 const machine = async () => {
   const cpuinfo = (() => {
@@ -60,18 +65,25 @@ const machine = async () => {
       return ""
     }
   })()
-  const admin = new Redis({ ...shared, lazyConnect: true })
-  await admin.connect()
-  const info = await admin.info("server")
-  await admin.quit()
+  // `--only policies` needs no Redis: do not ask it for its version then.
+  const info = needsRedis
+    ? await (async () => {
+      const admin = new Redis({ ...shared, lazyConnect: true })
+      await admin.connect()
+      const text = await admin.info("server")
+      await admin.quit()
+      return text
+    })()
+    : undefined
   return {
     nproc: Os.availableParallelism(),
     cpuModel: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1]?.trim() ?? Os.cpus()[0]?.model ?? "unknown",
     memoryGB: Math.round((Os.totalmem() / 1024 ** 3) * 10) / 10,
     node: process.version,
-    redis: /redis_version:(\S+)/.exec(info)?.[1] ?? "unknown",
+    redis: info === undefined ? "not used" : /redis_version:(\S+)/.exec(info)?.[1] ?? "unknown",
     platform: `${Os.type()} ${Os.release()} ${Os.arch()}`,
-    exposeGc: hasGc()
+    exposeGc: hasGc(),
+    loadAverage: Os.loadavg().map((v) => Math.round(v * 100) / 100)
   }
 }
 
@@ -178,13 +190,39 @@ const main = async () => {
     }
   }
 
+  // Policies (issue 11): CPU only, no Redis; last, so it does not change what the other scenarios measure.
+  let policies: PoliciesResult | undefined
+  if (args.only.includes("policies")) {
+    policies = await runPolicies({
+      rounds: rounds ?? settings.policies.rounds,
+      durationMs: settings.policies.durationMs,
+      warmupMs: settings.policies.warmupMs,
+      // No gc() between measurements here: a forced full GC leaves the next async (Promise) loops several times slower
+      // for a while (measured: 20-30 µs instead of ~1 µs per Effect.tryPromise call in the first 50 ms after gc()).
+      gcBetween: false,
+      verbose: args.verbose,
+      runtime
+    })
+  }
+
   const seconds = (now() - started) / 1000
   const text = `## Results (${meta.mode}, ${meta.date})\n\n` +
-    `Machine: ${meta.machine.nproc} cores, ${meta.machine.cpuModel}, ${meta.machine.memoryGB} GB, ${meta.machine.platform}, Node ${meta.machine.node}, Redis ${meta.machine.redis}. Wall time ${seconds.toFixed(0)} s.\n\n` +
-    markdown(results)
+    `Machine: ${meta.machine.nproc} cores, ${meta.machine.cpuModel}, ${meta.machine.memoryGB} GB, ${meta.machine.platform}, Node ${meta.machine.node}, Redis ${meta.machine.redis}. Load average (1/5/15 min) at the start ${meta.machine.loadAverage.join(" / ")}. Wall time ${seconds.toFixed(0)} s.\n\n` +
+    markdown(results) +
+    (policies === undefined ? "" : `\n${policiesMarkdown(policies)}`)
   process.stdout.write(text)
   if (args.json !== undefined) {
-    writeFileSync(args.json, JSON.stringify({ ...meta, wallSeconds: seconds, settings, results, targets: targets(results) }, null, 2) + "\n")
+    writeFileSync(args.json, JSON.stringify(
+        {
+          ...meta,
+          wallSeconds: seconds,
+          settings,
+          results: policies === undefined ? results : { ...results, policies },
+          targets: policies === undefined ? targets(results) : [...targets(results), ...policies.targets]
+        },
+        null,
+        2
+      ) + "\n")
     log(`wrote ${args.json}`)
   }
 }
