@@ -10,7 +10,16 @@
  *
  * @since 0.1.0
  */
-import { CircuitBreaker, type CircuitOpenError, type Errors, type PermanentError, Retry, TransientError } from "@steadfast/resilience"
+import {
+  Bulkhead,
+  type BulkheadRejectedError,
+  CircuitBreaker,
+  type CircuitOpenError,
+  type Errors,
+  type PermanentError,
+  Retry,
+  TransientError
+} from "@steadfast/resilience"
 import { RedisConfig, RedisConnection } from "@steadfast/redis"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
@@ -40,7 +49,7 @@ export type Operation = "get" | "getMany" | "set" | "setMany" | "delete" | "reco
  * @since 0.1.0
  * @category models
  */
-export type RedisCacheError = TransientError | PermanentError | CircuitOpenError
+export type RedisCacheError = TransientError | PermanentError | CircuitOpenError | BulkheadRejectedError
 
 /**
  * - `keyPrefix`: prepended to every Redis key (default none).
@@ -55,6 +64,10 @@ export type RedisCacheError = TransientError | PermanentError | CircuitOpenError
  * - `coalesce`: concurrent `get`s share one `MGET` and concurrent `set`s one `MSET` or pipeline (default true; see
  *   `RedisConnection.getBatched` / `setBatched`). With it, a key holding a non-string value reads as a miss instead of
  *   failing with `wrong_type`.
+ * - `bulkhead`: at most `maxConcurrent` Redis calls of this cache at once (retries included), `maxQueue` more waiting
+ *   (default 0), optionally for at most `queueTimeout`; the others fail at once with `BulkheadRejectedError` (the
+ *   resilient cache answers them from memory), so a slow Redis cannot pile up thousands of waiting fibers. Default
+ *   none. A rejection is not a failure of Redis: the breaker does not count it.
  * - `logInterval`: at most one failure log per operation and reason per interval (default 1 second).
  *
  * @since 0.1.0
@@ -72,6 +85,7 @@ export interface Options {
   /** A breaker to share (e.g. across caches on one connection); overrides `breaker` and `breakers`. */
   readonly circuitBreaker?: CircuitBreaker.CircuitBreaker | undefined
   readonly coalesce?: boolean | undefined
+  readonly bulkhead?: Omit<Bulkhead.Options, "name"> | undefined
   readonly logInterval?: Duration.DurationInput | undefined
 }
 
@@ -149,7 +163,12 @@ export interface RedisCache extends CacheService<RedisCacheError> {
  */
 export const RedisCache = Context.GenericTag<RedisCache>("@steadfast/cache/RedisCache")
 
-const reasonOf = (error: RedisCacheError): string => error._tag === "CircuitOpenError" ? "circuit_open" : error.reason
+const reasonOf = (error: RedisCacheError): string =>
+  error._tag === "CircuitOpenError"
+    ? "circuit_open"
+    : error._tag === "BulkheadRejectedError"
+    ? `bulkhead_${error.reason}`
+    : error.reason
 
 const writes: ReadonlySet<Operation> = new Set(["set", "setMany", "delete", "reconcile"])
 
@@ -187,6 +206,7 @@ export const make = (
     const writeBreaker = split ? yield* CircuitBreaker.make(writeOptions) : breaker
     const breakers = { reads: breaker, writes: writeBreaker }
     const breakerOf = (operation: Operation) => writes.has(operation) ? writeBreaker : breaker
+    const bulkhead = options.bulkhead === undefined ? undefined : yield* Bulkhead.make({ ...options.bulkhead, name: "redis" })
     const policies = { ...defaultRetry(connection.config), ...options.retry }
     const prefix = options.keyPrefix ?? ""
     const coalesce = options.coalesce ?? true
@@ -235,7 +255,7 @@ export const make = (
 
     // One line per (operation, reason) per window; the lines in between are counted and reported with the next.
     const lastLogged = new Map<string, { at: number; suppressed: number }>()
-    const logFailure = (operation: Operation, error: TransientError | PermanentError) => {
+    const logFailure = (operation: Operation, error: TransientError | PermanentError | BulkheadRejectedError) => {
       const id = `${operation}:${error.reason}`
       const now = clock.unsafeCurrentTimeMillis()
       const seen = lastLogged.get(id)
@@ -252,6 +272,7 @@ export const make = (
             error_type: error.reason,
             error_class: error._tag,
             error_message: error.message,
+            ...(bulkhead === undefined ? {} : { bulkhead_running: bulkhead.unsafeSnapshot().running }),
             error_count: snapshot.consecutiveFailures,
             circuit_breaker_state: snapshot.state,
             suppressed_since_last_log: seen?.suppressed ?? 0
@@ -327,7 +348,7 @@ export const make = (
         : Effect.map(logFailure(operation, error), () => orElse(error))
     }
 
-    const guard = <A, B>(
+    const guarded = <A, B>(
       operation: Operation,
       call: Effect.Effect<A, Errors.RedisFailure>,
       onSuccess: (a: A) => B,
@@ -379,6 +400,21 @@ export const make = (
         })
       })
 
+    /** `guarded`, inside the bulkhead when there is one: a rejected call is counted and answered like a failure. */
+    const guard = <A, B>(
+      operation: Operation,
+      call: Effect.Effect<A, Errors.RedisFailure>,
+      onSuccess: (a: A) => B,
+      orElse?: (error: RedisCacheError) => B
+    ): Effect.Effect<B, RedisCacheError> => {
+      if (bulkhead === undefined) return guarded(operation, call, onSuccess, orElse)
+      const inner = guarded(operation, call, onSuccess, orElse)
+      return Effect.suspend(() => {
+        const start = clock.unsafeCurrentTimeNanos()
+        return Effect.catchTag(bulkhead.execute(inner), "BulkheadRejectedError", (error) => failed(operation, error, start, orElse))
+      })
+    }
+
     const found = (value: string | null): Option.Option<string> => {
       if (value === null) {
         recorder.miss()
@@ -427,7 +463,12 @@ export const make = (
       getManyMaxRetries: policies.getMany.maxRetries,
       setMaxRetries: policies.set.maxRetries,
       setManyMaxRetries: policies.setMany.maxRetries,
-      deleteMaxRetries: policies.delete.maxRetries
+      deleteMaxRetries: policies.delete.maxRetries,
+      ...(bulkhead === undefined ? {} : (({ maxConcurrent, maxQueue, queueTimeout }) => ({
+        bulkheadMaxConcurrent: maxConcurrent,
+        bulkheadMaxQueue: maxQueue,
+        ...(Duration.isFinite(queueTimeout) ? { bulkheadQueueTimeoutMs: Duration.toMillis(queueTimeout) } : {})
+      }))(bulkhead.unsafeSnapshot()))
     })
 
     const unchecked: UncheckedOperations = {

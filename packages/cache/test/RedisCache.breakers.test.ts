@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { BreakerRule, Retry } from "@steadfast/resilience"
 import { RedisConnection } from "@steadfast/redis"
-import { RedisServer } from "@steadfast/testing"
+import { ChaosProxy, RedisServer } from "@steadfast/testing"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -111,6 +112,78 @@ describe("Per-operation breakers (breakers: { reads, writes })", () => {
         Effect.provide(
           RedisCache.layer({ breaker: { rule: BreakerRule.countWindow({ size: 10, failureRatio: 0.5 }) } }).pipe(
             Layer.provide(connection(server.url))
+          )
+        )
+      )
+    }).pipe(Effect.scoped))
+})
+
+describe("A bulkhead in front of Redis (bulkhead: { maxConcurrent, maxQueue })", () => {
+  /** Every reply held back 300 ms: a slow Redis. */
+  const slowRedis = Effect.gen(function*() {
+    const server = yield* RedisServer.make()
+    const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+    return { server, proxy }
+  })
+
+  it.live("a slow Redis: at most maxConcurrent + maxQueue calls wait for it, the others are answered from memory at once", () =>
+    Effect.gen(function*() {
+      const { proxy } = yield* slowRedis
+      yield* Effect.gen(function*() {
+        const cache = yield* Cache
+        yield* cache.set("k", "v")
+        yield* proxy.setFault(ChaosProxy.Latency({ upstream: 0, downstream: "300 millis" }))
+        const timed = (effect: Effect.Effect<Option.Option<string>>) =>
+          Effect.map(Effect.timed(effect), ([d, value]) => ({ ms: Duration.toMillis(d), value }))
+        const results = yield* Effect.forEach(Array.from({ length: 40 }), () => timed(cache.get("k")), {
+          concurrency: "unbounded"
+        })
+        // Every caller got the value (from Redis or from memory's mirror of it)...
+        expect(results.every((r) => Option.getOrUndefined(r.value) === "v")).toBe(true)
+        // ...and only 4 running + 2 queued waited for the slow replies; 34 were answered at once.
+        const waited = results.filter((r) => r.ms >= 250).length
+        expect(waited).toBeLessThanOrEqual(6)
+        expect(results.filter((r) => r.ms < 100).length).toBeGreaterThanOrEqual(34)
+        const stats = yield* cache.stats
+        expect(stats.fallbacks).toBeGreaterThanOrEqual(34)
+        expect(stats.errors["bulkhead_queue_full"]).toBe(stats.fallbacks)
+        // A rejection is not a failure of Redis: the breaker did not count it.
+        expect(stats.circuitState).toBe("CLOSED")
+        expect(stats.failureCount).toBe(0)
+        expect(stats.config["bulkheadMaxConcurrent"]).toBe(4)
+        expect(stats.config["bulkheadMaxQueue"]).toBe(2)
+      }).pipe(
+        Effect.provide(
+          ResilientCache.layer({
+            keyPrefix: "bh:",
+            coalesce: false,
+            bulkhead: { maxConcurrent: 4, maxQueue: 2 },
+            breaker: { failureThreshold: 3 }
+          }).pipe(Layer.provide(RedisConnection.layer({ url: proxy.url(), commandTimeout: "2 seconds" })))
+        )
+      )
+    }).pipe(Effect.scoped))
+
+  it.live("the strict cache: a call beyond the bulkhead fails at once with BulkheadRejectedError", () =>
+    Effect.gen(function*() {
+      const { proxy } = yield* slowRedis
+      yield* Effect.gen(function*() {
+        const cache = yield* RedisCache.RedisCache
+        yield* cache.set("k", "v")
+        yield* proxy.setFault(ChaosProxy.Latency({ upstream: 0, downstream: "300 millis" }))
+        const results = yield* Effect.forEach(Array.from({ length: 5 }), () => Effect.either(cache.get("k")), {
+          concurrency: "unbounded"
+        })
+        const rejected = results.filter((r) => r._tag === "Left")
+        expect(results.filter((r) => r._tag === "Right")).toHaveLength(2)
+        expect(rejected).toHaveLength(3)
+        for (const r of rejected) {
+          if (r._tag === "Left") expect(r.left).toMatchObject({ _tag: "BulkheadRejectedError", reason: "queue_full", maxConcurrent: 2 })
+        }
+      }).pipe(
+        Effect.provide(
+          RedisCache.layer({ coalesce: false, bulkhead: { maxConcurrent: 2 } }).pipe(
+            Layer.provide(RedisConnection.layer({ url: proxy.url(), commandTimeout: "2 seconds" }))
           )
         )
       )
