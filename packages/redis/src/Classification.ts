@@ -88,6 +88,11 @@ export const rules: ReadonlyArray<Rule> = [
   transient("connection_closed", { name: ["MaxRetriesPerRequestError"] }),
   transient("timeout", { message: /^Command timed out/i }),
   transient("socket_timeout", { message: /^Socket timeout/i }),
+  // Sentinel (ioredis' SentinelConnector). A pass over every sentinel failed: no command was sent. The last
+  // sentinel refusing our password will refuse it next time too; anything else (refused, timed out, or every
+  // sentinel answering that it knows no such master) is retried.
+  permanent("auth", { message: /^All sentinels are unreachable.*Last error: (NOAUTH|WRONGPASS)/i }),
+  transient("host_unreachable", { message: /^All sentinels are unreachable/i }, "not_sent"),
   // Redis replies that may go away
   transient("loading", { replyPrefix: ["LOADING"] }, "rejected"),
   transient("busy", { replyPrefix: ["BUSY"] }, "rejected"),

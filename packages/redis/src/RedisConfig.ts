@@ -20,8 +20,17 @@ import { readFileSync } from "node:fs"
  * @category models
  */
 export interface RedisConfig {
-  /** `redis://[user:pass@]host:port[/db]` or `rediss://...` (TLS, certificate verification on). */
+  /**
+   * `redis://[user:pass@]host:port[/db]` or `rediss://...` (TLS, certificate verification on); or a Sentinel set:
+   * `redis+sentinel://[user:pass@]host:port[,host:port...]/master-name[/db]` (`rediss+sentinel://`: TLS to the
+   * data nodes and to the sentinels). The user and password are the data nodes'.
+   */
   readonly url: Redacted.Redacted<string>
+  /**
+   * `REDIS_SENTINEL_PASSWORD`, or `sentinelPassword` in code: the password of the sentinels themselves (their own
+   * `requirepass`), when they have one. Only for a `redis+sentinel://` URL.
+   */
+  readonly sentinelPassword: Option.Option<Redacted.Redacted<string>>
   /** `CACHE_SOCKET_CONNECT_TIMEOUT_MS`: how long one TCP/TLS connect may take. */
   readonly connectTimeout: Duration.Duration
   /** `CACHE_SOCKET_TIMEOUT_MS`: the deadline of every command, enforced by Effect and by the socket. */
@@ -48,6 +57,7 @@ export interface RedisConfig {
  */
 export interface Options {
   readonly url: string | Redacted.Redacted<string>
+  readonly sentinelPassword?: string | Redacted.Redacted<string>
   readonly connectTimeout?: Duration.DurationInput
   readonly commandTimeout?: Duration.DurationInput
   readonly healthCheckInterval?: Duration.DurationInput
@@ -76,12 +86,24 @@ export const defaults = {
 } as const
 
 /**
- * The parts of a Redis URL the connection needs. `password` stays `Redacted`.
+ * A `host:port` pair.
  *
- * @since 0.1.0
+ * @since 0.3.0
  * @category models
  */
-export interface ParsedUrl {
+export interface Address {
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * A single server: `redis://` / `rediss://`. `password` stays `Redacted`.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface StandaloneUrl {
+  readonly topology: "standalone"
   readonly tls: boolean
   readonly host: string
   readonly port: number
@@ -91,20 +113,125 @@ export interface ParsedUrl {
 }
 
 /**
- * Parses a Redis URL. The error message never contains the URL itself (it may hold a password).
+ * A Sentinel set: `redis+sentinel://` / `rediss+sentinel://`. The sentinels are asked for the primary of
+ * `masterName`; `username` / `password` authenticate to the data nodes (the sentinels' own password is
+ * {@link RedisConfig.sentinelPassword}); `tls` applies to the data nodes and to the sentinels.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface SentinelUrl {
+  readonly topology: "sentinel"
+  readonly tls: boolean
+  readonly sentinels: ReadonlyArray<Address>
+  readonly masterName: string
+  readonly db: number
+  readonly username: Option.Option<string>
+  readonly password: Option.Option<Redacted.Redacted<string>>
+}
+
+/**
+ * The parts of a Redis URL the connection needs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ParsedUrl = StandaloneUrl | SentinelUrl
+
+/** The port of a sentinel given without one (Redis Sentinel's default). */
+export const defaultSentinelPort = 26379
+
+const decode = (s: string) => {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    return s
+  }
+}
+
+const sentinelForm = "redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db]"
+
+const parsePort = (text: string, fallback: number): number | undefined => {
+  if (text === "") return fallback
+  if (!/^[0-9]+$/.test(text)) return undefined
+  const port = Number(text)
+  return port >= 1 && port <= 65535 ? port : undefined
+}
+
+/**
+ * `redis+sentinel://` / `rediss+sentinel://`, parsed by hand: WHATWG `URL` cannot hold a list of hosts.
+ * Messages name the position of a bad host, never the URL (it may hold a password).
+ */
+const parseSentinelUrl = (text: string, tls: boolean): Either.Either<SentinelUrl, string> => {
+  const rest = text.slice(text.indexOf("://") + 3)
+  if (/[?#]/.test(rest)) return Either.left(`has a query or fragment: expected ${sentinelForm}`)
+  // The user info ends at the last "@" (a password's own "@" and "/" should be percent-encoded, but a raw "@" works).
+  const at = rest.lastIndexOf("@")
+  const userinfo = at >= 0 ? rest.slice(0, at) : undefined
+  const afterUser = at >= 0 ? rest.slice(at + 1) : rest
+  const slash = afterUser.indexOf("/")
+  const hostList = slash >= 0 ? afterUser.slice(0, slash) : afterUser
+  const path = slash >= 0 ? afterUser.slice(slash + 1) : ""
+  if (hostList === "") return Either.left(`has no sentinel hosts: expected ${sentinelForm}`)
+  const sentinels: Array<Address> = []
+  const entries = hostList.split(",")
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!
+    const position = `sentinel host ${i + 1} of ${entries.length}`
+    if (entry === "") return Either.left(`has an empty ${position}: expected ${sentinelForm}`)
+    const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(.*))?$/.exec(entry)
+    if (m === null) return Either.left(`has an invalid ${position} (expected host:port or [ipv6]:port)`)
+    const host = decode(m[1] ?? m[2] ?? "")
+    if (host === "") return Either.left(`has an empty ${position}`)
+    const port = parsePort(m[3] ?? "", defaultSentinelPort)
+    if (port === undefined) return Either.left(`has an invalid port in ${position}`)
+    sentinels.push({ host, port })
+  }
+  const segments = path === "" ? [] : path.split("/")
+  if (segments.length > 0 && segments[segments.length - 1] === "") segments.pop()
+  const masterName = segments[0] === undefined ? "" : decode(segments[0])
+  if (masterName === "") return Either.left(`has no master name in its path: expected ${sentinelForm}`)
+  if (segments.length > 2) return Either.left(`has too many path segments: expected ${sentinelForm}`)
+  const dbText = segments[1] ?? ""
+  const db = dbText === "" ? 0 : /^[0-9]+$/.test(dbText) ? Number(dbText) : Number.NaN
+  if (!Number.isInteger(db) || db < 0) return Either.left("has an invalid database number in its path")
+  let username: Option.Option<string> = Option.none()
+  let password: Option.Option<Redacted.Redacted<string>> = Option.none()
+  if (userinfo !== undefined) {
+    const colon = userinfo.indexOf(":")
+    const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo
+    const pass = colon >= 0 ? userinfo.slice(colon + 1) : ""
+    username = user === "" ? Option.none() : Option.some(decode(user))
+    password = pass === "" ? Option.none() : Option.some(Redacted.make(decode(pass)))
+  }
+  return Either.right({ topology: "sentinel", tls, sentinels, masterName, db, username, password })
+}
+
+/**
+ * Parses a Redis URL: `redis://` / `rediss://` (one server) or `redis+sentinel://` / `rediss+sentinel://` (a
+ * Sentinel set). The error message never contains the URL itself (it may hold a password).
  *
  * @since 0.1.0
  * @category parsing
  */
 export const parseUrl = (url: Redacted.Redacted<string>): Either.Either<ParsedUrl, string> => {
+  const text = Redacted.value(url)
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text)?.[1]?.toLowerCase()
+  if (scheme === "redis+sentinel" || scheme === "rediss+sentinel") {
+    return parseSentinelUrl(text, scheme === "rediss+sentinel")
+  }
   let parsed: URL
   try {
-    parsed = new URL(Redacted.value(url))
+    parsed = new URL(text)
   } catch {
-    return Either.left("is not a valid URL (expected redis://[user:password@]host:port[/db] or rediss://...)")
+    return Either.left(
+      "is not a valid URL (expected redis://[user:password@]host:port[/db], rediss://..., or " + sentinelForm + ")"
+    )
   }
   if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
-    return Either.left(`has scheme "${parsed.protocol}": expected redis: or rediss:`)
+    return Either.left(
+      `has scheme "${parsed.protocol}": expected redis:, rediss:, redis+sentinel: or rediss+sentinel:`
+    )
   }
   if (parsed.hostname === "") return Either.left("has no host")
   const port = parsed.port === "" ? 6379 : Number(parsed.port)
@@ -112,14 +239,8 @@ export const parseUrl = (url: Redacted.Redacted<string>): Either.Either<ParsedUr
   const path = parsed.pathname.replace(/^\//, "")
   const db = path === "" ? 0 : Number(path)
   if (!Number.isInteger(db) || db < 0) return Either.left("has an invalid database number in its path")
-  const decode = (s: string) => {
-    try {
-      return decodeURIComponent(s)
-    } catch {
-      return s
-    }
-  }
   return Either.right({
+    topology: "standalone",
     tls: parsed.protocol === "rediss:",
     // URL keeps IPv6 literals bracketed; sockets want them bare.
     host: parsed.hostname.replace(/^\[(.*)\]$/, "$1"),
@@ -129,6 +250,18 @@ export const parseUrl = (url: Redacted.Redacted<string>): Either.Either<ParsedUr
     password: parsed.password === "" ? Option.none() : Option.some(Redacted.make(decode(parsed.password)))
   })
 }
+
+/**
+ * The address a connection names as its server (spans, `RedisConnection.server`): the server itself, or for a
+ * Sentinel set the first sentinel (the primary changes at every failover; ask the sentinels).
+ *
+ * @since 0.3.0
+ * @category utils
+ */
+export const serverOf = (url: ParsedUrl): { readonly host: string; readonly port: number; readonly tls: boolean } =>
+  url.topology === "standalone"
+    ? { host: url.host, port: url.port, tls: url.tls }
+    : { host: url.sentinels[0]!.host, port: url.sentinels[0]!.port, tls: url.tls }
 
 const ConfigErrorInvalid = (path: Array<string>, message: string) => ConfigError.InvalidData(path, message)
 
@@ -170,6 +303,9 @@ const urlConfig = Config.redacted("REDIS_URL").pipe(
  */
 export const config: Config.Config<RedisConfig> = Config.all({
   url: urlConfig,
+  sentinelPassword: Config.option(Config.redacted("REDIS_SENTINEL_PASSWORD")).pipe(
+    Config.map(Option.filter((p) => Redacted.value(p) !== ""))
+  ),
   connectTimeout: positiveInt("CACHE_SOCKET_CONNECT_TIMEOUT_MS", 2000).pipe(Config.map(Duration.millis)),
   commandTimeout: positiveInt("CACHE_SOCKET_TIMEOUT_MS", 2000).pipe(Config.map(Duration.millis)),
   healthCheckInterval: positiveSeconds("CACHE_HEALTH_CHECK_INTERVAL", defaults.healthCheckInterval),
@@ -215,8 +351,12 @@ export const fromOptions = (options: Options): Either.Either<RedisConfig, Config
       : Number.isInteger(input) && input >= min
       ? Either.right(input)
       : Either.left(ConfigErrorInvalid([name], `${name} must be an integer >= ${min}`))
+  const sentinelPassword = options.sentinelPassword === undefined
+    ? Option.none()
+    : Option.some(Redacted.isRedacted(options.sentinelPassword) ? options.sentinelPassword : Redacted.make(options.sentinelPassword))
   return Either.all({
     url: Either.right(url),
+    sentinelPassword: Either.right(Option.filter(sentinelPassword, (p) => Redacted.value(p) !== "")),
     connectTimeout: duration("connectTimeout", options.connectTimeout, defaults.connectTimeout),
     commandTimeout: duration("commandTimeout", options.commandTimeout, defaults.commandTimeout),
     healthCheckInterval: duration("healthCheckInterval", options.healthCheckInterval, defaults.healthCheckInterval),
@@ -237,16 +377,30 @@ export const fromOptions = (options: Options): Either.Either<RedisConfig, Config
  */
 export const describe = (config: RedisConfig): Record<string, string | number | boolean> => {
   const parsed = parseUrl(config.url)
+  const host = (h: string) => (h.includes(":") ? `[${h}]` : h)
+  const auth = (p: ParsedUrl) =>
+    Option.isSome(p.password) ? `${Option.getOrElse(p.username, () => "")}:<redacted>@` :
+    Option.isSome(p.username) ? `${p.username.value}@` : ""
   const url = Either.match(parsed, {
     onLeft: () => "<invalid>",
     onRight: (p) =>
-      `${p.tls ? "rediss" : "redis"}://${
-        Option.isSome(p.password) ? `${Option.getOrElse(p.username, () => "")}:<redacted>@` :
-        Option.isSome(p.username) ? `${p.username.value}@` : ""
-      }${p.host.includes(":") ? `[${p.host}]` : p.host}:${p.port}/${p.db}`
+      p.topology === "standalone"
+        ? `${p.tls ? "rediss" : "redis"}://${auth(p)}${host(p.host)}:${p.port}/${p.db}`
+        : `${p.tls ? "rediss" : "redis"}+sentinel://${auth(p)}${
+          p.sentinels.map((s) => `${host(s.host)}:${s.port}`).join(",")
+        }/${encodeURIComponent(p.masterName)}/${p.db}`
   })
+  const topology: Record<string, string | number | boolean> = Either.isRight(parsed) && parsed.right.topology === "sentinel"
+    ? {
+      topology: "sentinel",
+      sentinels: parsed.right.sentinels.map((s) => `${host(s.host)}:${s.port}`).join(","),
+      masterName: parsed.right.masterName,
+      sentinelPassword: Option.isSome(config.sentinelPassword) ? "<redacted>" : "none"
+    }
+    : { topology: "standalone" }
   return {
     url,
+    ...topology,
     tls: Either.isRight(parsed) && parsed.right.tls,
     connectTimeoutMs: Duration.toMillis(config.connectTimeout),
     commandTimeoutMs: Duration.toMillis(config.commandTimeout),

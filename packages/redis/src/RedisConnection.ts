@@ -176,8 +176,7 @@ export const batchedCommands: ReadonlyArray<string> = ["mget", "mset"]
 export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.ParsedUrl): RedisOptions => {
   const deadline = Duration.toMillis(config.commandTimeout)
   const options: RedisOptions = {
-    host: url.host,
-    port: url.port,
+    ...(url.topology === "standalone" ? { host: url.host, port: url.port } : {}),
     db: url.db,
     lazyConnect: true,
     connectTimeout: Duration.toMillis(config.connectTimeout),
@@ -211,14 +210,71 @@ export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.
   }
   if (Option.isSome(url.username)) options.username = url.username.value
   if (Option.isSome(url.password)) options.password = Redacted.value(url.password.value)
-  if (url.tls) {
-    options.tls = {
-      rejectUnauthorized: true,
-      ...(isIP(url.host) === 0 ? { servername: url.host } : {}),
-      ...(Option.isSome(config.tlsCa) ? { ca: config.tlsCa.value } : {})
+  if (url.topology === "standalone") {
+    if (url.tls) {
+      options.tls = {
+        rejectUnauthorized: true,
+        ...(isIP(url.host) === 0 ? { servername: url.host } : {}),
+        ...(Option.isSome(config.tlsCa) ? { ca: config.tlsCa.value } : {})
+      }
     }
+    return options
   }
-  return options
+  return Object.assign(options, sentinelOptions(config, url, deadline))
+}
+
+/**
+ * What a Sentinel set adds to {@link clientOptions} (read in ioredis 6.0's `connectors/SentinelConnector/`; the
+ * figures are packages/testing/TOPOLOGIES.md's):
+ *
+ * - `failoverDetector: true` (ioredis: off). Sentinel does not demote the old primary at a failover: it stays a
+ *   primary for ~10 s, and a client that is not told keeps writing there. Measured: 477-484 writes acknowledged by
+ *   the old primary after a `SENTINEL FAILOVER`, 476-483 of them lost when it resynced as a replica, for 11.2 s;
+ *   with the detector (a subscription to `+switch-master` on the sentinels that drops the socket at once, which then
+ *   asks the sentinels again), 1 write after the switch and none lost.
+ * - `sentinelRetryStrategy`: the pause after a pass over every sentinel failed, and so how often the
+ *   "All sentinels are unreachable" error comes. ioredis: `min(10 * n, 1000)` ms; here the reconnect backoff (50 ms
+ *   doubling to 500 ms, jitter), 5 s while the last failure was permanent (a wrong sentinel password). It must stay a
+ *   number: `null` makes ioredis end the client for good ("retry is disabled"), which no standalone socket ever does.
+ * - `sentinelCommandTimeout`: the command deadline (ioredis: none), so a sentinel that accepts the connection but
+ *   never answers `SENTINEL GET-MASTER-ADDR-BY-NAME` costs one deadline, then the next sentinel is asked. Each
+ *   sentinel's connect is bounded by `connectTimeout`, as a server's is.
+ * - `sentinelReconnectStrategy`: how soon the failover detector re-subscribes on a sentinel whose connection dropped
+ *   (ioredis: every 60 s, so a sentinel restart blinds that subscription for a minute): 100 ms doubling to 2 s.
+ * - `role: "master"` (ioredis' default, kept) and `sentinelMaxConnections: 10` (kept): the detector listens on up to
+ *   ten sentinels, so one dead sentinel does not hide a failover.
+ * - `reconnectOnError` for `READONLY`: a write that reaches a demoted primary (the detector missed the switch) drops
+ *   the socket, which asks the sentinels again; the write itself fails as a transient `read_only` (not re-sent).
+ * - TLS (`rediss+sentinel://`): `enableTLSForSentinelMode` for the data nodes (ioredis: plain TCP to them even when
+ *   `tls` is set), and `sentinelTLS` for the sentinels, both verifying certificates against `CACHE_TLS_CA_FILE` or the
+ *   system CAs. The data nodes' host names come from the sentinels, so no fixed `servername`.
+ * - `sentinelPassword`: the sentinels' own password (`REDIS_SENTINEL_PASSWORD`); the URL's user and password are the
+ *   data nodes'.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const sentinelOptions = (
+  config: RedisConfig.RedisConfig,
+  url: RedisConfig.SentinelUrl,
+  deadline: number = Duration.toMillis(config.commandTimeout)
+): Partial<RedisOptions> => {
+  const tls = url.tls
+    ? { rejectUnauthorized: true, ...(Option.isSome(config.tlsCa) ? { ca: config.tlsCa.value } : {}) }
+    : undefined
+  return {
+    sentinels: url.sentinels.map((s) => ({ host: s.host, port: s.port })),
+    name: url.masterName,
+    role: "master",
+    failoverDetector: true,
+    sentinelMaxConnections: 10,
+    sentinelRetryStrategy: (attempt: number) => reconnectDelay(attempt + 1),
+    sentinelReconnectStrategy: (attempt: number) => Math.min(100 * 2 ** Math.min(Math.max(attempt - 1, 0), 10), 2000),
+    sentinelCommandTimeout: deadline,
+    reconnectOnError: (error: Error) => (/^READONLY/.test(error.message) ? 1 : false),
+    ...(Option.isSome(config.sentinelPassword) ? { sentinelPassword: Redacted.value(config.sentinelPassword.value) } : {}),
+    ...(tls === undefined ? {} : { tls, enableTLSForSentinelMode: true, sentinelTLS: tls })
+  }
 }
 
 const quitTimeout = Duration.millis(1000)
@@ -255,17 +311,20 @@ export const make = (
       onLeft: (problem) => Effect.dieMessage(`invalid Redis URL: ${problem}`),
       onRight: Effect.succeed
     })
-    const secrets = Option.match(url.password, { onNone: () => [], onSome: (p) => [Redacted.value(p)] })
+    const secrets = [url.password, config.sentinelPassword].flatMap((p) =>
+      Option.match(p, { onNone: () => [], onSome: (p) => [Redacted.value(p)] })
+    )
+    const sentinel = url.topology === "sentinel"
     const options = clientOptions(config, url)
     const runtime = yield* Effect.runtime<never>()
     const runFork = Runtime.runFork(runtime)
     const clock = yield* Effect.clock
-    const server = { host: url.host, port: url.port, tls: url.tls }
+    const server = RedisConfig.serverOf(url)
     const spanAttributes = {
       "db.system.name": "redis",
       "db.namespace": String(url.db),
-      "server.address": url.host,
-      "server.port": url.port
+      "server.address": server.host,
+      "server.port": server.port
     }
 
     const clients: Array<Redis> = []
@@ -284,6 +343,15 @@ export const make = (
      * silent peer is not worth waiting for, unlike one to a peer that reset us. Cleared when it is ready again.
      */
     const silentPeer: Array<boolean> = []
+    /**
+     * Sentinel only: a whole pass over the sentinels failed since the socket was last ready ("All sentinels are
+     * unreachable"). ioredis keeps such a socket `connecting` while it asks them again: it is down, not about to be
+     * ready, so calls fail fast as they do while a standalone server refuses connections.
+     */
+    const sentinelsDown: Array<boolean> = []
+    /** Sentinel only: the timer that revives a socket ioredis ended on its own (see `open`). */
+    const revive: Array<ReturnType<typeof setTimeout> | undefined> = []
+    let closing = false
     const countReady = () => clients.reduce((n, c) => (c.status === "ready" ? n + 1 : n), 0)
     /**
      * Ready and writeable. After a reset, the socket is destroyed (unwriteable) a little before ioredis handles its
@@ -303,7 +371,15 @@ export const make = (
             retryStrategy: (attempt: number) => {
               reconnectAttempt[index] = attempt
               return permanentFailure[index] === undefined ? reconnectDelay(attempt) : permanentReconnectDelay
-            }
+            },
+            ...(sentinel
+              ? {
+                sentinelRetryStrategy: (attempt: number) => {
+                  sentinelsDown[index] = true
+                  return permanentFailure[index] === undefined ? reconnectDelay(attempt + 1) : permanentReconnectDelay
+                }
+              }
+              : {})
           } as RedisOptions & { replyMapping: "legacy" })
           let down = false
           client.on("error", (error: unknown) => {
@@ -327,6 +403,7 @@ export const make = (
             permanentFailure[index] = undefined
             reconnectAttempt[index] = 0
             silentPeer[index] = false
+            sentinelsDown[index] = false
             if (down) {
               down = false
               runFork(Effect.logInfo("redis connection ready again").pipe(Effect.annotateLogs({ socket: index })))
@@ -334,14 +411,31 @@ export const make = (
             publishPoolSize()
           })
           client.on("close", publishPoolSize)
+          if (sentinel) {
+            // ioredis ends a Sentinel client for good when a connect is cut short: the failover detector's
+            // `+switch-master` landing while the sentinels are being asked makes the connect fail with "Connection is
+            // closed." and the client `end`s, never to reconnect (a standalone client always reconnects). Revive it.
+            client.on("end", () => {
+              if (closing) return
+              reconnectAttempt[index] = (reconnectAttempt[index] ?? 0) + 1
+              revive[index] = setTimeout(() => {
+                revive[index] = undefined
+                if (!closing && client.status === "end") client.connect().catch(() => {})
+              }, permanentFailure[index] === undefined ? reconnectDelay(reconnectAttempt[index]!) : permanentReconnectDelay)
+            })
+          }
           clients[index] = client
           reconnectAttempt[index] = 0
           silentPeer[index] = false
+          sentinelsDown[index] = false
           lastUsed[index] = clock.unsafeCurrentTimeMillis()
           return client
         }),
         (client) =>
-          Effect.async<void>((resume) => {
+          Effect.sync(() => {
+            closing = true
+            clearTimeout(revive[index])
+          }).pipe(Effect.zipRight(Effect.async<void>((resume) => {
             // QUIT lets the server finish what it has; without a ready socket there is nothing to finish.
             if (client.status !== "ready") {
               client.disconnect(false)
@@ -349,7 +443,7 @@ export const make = (
             }
             client.once("end", () => resume(Effect.void))
             client.quit().catch(() => client.disconnect(false))
-          }).pipe(
+          }))).pipe(
             Effect.timeout(quitTimeout),
             Effect.ignore,
             // Only a client that has not ended: `disconnect` on an ended one arms ioredis' 2 s close timer.
@@ -640,7 +734,7 @@ export const make = (
           if (usable(client)) return "ready"
           if (
             dying(client) ||
-            (reconnectAttempt[i]! <= 1 && permanentFailure[i] === undefined && !silentPeer[i] &&
+            (reconnectAttempt[i]! <= 1 && permanentFailure[i] === undefined && !silentPeer[i] && !sentinelsDown[i] &&
               reconnecting.has(client.status))
           ) reconnectingNow = true
         }

@@ -580,7 +580,7 @@ export const make = (options: Options = {}): Effect.Effect<ScriptedConnection, n
 
     const connection = RedisConnection.RedisConnection.of({
       config,
-      server: { host: url.host, port: url.port, tls: url.tls },
+      server: RedisConfig.serverOf(url),
       execute: (operation) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           log.push({ command: "execute", keys: [], batched: false, outcome: permanent("unknown_command"), at: now, appliedAt: undefined })

@@ -26,6 +26,12 @@ const cases: ReadonlyArray<Case> = [
   ["in-flight flushed on close", named("MaxRetriesPerRequestError", "Reached the max retries per request limit (which is 0)."), "TransientError", "connection_closed"],
   ["ioredis commandTimeout", new Error("Command timed out"), "TransientError", "timeout"],
   ["ioredis socketTimeout", new Error("Socket timeout. Expecting data, but didn't receive any in 2000ms."), "TransientError", "socket_timeout"],
+  // Sentinel (ioredis' SentinelConnector and its failover detector)
+  ["all sentinels unreachable (refused)", new Error("All sentinels are unreachable. Retrying from scratch after 57ms. Last error: connect ECONNREFUSED 127.0.0.1:26379"), "TransientError", "host_unreachable"],
+  ["all sentinels unreachable (no master of that name)", new Error("All sentinels are unreachable. Retrying from scratch after 57ms."), "TransientError", "host_unreachable"],
+  ["all sentinels unreachable (wrong sentinel password)", new Error("All sentinels are unreachable. Retrying from scratch after 57ms. Last error: WRONGPASS invalid username-password pair or user is disabled."), "PermanentError", "auth"],
+  ["failover detector's disconnect (in flight)", named("MaxRetriesPerRequestError", "Reached the max retries per request limit (which is 0). Refer to \"maxRetriesPerRequest\" option for details."), "TransientError", "connection_closed"],
+  ["connect cut short by the failover detector", new Error("Connection is closed."), "TransientError", "connection_closed"],
   ["LOADING", reply("LOADING Redis is loading the dataset in memory"), "TransientError", "loading"],
   ["BUSY", reply("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."), "TransientError", "busy"],
   ["TRYAGAIN", reply("TRYAGAIN Multiple keys request during rehashing of slot"), "TransientError", "try_again"],
