@@ -133,7 +133,7 @@ describe("A bulkhead in front of Redis (bulkhead: { maxConcurrent, maxQueue })",
         const cache = yield* Cache
         yield* cache.set("k", "v")
         yield* proxy.setFault(ChaosProxy.Latency({ upstream: 0, downstream: "300 millis" }))
-        const timed = (effect: Effect.Effect<Option.Option<string>>) =>
+        const timed = <E>(effect: Effect.Effect<Option.Option<string>, E>) =>
           Effect.map(Effect.timed(effect), ([d, value]) => ({ ms: Duration.toMillis(d), value }))
         const results = yield* Effect.forEach(Array.from({ length: 40 }), () => timed(cache.get("k")), {
           concurrency: "unbounded"
