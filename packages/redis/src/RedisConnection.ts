@@ -110,6 +110,25 @@ export interface RedisConnection {
   readonly ping: Effect.Effect<void, Errors.RedisFailure>
   /** The status of each socket in the pool (`close` for one ioredis still calls ready whose stream is gone). */
   readonly status: Effect.Effect<ReadonlyArray<SocketStatus>>
+  /**
+   * Watches every socket of the pool until the scope closes: `watcher.ready(index, client)` for each socket ready now,
+   * and each time a socket becomes ready (first connect and every reconnect); `watcher.closed(index)` when one closes.
+   * `ready` runs synchronously inside ioredis' `ready` event, so what it sends on `client` is written before any other
+   * command can use the socket: for per-connection server state that a reconnect loses (`CLIENT TRACKING`, read by
+   * the hybrid cache). Optional so that test doubles need not provide it.
+   */
+  readonly watchSockets?: ((watcher: SocketWatcher) => Effect.Effect<void, never, Scope.Scope>) | undefined
+}
+
+/**
+ * See {@link RedisConnection.watchSockets}. Both callbacks must not throw.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface SocketWatcher {
+  readonly ready: (index: number, client: Redis) => void
+  readonly closed: (index: number) => void
 }
 
 /**
@@ -352,6 +371,7 @@ export const make = (
     /** Sentinel only: the timer that revives a socket ioredis ended on its own (see `open`). */
     const revive: Array<ReturnType<typeof setTimeout> | undefined> = []
     let closing = false
+    const watchers = new Set<SocketWatcher>()
     const countReady = () => clients.reduce((n, c) => (c.status === "ready" ? n + 1 : n), 0)
     /**
      * Ready and writeable. After a reset, the socket is destroyed (unwriteable) a little before ioredis handles its
@@ -409,8 +429,12 @@ export const make = (
               runFork(Effect.logInfo("redis connection ready again").pipe(Effect.annotateLogs({ socket: index })))
             }
             publishPoolSize()
+            for (const watcher of watchers) watcher.ready(index, client)
           })
-          client.on("close", publishPoolSize)
+          client.on("close", () => {
+            publishPoolSize()
+            for (const watcher of watchers) watcher.closed(index)
+          })
           if (sentinel) {
             // ioredis ends a Sentinel client for good when a connect is cut short: the failover detector's
             // `+switch-master` landing while the sentinels are being asked makes the connect fail with "Connection is
@@ -741,7 +765,15 @@ export const make = (
         return reconnectingNow ? "reconnecting" : "down"
       },
       // A socket ioredis still calls ready but whose stream is gone is closing (its `close` is on its way).
-      status: Effect.sync(() => clients.map((c) => (dying(c) ? "close" : c.status) as SocketStatus))
+      status: Effect.sync(() => clients.map((c) => (dying(c) ? "close" : c.status) as SocketStatus)),
+      watchSockets: (watcher) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            watchers.add(watcher)
+            clients.forEach((client, index) => client.status === "ready" && watcher.ready(index, client))
+          }),
+          () => Effect.sync(() => watchers.delete(watcher))
+        )
     })
   })
 
