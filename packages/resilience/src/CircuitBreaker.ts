@@ -38,7 +38,7 @@
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Context from "effect/Context"
-import { dual } from "effect/Function"
+import { isEffect } from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Queue from "effect/Queue"
@@ -252,10 +252,14 @@ export const isPermit: (u: Permit | Effect.Effect<never, CircuitOpenError>) => u
 export const protect: {
   (breaker: CircuitBreaker, operation?: string): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpenError, R>
   <A, E, R>(self: Effect.Effect<A, E, R>, breaker: CircuitBreaker, operation?: string): Effect.Effect<A, E | CircuitOpenError, R>
-} = dual(
-  (args) => args.length >= 2 && typeof (args[1] as CircuitBreaker)?.execute === "function",
-  <A, E, R>(self: Effect.Effect<A, E, R>, breaker: CircuitBreaker, operation = "call") => breaker.execute(operation, self)
-)
+} = function(first: unknown, second?: unknown, third?: unknown): any {
+  // Written out rather than with `dual`: its variadic form spreads `arguments` on every call, which measured at about
+  // the cost of the breaker itself (benchmarks/README.md, "Policies").
+  if (isEffect(first)) return (second as CircuitBreaker).execute((third as string | undefined) ?? "call", first)
+  const breaker = first as CircuitBreaker
+  const operation = (second as string | undefined) ?? "call"
+  return <A, E, R>(self: Effect.Effect<A, E, R>) => breaker.execute(operation, self)
+}
 
 /**
  * The service tag for a shared breaker, following Effect's own convention (`Clock.Clock`): the interface and the

@@ -71,7 +71,6 @@ class BulkheadImpl implements B.Bulkhead {
   tail: Waiter | undefined = undefined
   readonly rejectFull: Effect.Effect<never, BulkheadRejectedError>
   readonly timeoutError: BulkheadRejectedError
-  readonly releaseEffect: Effect.Effect<void>
 
   constructor(readonly config: Config) {
     const { maxConcurrent, maxQueue, name, queueTimeout } = config
@@ -96,16 +95,35 @@ class BulkheadImpl implements B.Bulkhead {
       queueTimeout,
       message: `${name}: no slot within the ${Duration.format(queueTimeout)} queue timeout (${limits})`
     })
-    this.releaseEffect = Effect.sync(() => this.release())
   }
 
+  /**
+   * One uninterruptible region from the slot's acquisition to its release: the slot cannot leak. A free slot is
+   * taken synchronously and released by the same `matchCauseEffect` that ends the call (which runs however the call
+   * ends, interruption included, since the region is uninterruptible outside `restore`): the path every call takes
+   * while the bulkhead has room costs one frame. Only a call that must wait goes through `acquire`.
+   */
   execute = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadRejectedError, R> =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(
-        this.acquire(restore),
-        // Uninterruptible from the slot's acquisition until `ensuring` holds it: the slot cannot leak.
-        () => Effect.ensuring(restore(self), this.releaseEffect)
-      )
+      Effect.suspend(() => {
+        const run = () =>
+          Effect.matchCauseEffect(restore(self), {
+            onFailure: (cause) => {
+              this.release()
+              return Effect.failCause(cause)
+            },
+            onSuccess: (a) => {
+              this.release()
+              return Effect.succeed(a)
+            }
+          })
+        // `running < maxConcurrent` implies nobody waits (the invariant above): taking the slot overtakes no one.
+        if (this.running < this.config.maxConcurrent) {
+          this.running++
+          return run()
+        }
+        return Effect.flatMap(this.acquire(restore), run)
+      })
     )
 
   unsafeSnapshot = (): B.Snapshot => ({
