@@ -298,6 +298,13 @@ export const sentinelOptions = (
 
 const quitTimeout = Duration.millis(1000)
 
+/**
+ * Sentinel only: how long writes to a primary whose failover has begun may wait for `+switch-master` before the
+ * fence is lifted anyway (a failover that neither completes nor aborts; Sentinel itself gives up after its
+ * `failover-timeout`, 3 minutes by default).
+ */
+const fenceTimeout = Duration.seconds(10)
+
 /** The tracer of a runtime nobody configured: Effect's in-process one. */
 const defaultTracer = Effect.runSync(Effect.tracer)
 
@@ -372,12 +379,26 @@ export const make = (
     const revive: Array<ReturnType<typeof setTimeout> | undefined> = []
     let closing = false
     const watchers = new Set<SocketWatcher>()
+    /**
+     * Sentinel only: the primary being failed over, or the last one demoted. Sentinel promotes a replica ~1 s before
+     * it announces the switch (`+switch-master`, after the other replicas are reconfigured), and the old primary keeps
+     * acknowledging writes meanwhile, writes the promoted replica never gets: measured, 158-163 of a writer's
+     * acknowledged writes lost at a `SENTINEL FAILOVER` with ioredis' failover detector alone. So the connection
+     * watches the sentinels' failover events itself: from `+selected-slave` (the leader chose the replica to
+     * promote) no command is sent on a socket connected to the old primary (it fails at once, `not_sent`); from
+     * `+switch-master` on, a socket that reaches the old primary again is dropped, until a later switch elects it.
+     * A failover that is aborted lifts the fence; one that never completes lifts it after {@link fenceTimeout}.
+     */
+    let fenced: { host: string; port: number; switched: boolean; timer: ReturnType<typeof setTimeout> | undefined } | undefined
+    const bare = (host: string | undefined) => (host ?? "").replace(/^::ffff:/, "")
+    const onFenced = (c: Redis) =>
+      fenced !== undefined && c.stream?.remotePort === fenced.port && bare(c.stream?.remoteAddress) === bare(fenced.host)
     const countReady = () => clients.reduce((n, c) => (c.status === "ready" ? n + 1 : n), 0)
     /**
      * Ready and writeable. After a reset, the socket is destroyed (unwriteable) a little before ioredis handles its
      * `close` (measured: up to tens of ms on a loaded loop): a command sent then fails with "Stream isn't writeable".
      */
-    const usable = (c: Redis) => c.status === "ready" && c.stream?.writable !== false
+    const usable = (c: Redis) => c.status === "ready" && c.stream?.writable !== false && !onFenced(c)
     /** Ready as ioredis says, but its socket is gone: the `close`, then the reconnect, are coming. */
     const dying = (c: Redis) => c.status === "ready" && c.stream?.writable === false
     const publishPoolSize = () => runFork(Metric.set(poolSizeGauge, countReady()))
@@ -424,6 +445,12 @@ export const make = (
             reconnectAttempt[index] = 0
             silentPeer[index] = false
             sentinelsDown[index] = false
+            if (fenced?.switched === true && onFenced(client)) {
+              // A sentinel that had not heard of the switch yet named the old primary: ask again.
+              runFork(Effect.logInfo("redis socket reached the demoted primary; reconnecting").pipe(Effect.annotateLogs({ socket: index })))
+              client.disconnect(true)
+              return
+            }
             if (down) {
               down = false
               runFork(Effect.logInfo("redis connection ready again").pipe(Effect.annotateLogs({ socket: index })))
@@ -436,6 +463,17 @@ export const make = (
             for (const watcher of watchers) watcher.closed(index)
           })
           if (sentinel) {
+            // ioredis' failover detector opens its own connections to the sentinels without an error listener, so a
+            // sentinel that goes away would print "[ioredis] Unhandled error event" at every reconnect. They exist once
+            // the socket has connected (ioredis 6.0 internals, read defensively).
+            client.on("connect", () => {
+              const detector = (client as unknown as {
+                connector?: { failoverDetector?: { sentinels?: Array<{ client?: Redis }> } | null }
+              }).connector?.failoverDetector
+              for (const s of detector?.sentinels ?? []) {
+                if (s.client !== undefined && s.client.listenerCount("error") === 0) s.client.on("error", () => {})
+              }
+            })
             // ioredis ends a Sentinel client for good when a connect is cut short: the failover detector's
             // `+switch-master` landing while the sentinels are being asked makes the connect fail with "Connection is
             // closed." and the client `end`s, never to reconnect (a standalone client always reconnects). Revive it.
@@ -470,8 +508,9 @@ export const make = (
           }))).pipe(
             Effect.timeout(quitTimeout),
             Effect.ignore,
-            // Only a client that has not ended: `disconnect` on an ended one arms ioredis' 2 s close timer.
-            Effect.ensuring(Effect.sync(() => client.status !== "end" && client.disconnect(false))),
+            // Only a client that has not ended: `disconnect` on an ended one arms ioredis' close timer. A Sentinel client
+            // is disconnected anyway: its failover detector's subscriptions to the sentinels end only there.
+            Effect.ensuring(Effect.sync(() => (sentinel || client.status !== "end") && client.disconnect(false))),
             Effect.interruptible
           )
       ).pipe(
@@ -490,11 +529,87 @@ export const make = (
         )
       )
 
+    const log = (level: "info" | "warning", message: string, annotations: Record<string, unknown>) =>
+      runFork((level === "info" ? Effect.logInfo(message) : Effect.logWarning(message)).pipe(Effect.annotateLogs(annotations)))
+    const liftFence = (why: string) => {
+      if (fenced === undefined) return
+      clearTimeout(fenced.timer)
+      log("info", "redis primary fence lifted", { primary: `${fenced.host}:${fenced.port}`, why })
+      fenced = undefined
+    }
+    /** One Sentinel event (channel, payload) for any master; only ours counts. */
+    const onSentinelEvent = (masterName: string, channel: string, message: string) => {
+      const words = message.split(" ")
+      if (channel === "+switch-master") {
+        // "<master> <old-ip> <old-port> <new-ip> <new-port>"
+        if (words[0] !== masterName || words.length < 5) return
+        const old = { host: words[1]!, port: Number(words[2]) }
+        const now = { host: words[3]!, port: Number(words[4]) }
+        if (fenced !== undefined) clearTimeout(fenced.timer)
+        fenced = { ...old, switched: true, timer: undefined }
+        log("info", "redis primary switched (Sentinel)", { from: `${old.host}:${old.port}`, to: `${now.host}:${now.port}` })
+        // ioredis' failover detector drops its socket on this message too; one that is still on the old primary (the
+        // detector missed it) is dropped here.
+        for (const c of clients) if (c.status === "ready" && c.stream?.writable !== false && onFenced(c)) c.disconnect(true)
+        return
+      }
+      const at = words.indexOf("@")
+      const master = at >= 0 ? words.slice(at + 1) : words[0] === "master" ? words.slice(1) : []
+      if (master[0] !== masterName || master.length < 3) return
+      const primary = { host: master[1]!, port: Number(master[2]) }
+      if (/^-failover-abort/.test(channel)) {
+        if (fenced !== undefined && !fenced.switched && fenced.port === primary.port) liftFence(channel)
+        return
+      }
+      if (channel === "+selected-slave" || channel === "+failover-state-send-slaveof-noone" || channel === "+promoted-slave") {
+        if (fenced !== undefined && !fenced.switched && fenced.port === primary.port && fenced.host === primary.host) return
+        if (fenced !== undefined) clearTimeout(fenced.timer)
+        const timer = setTimeout(() => {
+          if (fenced !== undefined && !fenced.switched) liftFence("no +switch-master in time")
+        }, Duration.toMillis(fenceTimeout))
+        fenced = { ...primary, switched: false, timer }
+        log("info", "redis primary fenced: a failover is under way (Sentinel)", { primary: `${primary.host}:${primary.port}`, event: channel })
+      }
+    }
+    const watchSentinels = (url: RedisConfig.SentinelUrl) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const extra = sentinelOptions(config, url)
+          return url.sentinels.map((address) => {
+            const watcher = new Redis({
+              host: address.host,
+              port: address.port,
+              ...(extra.sentinelPassword === undefined ? {} : { password: extra.sentinelPassword }),
+              ...(extra.sentinelTLS === undefined ? {} : { tls: extra.sentinelTLS }),
+              connectTimeout: Duration.toMillis(config.connectTimeout),
+              keepAlive: Duration.toMillis(config.keepAlive),
+              enableReadyCheck: false,
+              disableClientInfo: true,
+              maxRetriesPerRequest: null,
+              disconnectTimeout: 100,
+              retryStrategy: (attempt: number) => Math.min(100 * 2 ** Math.min(attempt - 1, 10), 2000)
+            } as RedisOptions & { replyMapping: "legacy" })
+            watcher.on("error", () => {})
+            watcher.on("pmessage", (_pattern: string, channel: string, message: string) =>
+              onSentinelEvent(url.masterName, channel, message)
+            )
+            watcher.psubscribe("*").catch(() => {})
+            return watcher
+          })
+        }),
+        (watchers) =>
+          Effect.sync(() => {
+            if (fenced !== undefined) clearTimeout(fenced.timer)
+            for (const w of watchers) w.disconnect(false)
+          })
+      )
+
     yield* Effect.forEach(Array.from({ length: config.maxConnections }, (_, i) => i), open, {
       concurrency: "unbounded",
       discard: true
     })
     yield* Metric.set(healthCheckIntervalGauge, Duration.toSeconds(config.healthCheckInterval))
+    if (url.topology === "sentinel") yield* watchSentinels(url)
 
     let next = 0
     const size = clients.length
@@ -535,6 +650,14 @@ export const make = (
     // bare `Effect.withSpan` costs ~8-11 us a call here whether the tracer is enabled or not. So the check stays.
     const tracing = (yield* Effect.tracer) !== defaultTracer
 
+    /** Sends unless the socket is connected to a fenced (old) primary: then fails as never sent. */
+    const guarded = <A>(index: number, f: (client: Redis) => Promise<A>): Promise<A> => {
+      const client = clients[index]!
+      return onFenced(client)
+        ? Promise.reject(new Error("Stream isn't writeable: its server is a primary being failed over (Sentinel)"))
+        : f(client)
+    }
+
     const run = <A>(operation: string, choose: () => number, f: (client: Redis) => Promise<A>) => {
       const onTimeout = () =>
         new Errors.TransientError({
@@ -545,7 +668,7 @@ export const make = (
         })
       const call = Effect.suspend(() => {
         const index = choose()
-        return deadlines.run(() => f(clients[index]!), (error) => classifyOn(operation, index, error), onTimeout)
+        return deadlines.run(() => guarded(index, f), (error) => classifyOn(operation, index, error), onTimeout)
       })
       return tracing
         ? Effect.withSpan(call, `redis.${operation}`, {
@@ -570,7 +693,7 @@ export const make = (
       maxBatch,
       send: (keys) => {
         const index = pick()
-        return { index, reply: clients[index]!.mget(keys as Array<string>) }
+        return { index, reply: guarded(index, (c) => c.mget(keys as Array<string>)) }
       },
       classify: (index, error) => classifyOn("get", index, error),
       onTimeout: batchTimeout("get")
@@ -581,6 +704,7 @@ export const make = (
       send: (entries) => {
         const index = pick()
         const client = clients[index]!
+        if (onFenced(client)) return { index, reply: guarded(index, () => Promise.resolve(entries.map(() => undefined))) }
         // No TTL anywhere: one MSET. Otherwise one pipeline of SETs, each answering for itself.
         if (entries.every(([, , ttl]) => Option.isNone(ttl))) {
           return { index, reply: client.mset(...entries.flatMap(([k, v]) => [k, v])).then(() => entries.map(() => undefined)) }
