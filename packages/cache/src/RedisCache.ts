@@ -28,6 +28,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { CacheService, Health, Stats } from "./Cache.js"
 import * as CacheMetrics from "./CacheMetrics.js"
@@ -42,6 +43,16 @@ import { Recorder } from "./internal/recorder.js"
  * @category models
  */
 export type Operation = "get" | "getMany" | "set" | "setMany" | "delete" | "reconcile"
+
+/**
+ * How an operation retries: a `Retry.Policy` (count, base delay, backoff, jitter), or any `Schedule` over its
+ * errors (e.g. `Retry.decorrelatedJitter(...)` with `Schedule.recurs(3)`, or `Schedule.spaced("50 millis")`). Either
+ * way only `TransientError`s are retried, and the retries stay within the call's deadline.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type RetryPolicy = Retry.Policy | Schedule.Schedule<unknown, RedisCacheError>
 
 /**
  * What the strict cache's operations fail with.
@@ -75,7 +86,7 @@ export type RedisCacheError = TransientError | PermanentError | CircuitOpenError
  */
 export interface Options {
   readonly keyPrefix?: string | undefined
-  readonly retry?: Partial<Record<Operation, Retry.Policy>> | undefined
+  readonly retry?: Partial<Record<Operation, RetryPolicy>> | undefined
   readonly breaker?: CircuitBreaker.Options | undefined
   /** Separate breakers for reads and writes, each from its options merged over `breaker`'s. */
   readonly breakers?: {
@@ -162,6 +173,9 @@ export interface RedisCache extends CacheService<RedisCacheError> {
  * @category tags
  */
 export const RedisCache = Context.GenericTag<RedisCache>("@steadfast/cache/RedisCache")
+
+/** For `describe()`: a policy's retry count, or `"schedule"`. */
+const maxRetriesOf = (policy: RetryPolicy): number | string => Schedule.isSchedule(policy) ? "schedule" : policy.maxRetries
 
 const reasonOf = (error: RedisCacheError): string =>
   error._tag === "CircuitOpenError"
@@ -311,7 +325,7 @@ export const make = (
     ): Effect.Effect<A, RedisCacheError> => {
       const remaining = () => budgetMillis - slackMillis - Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
       const policy = policies[operation]
-      if (policy.maxRetries === 0) {
+      if (!Schedule.isSchedule(policy) && policy.maxRetries === 0) {
         // A write that never left cannot have run: send it again once a socket is ready, within the deadline.
         if (!writes.has(operation) || first._tag !== "TransientError" || first.outcome !== "not_sent") return Effect.fail(first)
         const left = remaining()
@@ -321,7 +335,7 @@ export const make = (
       }
       const left = remaining()
       // Less time left than the first retry would sleep: it could never run, so fail now rather than late.
-      return left <= Duration.toMillis(policy.baseDelay)
+      return left <= (Schedule.isSchedule(policy) ? 0 : Duration.toMillis(policy.baseDelay))
         ? Effect.fail(first)
         : Retry.retryAfterFailure(attempt, policy, first).pipe(
           Effect.timeoutFail({ duration: Duration.millis(left), onTimeout: deadlineError(operation) })
@@ -459,11 +473,11 @@ export const make = (
           writeBreakerHalfOpenAfterMs: Duration.toMillis(Duration.decode(writeOptions.halfOpenAfter!))
         }
         : {}),
-      getMaxRetries: policies.get.maxRetries,
-      getManyMaxRetries: policies.getMany.maxRetries,
-      setMaxRetries: policies.set.maxRetries,
-      setManyMaxRetries: policies.setMany.maxRetries,
-      deleteMaxRetries: policies.delete.maxRetries,
+      getMaxRetries: maxRetriesOf(policies.get),
+      getManyMaxRetries: maxRetriesOf(policies.getMany),
+      setMaxRetries: maxRetriesOf(policies.set),
+      setManyMaxRetries: maxRetriesOf(policies.setMany),
+      deleteMaxRetries: maxRetriesOf(policies.delete),
       ...(bulkhead === undefined ? {} : (({ maxConcurrent, maxQueue, queueTimeout }) => ({
         bulkheadMaxConcurrent: maxConcurrent,
         bulkheadMaxQueue: maxQueue,

@@ -149,23 +149,31 @@ export const retry: {
 
 /**
  * Continues retrying `self` after it already failed once with `first`: sleeps the policy's first delay, runs it
- * again, and so on. `retry` is `catchAll(self, (first) => retryAfterFailure(self, policy, first))`; callers that
+ * again, and so on. `policy` may also be any `Schedule` over the errors (the caller's own delays and stop rule):
+ * either way only a `TransientError` is retried. `retry` is `catchAll(self, (first) => retryAfterFailure(self, policy, first))`; callers that
  * must bound the whole call (a deadline that includes the retries) race this part against what is left.
  *
  * @since 0.1.0
  * @category combinators
  */
-export const retryAfterFailure = <A, E, R>(self: Effect.Effect<A, E, R>, policy: Policy, first: E): Effect.Effect<A, E, R> =>
-  policy.maxRetries === 0 || !isTransientError(first)
+export const retryAfterFailure = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  policy: Policy | Schedule.Schedule<unknown, E>,
+  first: E
+): Effect.Effect<A, E, R> =>
+  !isTransientError(first) || (!Schedule.isSchedule(policy) && policy.maxRetries === 0)
     ? Effect.fail(first)
-    : Effect.flatMap(Schedule.driver(schedule(policy)), (driver) => {
-      const loop = (error: E): Effect.Effect<A, E, R> =>
-        Effect.matchEffect(driver.next(error), {
-          onFailure: () => Effect.fail(error),
-          onSuccess: () => Effect.catchAll(self, loop)
-        })
-      return loop(first)
-    })
+    : Effect.flatMap(
+      Schedule.driver(Schedule.isSchedule(policy) ? Schedule.whileInput(policy, isTransientError) : schedule(policy)),
+      (driver) => {
+        const loop = (error: E): Effect.Effect<A, E, R> =>
+          Effect.matchEffect(driver.next(error), {
+            onFailure: () => Effect.fail(error),
+            onSuccess: () => Effect.catchAll(self, loop)
+          })
+        return loop(first)
+      }
+    )
 
 /**
  * `Effect.retry` builds the schedule's driver (a `Ref` and its state) before the first attempt, on every call; this
