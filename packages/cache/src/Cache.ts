@@ -113,7 +113,7 @@ export interface Reconciliation {
  * @category models
  */
 export interface Stats {
-  readonly backend: "memory" | "redis" | "resilient"
+  readonly backend: "memory" | "redis" | "resilient" | "hybrid"
   readonly circuitState: CircuitBreaker.State | "NONE"
   /** The breaker's consecutive counted failures. */
   readonly failureCount: number
@@ -132,4 +132,39 @@ export interface Stats {
   readonly reconciliation: Reconciliation | undefined
   /** The configuration, password redacted. */
   readonly config: Readonly<Record<string, string | number | boolean>>
+  /** The hybrid cache's L1 and its invalidation path (see `HybridCache`); absent elsewhere. */
+  readonly hybrid?: HybridStats | undefined
+}
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface HybridStats {
+  /** L1 answers now: tracking is established on every socket and the last canary is within the bound. */
+  readonly trusted: boolean
+  readonly mode: "default" | "bcast"
+  readonly l1: {
+    readonly entries: number
+    readonly maxEntries: number
+    readonly hits: number
+    readonly misses: number
+    /** Fills refused because their key was invalidated (or L1 cleared) while the read was in flight. */
+    readonly refusedFills: number
+    readonly invalidations: number
+    readonly clears: number
+    readonly evictions: number
+  }
+  readonly subscriber: "ready" | "down"
+  readonly subscriberId: number | undefined
+  readonly sockets: ReadonlyArray<{ readonly index: number; readonly clientId: number | undefined; readonly tracked: boolean }>
+  readonly canaryRounds: number
+  readonly canaryFailures: number
+  readonly lastCanaryMillis: number | undefined
+  /** No value L1 serves misses a write Redis processed longer ago than this (canary interval + timeout). */
+  readonly boundMillis: number
+  /** Times trust was lost and L1 cleared, by reason (`subscriber_closed`, `data_socket_closed`, `canary_timeout`, `flush`). */
+  readonly losses: Readonly<Record<string, number>>
+  readonly flushes: number
+  readonly invalidationMessages: number
 }

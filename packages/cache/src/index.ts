@@ -26,3 +26,7 @@ export * as ResilientCache from "./ResilientCache.js"
  * @since 0.1.0
  */
 export * as TypedCache from "./TypedCache.js"
+/**
+ * @since 0.3.0
+ */
+export * as HybridCache from "./HybridCache.js"

@@ -1,0 +1,306 @@
+/**
+ * The hybrid cache: an in-process L1 (bounded, approximate LRU, its own TTL) in front of the resilient cache (L2:
+ * Redis with retries, breaker, fallback and reconciliation), kept in sync by Redis itself through server-assisted
+ * client-side caching (`CLIENT TRACKING ... REDIRECT` to a dedicated subscriber connection). It provides the same
+ * `Cache` service: a program switches by swapping `ResilientCache.layer` for `HybridCache.layer`.
+ *
+ * - **Reads**: an L1 hit answers with no round trip. A miss reads L2 (coalesced into one `MGET` with the reads of the
+ *   same tick) and fills L1 only if the answer came from Redis (not from the fallback), tracking was established
+ *   when the read started and still is, and no invalidation of the key (nor a clear) arrived while it was in flight.
+ * - **Writes and deletes** go to L2 and remove the key from L1, before the call and again once L2 answered. L1 is
+ *   not filled with the written value: in the default mode Redis tracks only keys a connection *read*, and the
+ *   write's own invalidation races the fill; the next read refills L1 with one round trip. So a write never lets an
+ *   older value be served afterwards in this process.
+ * - **Invalidation, whoever wrote**: `mode: "default"` (Redis remembers, per client, the keys it read, in a table
+ *   bounded by `tracking-table-max-keys`) or `mode: "bcast"` with `prefixes` (Redis remembers nothing per key, but
+ *   pushes every change of every key under the prefixes to every client in BCAST mode, read or not: the cost is
+ *   one message per write per instance). A `FLUSHALL` / `FLUSHDB` (of any database) clears L1.
+ * - **Never stale by silence**: L1 answers only while tracking is established on every data socket for the current
+ *   subscriber and the last canary round is recent. A subscriber or data socket that closes clears L1 until tracking
+ *   is re-established; a canary (a key read then written every `canary.interval`, whose invalidation must arrive
+ *   within `canary.timeout`) bounds how long a silently dead or stalled subscriber goes unnoticed. The bound: no
+ *   value L1 serves misses a write Redis processed more than `interval + timeout` earlier (defaults 1 s + 500 ms).
+ *
+ * @since 0.3.0
+ */
+import { RedisConnection } from "@steadfast/redis"
+import * as Cause from "effect/Cause"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type { RedisConfig } from "@steadfast/redis"
+import { Cache, type Stats } from "./Cache.js"
+import * as FallbackStore from "./FallbackStore.js"
+import { checked } from "./internal/checked.js"
+import { L1 } from "./internal/l1.js"
+import * as Tracking from "./internal/tracking.js"
+import * as MemoryCache from "./MemoryCache.js"
+import * as RedisCache from "./RedisCache.js"
+import * as ResilientCache from "./ResilientCache.js"
+
+/**
+ * - `l1.maxEntries`: the most entries L1 keeps (default 10,000); `l1.ttl`: the longest an entry lives there, a
+ *   safety net behind invalidation (default 60 s; a value's own shorter TTL is not known to L1: keep `l1.ttl` below
+ *   the shortest TTL you write, or accept that an expired value may be served until `l1.ttl`).
+ * - `tracking.mode`: `"default"` (Redis tracks the keys each instance read) or `"bcast"` (every change under
+ *   `tracking.prefixes`, relative to `keyPrefix`, default `[""]`, is pushed to every instance).
+ * - `tracking.canary`: `interval` (default 1 s) and `timeout` (default 500 ms): the staleness bound is their sum.
+ * - `tracking.subscriberAddress`: connect the subscriber there instead of the data connection's server (a proxy in
+ *   tests).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Options extends ResilientCache.Options {
+  readonly l1?: {
+    readonly maxEntries?: number | undefined
+    readonly ttl?: Duration.DurationInput | undefined
+  } | undefined
+  readonly tracking?: {
+    readonly mode?: "default" | "bcast" | undefined
+    readonly prefixes?: ReadonlyArray<string> | undefined
+    readonly canary?: {
+      readonly interval?: Duration.DurationInput | undefined
+      readonly timeout?: Duration.DurationInput | undefined
+    } | undefined
+    readonly subscriberAddress?: { readonly host: string; readonly port: number } | undefined
+  } | undefined
+}
+
+/**
+ * @since 0.3.0
+ * @category constants
+ */
+export const defaults = {
+  l1MaxEntries: 10_000,
+  l1Ttl: Duration.seconds(60),
+  canaryInterval: Duration.seconds(1),
+  canaryTimeout: Duration.millis(500)
+} as const
+
+const positiveDuration = (name: string, input: Duration.DurationInput): Duration.Duration => {
+  const decoded = Duration.decodeUnknown(input)
+  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value) || Duration.toMillis(decoded.value) <= 0) {
+    throw new Cause.IllegalArgumentException(`HybridCache ${name} must be a positive, finite duration`)
+  }
+  return decoded.value
+}
+
+/**
+ * The hybrid cache over a `RedisConnection` (which must be `RedisConnection.layer`'s: it needs `watchSockets`).
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisConnection.RedisConnection | Scope.Scope> =>
+  Effect.gen(function*() {
+    const connection = yield* RedisConnection.RedisConnection
+    const resolved = yield* Effect.try({
+      catch: (error) => error,
+      try: () => {
+        const maxEntries = options.l1?.maxEntries ?? defaults.l1MaxEntries
+        if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+          throw new Cause.IllegalArgumentException(`HybridCache l1.maxEntries must be an integer >= 1, got ${maxEntries}`)
+        }
+        const mode = options.tracking?.mode ?? "default"
+        if (mode !== "default" && mode !== "bcast") {
+          throw new Cause.IllegalArgumentException(`HybridCache tracking.mode must be "default" or "bcast", got ${String(mode)}`)
+        }
+        const prefixes = options.tracking?.prefixes ?? [""]
+        if (mode === "bcast" && prefixes.length === 0) {
+          throw new Cause.IllegalArgumentException("HybridCache tracking.prefixes must not be empty")
+        }
+        return {
+          maxEntries,
+          mode,
+          prefixes,
+          l1Ttl: positiveDuration("l1.ttl", options.l1?.ttl ?? defaults.l1Ttl),
+          interval: positiveDuration("tracking.canary.interval", options.tracking?.canary?.interval ?? defaults.canaryInterval),
+          timeout: positiveDuration("tracking.canary.timeout", options.tracking?.canary?.timeout ?? defaults.canaryTimeout)
+        }
+      }
+    }).pipe(Effect.orDie)
+    const l1TtlMillis = Duration.toMillis(resolved.l1Ttl)
+    const clock = yield* Effect.clock
+    const now = () => clock.unsafeCurrentTimeMillis()
+
+    // ---- L2: the resilient cache, over a fallback that tells when it answered --------------------------------------
+    const fallback = yield* MemoryCache.makeFallback({ maxEntries: options.memory?.maxEntries, ttl: options.fallbackTtl })
+    /** Bumped whenever the fallback answers a read: a read that saw it move may have been answered from memory. */
+    let fallbackAnswers = 0
+    const counted = FallbackStore.FallbackStore.of({
+      ...fallback,
+      get: (key) => {
+        fallbackAnswers++
+        return fallback.get(key)
+      }
+    })
+    const strict = yield* RedisCache.make(options)
+    const l2 = yield* ResilientCache.make(options).pipe(
+      Effect.provideService(RedisCache.RedisCache, strict),
+      Effect.provideService(FallbackStore.FallbackStore, counted)
+    )
+
+    // ---- L1 and its invalidation ----------------------------------------------------------------------------------
+    const l1 = new L1(resolved.maxEntries)
+    const tracking = yield* Tracking.make({
+      connection,
+      keyPrefix: options.keyPrefix ?? "",
+      mode: resolved.mode,
+      prefixes: resolved.prefixes,
+      canaryInterval: resolved.interval,
+      canaryTimeout: resolved.timeout,
+      subscriberAddress: options.tracking?.subscriberAddress,
+      invalidate: (key) => l1.invalidate(key),
+      clear: () => l1.clear()
+    })
+    let l1Hits = 0
+    let l1Misses = 0
+
+    /** A read of `keys` from L2, filling L1 with what Redis answered when nothing made it untrustworthy meanwhile. */
+    const fromL2 = <A>(
+      read: Effect.Effect<A, never>,
+      fill: (result: A, since: number, at: number) => void
+    ): Effect.Effect<A> =>
+      Effect.suspend(() => {
+        const trustedAtStart = tracking.trusted(now())
+        const since = l1.begin()
+        const answers = fallbackAnswers
+        return Effect.ensuring(
+          Effect.map(read, (result) => {
+            const at = now()
+            if (trustedAtStart && answers === fallbackAnswers && tracking.trusted(at)) fill(result, since, at)
+            return result
+          }),
+          Effect.sync(() => l1.end())
+        )
+      })
+
+    const get = (key: string): Effect.Effect<Option.Option<string>> =>
+      Effect.suspend(() => {
+        const at = now()
+        if (tracking.trusted(at)) {
+          const value = l1.get(key, at)
+          if (value !== undefined) {
+            l1Hits++
+            return Effect.succeed(Option.some(value))
+          }
+        }
+        l1Misses++
+        return fromL2(l2.get(key) as Effect.Effect<Option.Option<string>>, (found, since, at) => {
+          if (Option.isSome(found)) l1.fill(key, found.value, since, l1TtlMillis, at)
+        })
+      })
+
+    const getMany = (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Option.Option<string>>> =>
+      Effect.suspend(() => {
+        const at = now()
+        const out: Array<Option.Option<string>> = new Array(keys.length)
+        const missing: Array<number> = []
+        const trusted = tracking.trusted(at)
+        for (let i = 0; i < keys.length; i++) {
+          const value = trusted ? l1.get(keys[i]!, at) : undefined
+          if (value === undefined) missing.push(i)
+          else out[i] = Option.some(value)
+        }
+        l1Hits += keys.length - missing.length
+        l1Misses += missing.length
+        if (missing.length === 0) return Effect.succeed(out)
+        const remote = missing.map((i) => keys[i]!)
+        return fromL2(l2.getMany(remote) as Effect.Effect<ReadonlyArray<Option.Option<string>>>, (found, since, at) => {
+          found.forEach((value, j) => {
+            if (Option.isSome(value)) l1.fill(remote[j]!, value.value, since, l1TtlMillis, at)
+          })
+        }).pipe(Effect.map((found) => {
+          found.forEach((value, j) => (out[missing[j]!] = value))
+          return out
+        }))
+      })
+
+    const written = <A>(keys: ReadonlyArray<string>, write: Effect.Effect<A, never>): Effect.Effect<A> =>
+      Effect.suspend(() => {
+        // Before: no read may be answered from the replaced value once the write starts. After: a read that raced the
+        // write (on another socket) may have filled the old value meanwhile.
+        for (const key of keys) l1.invalidate(key)
+        return Effect.ensuring(write, Effect.sync(() => keys.forEach((key) => l1.invalidate(key))))
+      })
+
+    const optionsOf = (ttl: Option.Option<Duration.Duration>) => (Option.isSome(ttl) ? { ttl: ttl.value } : undefined)
+
+    const cache = checked<never>({
+      get,
+      getMany,
+      set: (key, value, ttl) => written([key], l2.set(key, value, optionsOf(ttl)) as Effect.Effect<void>),
+      setMany: (entries, ttl) =>
+        written(entries.map(([key]) => key), l2.setMany(entries, optionsOf(ttl)) as Effect.Effect<void>),
+      delete: (key) => written([key], l2.delete(key) as Effect.Effect<boolean>),
+      health: l2.health,
+      stats: Effect.map(l2.stats, (inner): Stats => {
+        const t = tracking.status()
+        return {
+          ...inner,
+          backend: "hybrid",
+          hits: inner.hits + l1Hits,
+          misses: inner.misses,
+          config: {
+            ...inner.config,
+            l1MaxEntries: resolved.maxEntries,
+            l1TtlMs: l1TtlMillis,
+            trackingMode: resolved.mode,
+            canaryIntervalMs: Duration.toMillis(resolved.interval),
+            canaryTimeoutMs: Duration.toMillis(resolved.timeout)
+          },
+          hybrid: {
+            trusted: t.trusted,
+            mode: t.mode,
+            l1: {
+              entries: l1.size,
+              maxEntries: resolved.maxEntries,
+              hits: l1Hits,
+              misses: l1Misses,
+              refusedFills: l1.refusedFills,
+              invalidations: l1.invalidations,
+              clears: l1.clears,
+              evictions: l1.evictions
+            },
+            subscriber: t.subscriber,
+            subscriberId: t.subscriberId,
+            sockets: t.sockets,
+            canaryRounds: t.canaryRounds,
+            canaryFailures: t.canaryFailures,
+            lastCanaryMillis: t.lastCanaryMillis,
+            boundMillis: t.boundMillis,
+            losses: t.losses,
+            flushes: t.flushes,
+            invalidationMessages: t.invalidationMessages
+          }
+        }
+      })
+    })
+    return Cache.of(cache)
+  })
+
+/**
+ * Provides {@link Cache} from a `RedisConnection`: the resilient cache as L2, an L1 in front of it, and the
+ * invalidation subscriber (one more connection to the same server).
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Cache, never, RedisConnection.RedisConnection> =>
+  Layer.scoped(Cache, make(options))
+
+/**
+ * The whole stack from configuration, as `ResilientCache.layerConfig`.
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Options = {},
+  config?: Config.Config<RedisConfig.RedisConfig>
+): Layer.Layer<Cache, ConfigError.ConfigError> => layer(options).pipe(Layer.provide(RedisConnection.layerConfig(config)))

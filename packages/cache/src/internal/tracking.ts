@@ -1,0 +1,324 @@
+/**
+ * The hybrid cache's invalidation path: Redis server-assisted client-side caching (`CLIENT TRACKING`) redirected to
+ * a dedicated subscriber connection, and the rules that decide when L1 may answer.
+ *
+ * - The subscriber is its own ioredis client with `protocol: 2` (ioredis 6.0 speaks RESP3 by default and drops RESP3
+ *   `invalidate` pushes), `SUBSCRIBE __redis__:invalidate`. On every `ready` it reads its `CLIENT ID` and subscribes;
+ *   then every data socket is told `CLIENT TRACKING on REDIRECT <id>` (its id changed).
+ * - Every data socket, on every `ready` (through `RedisConnection.watchSockets`, synchronously, before any other
+ *   command), gets `CLIENT TRACKING off` + `on REDIRECT <subscriber id> [BCAST PREFIX ...]`: a reconnected socket has
+ *   tracking off and a new id. L1 is trusted only once every ready socket answered OK for the current subscriber.
+ * - Trust is lost, and L1 cleared, when the subscriber or a data socket closes, when a canary fails, and on a flush
+ *   (an invalidation with a null key list: `FLUSHALL` / `FLUSHDB` of any database).
+ * - The canary: every `interval`, `GET` + `SET` of a fresh key through the data connection; its invalidation must
+ *   arrive within `timeout`. Redis sends a connection's invalidations in order, so when it arrives, every
+ *   invalidation of a write processed before the canary's `SET` has been applied: L1 answers until
+ *   `round start + interval + timeout` (the lease), so no value it serves misses a write older than that bound,
+ *   whatever happened to the subscriber (stalled, silently dropped, starved). A canary that times out clears L1 and
+ *   destroys the subscriber's socket (it reconnects, with a new id).
+ *
+ * @internal
+ */
+import type { RedisConnection } from "@steadfast/redis"
+import { RedisConfig } from "@steadfast/redis"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import { Redis } from "ioredis"
+import type { RedisOptions } from "ioredis"
+import { RedisConnection as Connection } from "@steadfast/redis"
+
+export const channel = "__redis__:invalidate"
+
+export interface TrackingOptions {
+  readonly connection: RedisConnection.RedisConnection
+  readonly keyPrefix: string
+  readonly mode: "default" | "bcast"
+  /** BCAST only: key prefixes (after `keyPrefix`); `[""]` means all of the cache's keys. */
+  readonly prefixes: ReadonlyArray<string>
+  readonly canaryInterval: Duration.Duration
+  readonly canaryTimeout: Duration.Duration
+  /** Where the subscriber connects instead of the data connection's server (tests put a proxy there). */
+  readonly subscriberAddress?: { readonly host: string; readonly port: number } | undefined
+  /** A key of the cache changed (without the prefix). */
+  readonly invalidate: (key: string) => void
+  /** Forget every L1 entry and refuse fills in flight. */
+  readonly clear: () => void
+}
+
+export interface TrackingStatus {
+  /** L1 may answer now. */
+  readonly trusted: boolean
+  readonly mode: "default" | "bcast"
+  readonly subscriber: "ready" | "down"
+  readonly subscriberId: number | undefined
+  /** Each ready data socket: its `CLIENT ID` and whether its tracking is confirmed for the current subscriber. */
+  readonly sockets: ReadonlyArray<{ readonly index: number; readonly clientId: number | undefined; readonly tracked: boolean }>
+  readonly canaryRounds: number
+  readonly canaryFailures: number
+  /** Times trust was lost (and L1 cleared), by reason. */
+  readonly losses: Readonly<Record<string, number>>
+  readonly flushes: number
+  readonly invalidationMessages: number
+  /** The last canary's invalidation delay (send to arrival), ms. */
+  readonly lastCanaryMillis: number | undefined
+  /** The staleness bound: canary interval + timeout, ms. */
+  readonly boundMillis: number
+}
+
+export interface Tracking {
+  readonly trusted: (now: number) => boolean
+  readonly status: () => TrackingStatus
+}
+
+interface Socket {
+  readonly client: Redis
+  tracked: boolean
+  clientId: number | undefined
+  generation: number
+}
+
+const subscriberRetry = (attempt: number) => (attempt <= 1 ? 0 : Math.min(50 * 2 ** Math.min(attempt - 2, 10), 500))
+
+export const make = (options: TrackingOptions): Effect.Effect<Tracking, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { connection } = options
+    const runtime = yield* Effect.runtime<never>()
+    const runFork = Runtime.runFork(runtime)
+    const clock = yield* Effect.clock
+    const now = () => clock.unsafeCurrentTimeMillis()
+    const intervalMillis = Duration.toMillis(options.canaryInterval)
+    const timeoutMillis = Duration.toMillis(options.canaryTimeout)
+    const boundMillis = intervalMillis + timeoutMillis
+    const prefix = options.keyPrefix
+    const redisPrefixes = options.prefixes.some((p) => prefix + p === "") ? [] : options.prefixes.map((p) => prefix + p)
+    const canaryBase = `${prefix}${options.mode === "bcast" ? options.prefixes[0] ?? "" : ""}__steadfast:canary:${
+      Math.random().toString(36).slice(2)
+    }:`
+
+    const sockets = new Map<number, Socket>()
+    let subscriberId: number | undefined
+    let subscriberReady = false
+    /** All ready sockets confirmed for `subscriberId`. */
+    let established = false
+    let leaseUntil = 0
+    /** Bumped at every loss of trust: a canary round that spans one renews nothing. */
+    let trustGeneration = 0
+    let canaryRounds = 0
+    let canaryFailures = 0
+    let flushes = 0
+    let invalidationMessages = 0
+    let lastCanaryMillis: number | undefined
+    const losses: Record<string, number> = {}
+    let canary: { key: string; sentAt: number; done: Deferred.Deferred<void> } | undefined
+
+    const log = (message: string, annotations: Record<string, unknown>, level: "warning" | "info" = "warning") =>
+      runFork((level === "warning" ? Effect.logWarning(message) : Effect.logInfo(message)).pipe(
+        Effect.annotateLogs({ operation: "hybrid_tracking", ...annotations })
+      ))
+
+    const lose = (reason: string) => {
+      losses[reason] = (losses[reason] ?? 0) + 1
+      trustGeneration++
+      established = false
+      options.clear()
+    }
+
+    const check = () => {
+      if (established || subscriberId === undefined || !subscriberReady || sockets.size === 0) return
+      for (const socket of sockets.values()) if (!socket.tracked) return
+      established = true
+      leaseUntil = now() + boundMillis
+    }
+
+    const track = (index: number, socket: Socket) => {
+      const id = subscriberId
+      if (id === undefined) return
+      const generation = ++socket.generation
+      socket.tracked = false
+      const on = options.mode === "bcast"
+        ? ["TRACKING", "on", "REDIRECT", String(id), "BCAST", ...redisPrefixes.flatMap((p) => ["PREFIX", p])]
+        : ["TRACKING", "on", "REDIRECT", String(id)]
+      const pipeline = socket.client.pipeline()
+      pipeline.call("CLIENT", "TRACKING", "off")
+      pipeline.call("CLIENT", ...on)
+      pipeline.call("CLIENT", "ID")
+      pipeline.exec().then((results) => {
+        const failed = results?.find(([error]) => error !== null)
+        if (failed !== undefined) throw failed[0]
+        if (socket.generation !== generation || sockets.get(index) !== socket || subscriberId !== id) return
+        socket.tracked = true
+        socket.clientId = Number(results![2]![1])
+        check()
+      }).catch((error: unknown) => {
+        if (socket.generation !== generation) return
+        log("CLIENT TRACKING failed on a data socket: L1 stays off until it succeeds", {
+          socket: index,
+          error_message: String((error as Error)?.message ?? error)
+        })
+      })
+    }
+
+    // ---- Data sockets ------------------------------------------------------------------------------------------
+    const watch = connection.watchSockets
+    if (watch === undefined) {
+      return yield* Effect.dieMessage("HybridCache needs a RedisConnection with watchSockets (RedisConnection.layer)")
+    }
+    yield* watch({
+      ready: (index, client) => {
+        const socket: Socket = { client, tracked: false, clientId: undefined, generation: 0 }
+        sockets.set(index, socket)
+        // A new socket has tracking off: nothing it reads may fill L1 until it is confirmed.
+        if (established) {
+          established = false
+          trustGeneration++
+        }
+        track(index, socket)
+      },
+      closed: (index) => {
+        const socket = sockets.get(index)
+        if (socket === undefined) return
+        socket.generation++
+        sockets.delete(index)
+        // Its tracked keys are gone with it: what L1 holds may no longer be invalidated.
+        lose("data_socket_closed")
+      }
+    })
+
+    // ---- The subscriber ----------------------------------------------------------------------------------------
+    const url = yield* Either.match(RedisConfig.parseUrl(connection.config.url), {
+      onLeft: (problem) => Effect.dieMessage(`invalid Redis URL: ${problem}`),
+      onRight: Effect.succeed
+    })
+    const base = Connection.clientOptions(connection.config, url)
+    const subscriberOptions: RedisOptions = {
+      ...base,
+      ...(options.subscriberAddress === undefined ? {} : { host: options.subscriberAddress.host, port: options.subscriberAddress.port }),
+      protocol: 2,
+      connectionName: "steadfast-invalidation",
+      autoResubscribe: false,
+      enableAutoPipelining: false,
+      enableOfflineQueue: true,
+      retryStrategy: subscriberRetry
+    }
+    let subscriberGeneration = 0
+    let closing = false
+    const subscriber = yield* Effect.acquireRelease(
+      Effect.sync(() => new Redis(subscriberOptions as RedisOptions & { replyMapping: "legacy" })),
+      (client) =>
+        Effect.sync(() => {
+          closing = true
+          client.disconnect(false)
+        })
+    )
+    subscriber.on("error", () => {}) // reported through close / ready below
+    subscriber.on("ready", () => {
+      const generation = ++subscriberGeneration
+      subscriber.client("ID").then(async (id) => {
+        await subscriber.subscribe(channel)
+        if (generation !== subscriberGeneration) return
+        subscriberId = Number(id)
+        subscriberReady = true
+        for (const [index, socket] of sockets) track(index, socket)
+        log("invalidation subscriber ready", { subscriber_id: subscriberId }, "info")
+      }).catch((error: unknown) => {
+        if (generation !== subscriberGeneration || closing) return
+        log("invalidation subscriber could not subscribe; reconnecting", { error_message: String((error as Error)?.message ?? error) })
+        subscriber.stream?.destroy()
+      })
+    })
+    subscriber.on("close", () => {
+      subscriberGeneration++
+      const wasReady = subscriberReady
+      subscriberReady = false
+      subscriberId = undefined
+      if (closing) return
+      lose("subscriber_closed")
+      if (wasReady) log("invalidation subscriber dropped: L1 cleared until tracking is re-established", {})
+    })
+    subscriber.on("messageBuffer", (name: Buffer, message: unknown) => {
+      if (name.toString() !== channel) return
+      invalidationMessages++
+      if (message === null || message === undefined) {
+        // FLUSHALL / FLUSHDB (of any database): everything may have changed.
+        flushes++
+        lose("flush")
+        return
+      }
+      const keys = Array.isArray(message) ? message : [message]
+      for (const raw of keys) {
+        const key = String(raw)
+        if (canary !== undefined && key === canary.key) {
+          lastCanaryMillis = now() - canary.sentAt
+          Deferred.unsafeDone(canary.done, Exit.void)
+          continue
+        }
+        if (key.startsWith(prefix)) options.invalidate(prefix === "" ? key : key.slice(prefix.length))
+      }
+    })
+    subscriber.connect().catch(() => {})
+
+    // ---- The canary --------------------------------------------------------------------------------------------
+    const canaryTtl = Math.max(1000, 3 * boundMillis)
+    const round = Effect.gen(function*() {
+      if (!established) {
+        // Pending sockets whose tracking failed (not because of a reconnect): try again.
+        if (subscriberReady) for (const [index, socket] of sockets) if (!socket.tracked) track(index, socket)
+        return
+      }
+      const generation = trustGeneration
+      const startedAt = now()
+      const key = canaryBase + canaryRounds++
+      const done = yield* Deferred.make<void>()
+      canary = { key, sentAt: startedAt, done }
+      const sent = yield* Effect.either(connection.execute("hybrid_canary", (c) =>
+        Promise.all([c.get(key), c.set(key, "1", "PX", canaryTtl)])))
+      if (Either.isLeft(sent)) {
+        // Redis did not take it: no renewal (the lease runs out on its own); the data socket's own events say more.
+        canary = undefined
+        return
+      }
+      const left = Math.max(1, startedAt + timeoutMillis - now())
+      const arrived = yield* Deferred.await(done).pipe(Effect.timeout(Duration.millis(left)), Effect.option)
+      canary = undefined
+      if (arrived._tag === "Some") {
+        if (generation === trustGeneration && established) leaseUntil = startedAt + boundMillis
+        return
+      }
+      if (generation !== trustGeneration) return
+      canaryFailures++
+      lose("canary_timeout")
+      log("canary invalidation did not arrive in time: L1 cleared, invalidation subscriber reconnecting", {
+        timeout_ms: timeoutMillis
+      })
+      subscriber.stream?.destroy()
+    })
+    yield* round.pipe(
+      Effect.repeat(Schedule.fixed(options.canaryInterval)),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    return {
+      trusted: (at) => established && at < leaseUntil,
+      status: () => ({
+        trusted: established && now() < leaseUntil,
+        mode: options.mode,
+        subscriber: subscriberReady ? "ready" : "down",
+        subscriberId,
+        sockets: [...sockets].map(([index, s]) => ({ index, clientId: s.clientId, tracked: s.tracked })),
+        canaryRounds,
+        canaryFailures,
+        losses: { ...losses },
+        flushes,
+        invalidationMessages,
+        lastCanaryMillis,
+        boundMillis
+      })
+    }
+  })
