@@ -11,6 +11,10 @@
  * - a background health check that PINGs a connection idle longer than `CACHE_HEALTH_CHECK_INTERVAL`, so a
  *   socket the provider silently dropped is found before a user request hits it.
  *
+ * - a Sentinel set (`redis+sentinel://`): each socket resolves the primary through the sentinels, follows
+ *   `+switch-master` (ioredis' failover detector), and never writes to a primary whose failover has begun (the fence,
+ *   see `sentinelOptions` and the README's "Sentinel").
+ *
  * Building the layer never fails because Redis is down: it logs, and the connection heals in the background.
  * Only invalid configuration fails it. Closing the scope quits within a bound.
  *
@@ -52,6 +56,7 @@ export type SocketStatus = "wait" | "connecting" | "connect" | "ready" | "reconn
  */
 export interface RedisConnection {
   readonly config: RedisConfig.RedisConfig
+  /** The server; for a Sentinel set, the first sentinel of the URL (the primary changes at every failover). */
   readonly server: { readonly host: string; readonly port: number; readonly tls: boolean }
   /**
    * Runs one command on a pooled socket, bounded by the command deadline, with its failure classified.
