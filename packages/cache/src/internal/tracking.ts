@@ -122,10 +122,11 @@ export const make = (options: TrackingOptions): Effect.Effect<Tracking, never, S
         Effect.annotateLogs({ operation: "hybrid_tracking", ...annotations })
       ))
 
-    const lose = (reason: string) => {
+    /** Clears L1; unless `tracking` says tracking itself is intact (a flush), L1 stays off until re-established. */
+    const lose = (reason: string, tracking: "lost" | "intact" = "lost") => {
       losses[reason] = (losses[reason] ?? 0) + 1
       trustGeneration++
-      established = false
+      if (tracking === "lost") established = false
       options.clear()
     }
 
@@ -247,7 +248,7 @@ export const make = (options: TrackingOptions): Effect.Effect<Tracking, never, S
       if (message === null || message === undefined) {
         // FLUSHALL / FLUSHDB (of any database): everything may have changed.
         flushes++
-        lose("flush")
+        lose("flush", "intact")
         return
       }
       const keys = Array.isArray(message) ? message : [message]
@@ -269,6 +270,7 @@ export const make = (options: TrackingOptions): Effect.Effect<Tracking, never, S
       if (!established) {
         // Pending sockets whose tracking failed (not because of a reconnect): try again.
         if (subscriberReady) for (const [index, socket] of sockets) if (!socket.tracked) track(index, socket)
+        check()
         return
       }
       const generation = trustGeneration
