@@ -29,6 +29,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import type * as SubscriptionRef from "effect/SubscriptionRef"
 import type * as Scope from "effect/Scope"
 import type { CacheService, Health, Stats } from "./Cache.js"
 import * as CacheMetrics from "./CacheMetrics.js"
@@ -80,6 +82,8 @@ export type RedisCacheError = TransientError | PermanentError | CircuitOpenError
  *   resilient cache answers them from memory), so a slow Redis cannot pile up thousands of waiting fibers. Default
  *   none. A rejection is not a failure of Redis: the breaker does not count it.
  * - `logInterval`: at most one failure log per operation and reason per interval (default 1 second).
+ * - `tuning`: a `SubscriptionRef<Tuning>` to change the breaker, retry and log settings of the live cache (see
+ *   {@link Tuning}).
  *
  * @since 0.1.0
  * @category models
@@ -97,6 +101,33 @@ export interface Options {
   readonly circuitBreaker?: CircuitBreaker.CircuitBreaker | undefined
   readonly coalesce?: boolean | undefined
   readonly bulkhead?: Omit<Bulkhead.Options, "name"> | undefined
+  readonly logInterval?: Duration.DurationInput | undefined
+  readonly tuning?: SubscriptionRef.SubscriptionRef<Tuning> | undefined
+}
+
+/**
+ * Runtime tuning: the settings a live cache takes from its `tuning` `SubscriptionRef`, each time it changes (and
+ * once when the cache is built). Each value replaces the previous one as a whole (what it leaves out takes the
+ * start-up option, then the default): `breaker` (any `CircuitBreaker.Options`), `breakers` (with read and write
+ * breakers), `retry` (per operation), `logInterval`.
+ *
+ * A value is validated as start-up options are (a breaker is made from it, each retry policy's schedule is built)
+ * before anything changes; an invalid one is logged as an error and ignored, the cache keeping its settings. A
+ * valid one is applied in one synchronous step, so a call sees the old settings or the new ones, never half of
+ * each, and no call is dropped or run twice; it is logged once ("cache tuning applied", with the new settings).
+ * A breaker passed in as `circuitBreaker` is the caller's: tuning leaves it alone. The connection's deadline is
+ * not tunable (its sweeper is built for one deadline).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Tuning {
+  readonly breaker?: CircuitBreaker.Options | undefined
+  readonly breakers?: {
+    readonly reads?: CircuitBreaker.Options | undefined
+    readonly writes?: CircuitBreaker.Options | undefined
+  } | undefined
+  readonly retry?: Partial<Record<Operation, RetryPolicy>> | undefined
   readonly logInterval?: Duration.DurationInput | undefined
 }
 
@@ -203,8 +234,8 @@ export const make = (
   Effect.gen(function*() {
     const connection = yield* RedisConnection.RedisConnection
     const recorder = new Recorder("redis")
-    const optionsOf = (own: CircuitBreaker.Options | undefined): CircuitBreaker.Options => {
-      const merged = { ...options.breaker, ...own }
+    const optionsOf = (own: CircuitBreaker.Options | undefined, base = options.breaker): CircuitBreaker.Options => {
+      const merged = { ...base, ...own }
       return {
         ...merged,
         // A `rule` replaces the default threshold (giving both is an error).
@@ -214,20 +245,22 @@ export const make = (
       }
     }
     const split = options.circuitBreaker === undefined && options.breakers !== undefined
-    const readOptions = optionsOf(split ? options.breakers?.reads : undefined)
-    const writeOptions = split ? optionsOf(options.breakers?.writes) : readOptions
+    // `let`: runtime tuning replaces them (they are what `describe()` reports).
+    let readOptions = optionsOf(split ? options.breakers?.reads : undefined)
+    let writeOptions = split ? optionsOf(options.breakers?.writes) : readOptions
     const breaker = options.circuitBreaker ?? (yield* CircuitBreaker.make(readOptions))
     const writeBreaker = split ? yield* CircuitBreaker.make(writeOptions) : breaker
     const breakers = { reads: breaker, writes: writeBreaker }
     const breakerOf = (operation: Operation) => writes.has(operation) ? writeBreaker : breaker
     const bulkhead = options.bulkhead === undefined ? undefined : yield* Bulkhead.make({ ...options.bulkhead, name: "redis" })
-    const policies = { ...defaultRetry(connection.config), ...options.retry }
+    // `let`: runtime tuning (`tuning`) replaces them.
+    let policies = { ...defaultRetry(connection.config), ...options.retry }
     const prefix = options.keyPrefix ?? ""
     const coalesce = options.coalesce ?? true
     const read = coalesce ? connection.getBatched : connection.get
     const write = coalesce ? connection.setBatched : connection.set
     const clock = yield* Effect.clock
-    const logEvery = Duration.toMillis(Duration.decode(options.logInterval ?? Duration.seconds(1)))
+    let logEvery = Duration.toMillis(Duration.decode(options.logInterval ?? Duration.seconds(1)))
 
     const transitionLog = (change: CircuitBreaker.StateChange) => {
       switch (change.to) {
@@ -414,6 +447,55 @@ export const make = (
         })
       })
 
+    // ---- Runtime tuning ----------------------------------------------------------------------------------------
+    const applyTuning = (tuning: Tuning) =>
+      Effect.gen(function*() {
+        // Validate everything first: a breaker made from each breaker's options, each policy's schedule built.
+        const base = tuning.breaker ?? options.breaker
+        const nextRead = optionsOf(split ? tuning.breakers?.reads ?? options.breakers?.reads : undefined, base)
+        const nextWrite = split ? optionsOf(tuning.breakers?.writes ?? options.breakers?.writes, base) : nextRead
+        const problems: Array<string> = []
+        const ownsBreakers = options.circuitBreaker === undefined
+        if (ownsBreakers) {
+          for (const candidate of split ? [nextRead, nextWrite] : [nextRead]) {
+            const exit = yield* Effect.exit(CircuitBreaker.make(candidate))
+            if (exit._tag === "Failure") problems.push(Cause.pretty(exit.cause).split("\n")[0]!)
+          }
+        }
+        const nextPolicies = { ...defaultRetry(connection.config), ...options.retry, ...tuning.retry }
+        for (const [operation, policy] of Object.entries(nextPolicies)) {
+          if (Schedule.isSchedule(policy)) continue
+          try {
+            Retry.schedule(policy)
+          } catch (error) {
+            problems.push(`retry.${operation}: ${error instanceof Error ? error.message : String(error)}`)
+          }
+        }
+        let nextLogEvery = logEvery
+        try {
+          nextLogEvery = Duration.toMillis(Duration.decode(tuning.logInterval ?? options.logInterval ?? Duration.seconds(1)))
+          if (!(nextLogEvery >= 0)) problems.push(`logInterval must not be negative`)
+        } catch {
+          problems.push(`logInterval is not a valid duration: ${String(tuning.logInterval)}`)
+        }
+        if (problems.length > 0) {
+          return yield* Effect.logError("cache tuning rejected: the cache keeps its settings").pipe(
+            Effect.annotateLogs({ problems: problems.join("; ") })
+          )
+        }
+        // Valid: apply in one step (the reconfigures are synchronous inside, and nothing here yields between them).
+        if (ownsBreakers) {
+          yield* Effect.orDie(breaker.reconfigure(nextRead))
+          if (split) yield* Effect.orDie(writeBreaker.reconfigure(nextWrite))
+        }
+        if (ownsBreakers) {
+          readOptions = nextRead
+          writeOptions = nextWrite
+        }
+        policies = nextPolicies
+        logEvery = nextLogEvery
+        yield* Effect.logInfo("cache tuning applied").pipe(Effect.annotateLogs({ ...describe(), tuned_breakers: ownsBreakers }))
+      })
     /** `guarded`, inside the bulkhead when there is one: a rejected call is counted and answered like a failure. */
     const guard = <A, B>(
       operation: Operation,
@@ -526,6 +608,15 @@ export const make = (
     })
 
     const cache = checked<RedisCacheError>({ ...unchecked, health, stats })
+    if (options.tuning !== undefined) {
+      // `changes` starts with the current value: a tuning set before the cache was built applies at once.
+      yield* options.tuning.changes.pipe(
+        Stream.runForEach(applyTuning),
+        Effect.interruptible,
+        Effect.forkScoped
+      )
+    }
+
     return RedisCache.of({
       ...cache,
       breaker,

@@ -35,6 +35,7 @@
  *
  * @since 0.1.0
  */
+import type * as Cause from "effect/Cause"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Context from "effect/Context"
@@ -210,6 +211,14 @@ export interface CircuitBreaker {
   readonly reset: Effect.Effect<void>
   /** Holds the breaker open: every call is rejected (`retryAfter` infinite) until `reset`. For maintenance windows. */
   readonly isolate: Effect.Effect<void>
+  /**
+   * Replaces the settings of the live breaker (runtime tuning): validated as `make` validates them, failing with
+   * `Cause.IllegalArgumentException` (the breaker unchanged) when invalid; applied in one synchronous step otherwise.
+   * The state is kept (an OPEN breaker stays open until its break ends; the next break takes the new duration), calls
+   * in flight settle as admitted, and a new `rule` starts with fresh counts. Options left out take their defaults,
+   * as in `make`.
+   */
+  readonly reconfigure: (options: Options) => Effect.Effect<void, Cause.IllegalArgumentException>
 }
 
 /**

@@ -189,12 +189,13 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
     } catch (error) {
       return Effect.die(error)
     }
-    const { backoff, halfOpenMillis, probeTimeoutMillis, probes, rule, successesToClose } = config
-    const isFailure = options?.isFailure ?? isTransientError
-    const overlappingOnce = options?.countOverlappingOnce ?? false
-    const rejections = makeRejections(probes)
-    const counter = rule.make()
-    const timed = rule.timed
+    // The settings are variables, not constants: `reconfigure` swaps them on a live breaker (see there).
+    let { backoff, halfOpenMillis, probeTimeoutMillis, probes, rule, successesToClose } = config
+    let isFailure = options?.isFailure ?? isTransientError
+    let overlappingOnce = options?.countOverlappingOnce ?? false
+    let rejections = makeRejections(probes)
+    let counter = rule.make()
+    let timed = rule.timed
     // The Clock is taken once, where the breaker is made (a per-call `clockWith` is a context lookup on the hot
     // path); under `TestClock`, make the breaker inside the test.
     return Effect.zipWith(Effect.clock, PubSub.sliding<CB.StateChange>(CHANGES_CAPACITY), (clock, pubsub) => {
@@ -457,6 +458,31 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
         close(clock.unsafeCurrentTimeMillis())
       })
 
+      /**
+       * New settings on the live breaker, in one synchronous step (so no call sees half of them). The state is kept:
+       * an OPEN breaker stays open until its break ends (the next break takes the new duration), a HALF_OPEN round
+       * is decided with the new probe count and ratio, in-flight calls settle as admitted. A new rule starts with
+       * fresh counts; with the same rule object the counts are kept.
+       */
+      const reconfigure = (next: CB.Options): Effect.Effect<void, Cause.IllegalArgumentException> =>
+        Effect.suspend(() => {
+          let validated: Config
+          try {
+            validated = validate(next)
+          } catch (error) {
+            return error instanceof Cause.IllegalArgumentException ? Effect.fail(error) : Effect.die(error)
+          }
+          if (validated.rule !== rule) {
+            counter = validated.rule.make()
+            timed = validated.rule.timed
+          }
+          if (validated.probes !== probes) rejections = makeRejections(validated.probes)
+          ;({ backoff, halfOpenMillis, probeTimeoutMillis, probes, rule, successesToClose } = validated)
+          isFailure = next.isFailure ?? isTransientError
+          overlappingOnce = next.countOverlappingOnce ?? false
+          return Effect.void
+        })
+
       const isolate: Effect.Effect<void> = Effect.sync(() => {
         if (state._tag !== "ISOLATED") transition({ _tag: "ISOLATED", epoch: state.epoch + 1 }, clock.unsafeCurrentTimeMillis())
       })
@@ -469,7 +495,10 @@ export const make = (options?: CB.Options): Effect.Effect<CB.CircuitBreaker> =>
         unsafeSucceed: unsafeSucceed as CB.CircuitBreaker["unsafeSucceed"],
         unsafeFail: unsafeFail as CB.CircuitBreaker["unsafeFail"],
         unsafeRelease: unsafeRelease as CB.CircuitBreaker["unsafeRelease"],
-        timed,
+        get timed() {
+          return timed
+        },
+        reconfigure,
         state: Effect.sync(() => state._tag),
         snapshot: Effect.sync(unsafeSnapshot),
         unsafeSnapshot,

@@ -1,0 +1,119 @@
+/**
+ * Runtime tuning: a `SubscriptionRef<Tuning>` changes the breaker, retries and log interval of a live cache, under
+ * `TestClock` over a scripted connection.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { ScriptedConnection } from "@steadfast/redis"
+import { Retry } from "@steadfast/resilience"
+import { LogCapture } from "@steadfast/testing"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import * as TestClock from "effect/TestClock"
+import * as RedisCache from "../src/RedisCache.js"
+
+const settle = Effect.gen(function*() {
+  for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+})
+
+const gets = Effect.map(
+  Effect.flatMap(ScriptedConnection.ScriptedConnection, (s) => s.log),
+  (log) => log.filter((e) => e.command === "get")
+)
+
+const withTuning = (initial: RedisCache.Tuning, body: (tuning: SubscriptionRef.SubscriptionRef<RedisCache.Tuning>, logs: LogCapture.LogCapture) => Effect.Effect<void, unknown, RedisCache.RedisCache | ScriptedConnection.ScriptedConnection>) =>
+  Effect.gen(function*() {
+    const tuning = yield* SubscriptionRef.make(initial)
+    const logs = LogCapture.make()
+    yield* body(tuning, logs).pipe(
+      Effect.provide(
+        RedisCache.layer({ tuning, retry: { get: Retry.none }, breaker: { failureThreshold: 3, halfOpenAfter: "1 second" } }).pipe(
+          Layer.provideMerge(ScriptedConnection.layer({ commandTimeout: "500 millis" }))
+        )
+      ),
+      Effect.provide(logs.layer)
+    )
+  })
+
+const applied = (logs: LogCapture.LogCapture) => logs.lines.filter((l) => l.message === "cache tuning applied")
+const rejected = (logs: LogCapture.LogCapture) => logs.lines.filter((l) => l.message === "cache tuning rejected: the cache keeps its settings")
+
+describe("RedisCache runtime tuning", () => {
+  it.scoped("a new breaker threshold and retry policy apply to the next calls, logged once each", () =>
+    withTuning({}, (tuning, logs) =>
+      Effect.gen(function*() {
+        const redis = yield* ScriptedConnection.ScriptedConnection
+        const cache = yield* RedisCache.RedisCache
+        yield* settle
+        expect(applied(logs)).toHaveLength(1) // the initial value
+        yield* SubscriptionRef.set(tuning, {
+          breaker: { failureThreshold: 10, halfOpenAfter: "1 second" },
+          retry: { get: Schedule.spaced("20 millis").pipe(Schedule.intersect(Schedule.recurs(2))) }
+        })
+        yield* settle
+        expect(applied(logs)).toHaveLength(2)
+        expect(applied(logs)[1]!.annotations["breakerFailureThreshold"]).toBe(10)
+        expect(applied(logs)[1]!.annotations["getMaxRetries"]).toBe("schedule")
+        // The new retry: two transient failures, then the value, 20 ms apart.
+        yield* redis.put("k", "v")
+        yield* redis.push("get", ScriptedConnection.rejected("loading"), ScriptedConnection.rejected("loading"))
+        const fiber = yield* Effect.fork(cache.get("k"))
+        yield* TestClock.adjust("40 millis")
+        expect(yield* Fiber.join(fiber)).toEqual(Option.some("v"))
+        expect((yield* gets).map((e) => e.at)).toEqual([0, 20, 40])
+        // The new threshold: 9 failures (3 calls x 3 attempts) leave it closed; the old one (3) would have opened.
+        yield* redis.setDefault("get", ScriptedConnection.rejected("loading"))
+        for (let i = 0; i < 3; i++) {
+          const f = yield* Effect.fork(Effect.either(cache.get("k")))
+          yield* TestClock.adjust("40 millis")
+          yield* Fiber.join(f)
+        }
+        expect(cache.breaker.unsafeState()).toBe("CLOSED")
+        expect((yield* cache.stats).failureCount).toBe(9)
+      })))
+
+  it.scoped("an invalid tuning is logged as an error and ignored: the cache keeps its settings", () =>
+    withTuning({}, (tuning, logs) =>
+      Effect.gen(function*() {
+        const redis = yield* ScriptedConnection.ScriptedConnection
+        const cache = yield* RedisCache.RedisCache
+        yield* settle
+        yield* SubscriptionRef.set(tuning, { breaker: { failureThreshold: 0 } })
+        yield* settle
+        yield* SubscriptionRef.set(tuning, { retry: { get: { ...Retry.make(), maxRetries: -1 } } })
+        yield* settle
+        expect(rejected(logs)).toHaveLength(2)
+        expect(String(rejected(logs)[0]!.annotations["problems"])).toContain("failureThreshold must be an integer >= 1, got 0")
+        expect(String(rejected(logs)[1]!.annotations["problems"])).toContain("retry.get")
+        expect(rejected(logs)[0]!.level).toBe("ERROR")
+        // Still the start-up settings: no retry of get, the breaker opens at 3.
+        yield* redis.setDefault("get", ScriptedConnection.rejected("loading"))
+        for (let i = 0; i < 3; i++) yield* Effect.either(cache.get("k"))
+        expect((yield* gets)).toHaveLength(3)
+        expect(cache.breaker.unsafeState()).toBe("OPEN")
+      })))
+
+  it.scoped("no call dropped or doubled while the settings change under 64 concurrent callers", () =>
+    withTuning({}, (tuning) =>
+      Effect.gen(function*() {
+        const redis = yield* ScriptedConnection.ScriptedConnection
+        const cache = yield* RedisCache.RedisCache
+        for (let i = 0; i < 64; i++) yield* redis.put(`k${i}`, `v${i}`)
+        yield* settle
+        const callers = yield* Effect.fork(
+          Effect.forEach(Array.from({ length: 1000 }, (_, i) => i), (i) => cache.get(`k${i % 64}`), { concurrency: 64 })
+        )
+        for (let i = 0; i < 50; i++) {
+          yield* SubscriptionRef.set(tuning, i % 2 === 0 ? { breaker: { failureThreshold: 7 } } : { logInterval: "2 seconds" })
+          yield* Effect.yieldNow()
+        }
+        const results = yield* Fiber.join(callers)
+        expect(results).toEqual(Array.from({ length: 1000 }, (_, i) => Option.some(`v${i % 64}`)))
+        // One GET (or one key of an MGET) per call: none lost, none sent twice.
+        const keys = (yield* gets).flatMap((e) => e.keys)
+        expect(keys).toHaveLength(1000)
+      })))
+})
