@@ -173,3 +173,34 @@ describe("HybridCache: faults on the invalidation path (spawned redis-server)", 
         yield* recovers(cache, server, "k", "after-restart")
       })))
 })
+
+describe("HybridCache: Redis' side of tracking", () => {
+  it.live("the tracking table at a 10,000-entry L1: one entry per key read, and what it costs Redis' memory", () =>
+    withServer((server) =>
+      Effect.gen(function*() {
+        const n = 10_000
+        const { cache } = yield* hybrid(server.url, { keyPrefix: "h:", l1: { maxEntries: n } })
+        expect(yield* trusted(cache)).toBe(true)
+        const keys = Array.from({ length: n }, (_, i) => `key:${i}`)
+        for (let i = 0; i < n; i += 1000) {
+          yield* server.command("MSET", ...keys.slice(i, i + 1000).flatMap((k) => [`h:${k}`, "x".repeat(100)]))
+        }
+        const memory = () =>
+          Effect.map(server.command("INFO", "memory"), (info) => Number(/used_memory:(\d+)/.exec(String(info))![1]))
+        const trackedKeys = () =>
+          Effect.map(server.command("INFO", "stats"), (info) => Number(/tracking_total_keys:(\d+)/.exec(String(info))![1]))
+        const before = yield* memory()
+        const trackedBefore = yield* trackedKeys()
+        for (let i = 0; i < n; i += 500) yield* cache.getMany(keys.slice(i, i + 500))
+        const after = yield* memory()
+        const tracked = (yield* trackedKeys()) - trackedBefore
+        const l1 = (yield* hybridStats(cache)).l1
+        console.log(
+          `tracking table: ${tracked} keys tracked for a ${l1.entries}-entry L1; used_memory +${after - before} bytes (${
+            ((after - before) / tracked).toFixed(1)
+          } bytes per key)`
+        )
+        expect(l1.entries).toBe(n)
+        expect(tracked).toBeGreaterThanOrEqual(n)
+      })))
+})
