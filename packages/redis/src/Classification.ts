@@ -93,6 +93,14 @@ export const rules: ReadonlyArray<Rule> = [
   // sentinel answering that it knows no such master) is retried.
   permanent("auth", { message: /^All sentinels are unreachable.*Last error: (NOAUTH|WRONGPASS)/i }),
   transient("host_unreachable", { message: /^All sentinels are unreachable/i }, "not_sent"),
+  // Cluster (ioredis' Cluster). Its own redirection loop gave up: an earlier attempt may have been in flight on a
+  // socket that closed under it, so the outcome is unknown. A slot refresh that failed, or a cluster with no ready
+  // connection (no offline queue), never sent the command.
+  transient("cluster_down", { message: /^Too many Cluster redirections/i }),
+  transient("cluster_down", { message: /^Failed to refresh slots cache/i }, "not_sent"),
+  transient("connection_unavailable", { message: /^Cluster isn't ready/i }, "not_sent"),
+  transient("host_unreachable", { message: /^None of startup nodes is available/i }, "not_sent"),
+  transient("connection_closed", { message: /^Cluster is ended/i }, "not_sent"),
   // Redis replies that may go away
   transient("loading", { replyPrefix: ["LOADING"] }, "rejected"),
   transient("busy", { replyPrefix: ["BUSY"] }, "rejected"),
@@ -115,13 +123,30 @@ export const rules: ReadonlyArray<Rule> = [
   permanent("invalid_argument", { message: /^ERR (value is not|invalid expire time|.*out of range)/i })
 ]
 
+/**
+ * Rows read before {@link rules} for a connection to a Redis Cluster: there a `MOVED` or `ASK` reply is the cluster
+ * moving a slot (a failover, a resharding), which ioredis' `Cluster` follows; one that reaches the caller (its
+ * redirection budget ran out) goes away once the slot map is refreshed, so it is transient (`try_again`, `rejected`:
+ * the node refused the command without running it). On a standalone connection the same reply means the server is
+ * a cluster node and the client is not cluster-aware: a misconfiguration, permanent (`moved`, in {@link rules}).
+ *
+ * @since 0.3.0
+ * @category rules
+ */
+export const clusterRules: ReadonlyArray<Rule> = [
+  transient("try_again", { replyPrefix: ["MOVED", "ASK"] }, "rejected")
+]
+
 const lower = (xs: ReadonlyArray<string>) => xs.map((x) => x.toLowerCase())
-const compiled = rules.map((rule) => ({
-  rule,
-  code: rule.match.code && new Set(rule.match.code),
-  prefix: rule.match.replyPrefix && new Set(rule.match.replyPrefix),
-  name: rule.match.name && new Set(lower(rule.match.name))
-}))
+const compile = (table: ReadonlyArray<Rule>) =>
+  table.map((rule) => ({
+    rule,
+    code: rule.match.code && new Set(rule.match.code),
+    prefix: rule.match.replyPrefix && new Set(rule.match.replyPrefix),
+    name: rule.match.name && new Set(lower(rule.match.name))
+  }))
+const compiled = compile(rules)
+const compiledCluster = compile([...clusterRules, ...rules])
 
 interface Facts {
   readonly code: string | undefined
@@ -184,7 +209,8 @@ const commandName = (error: unknown): string | undefined => {
 }
 
 /**
- * Classifies one failure. Errors that are already classified pass through; an error reply no row knows is a
+ * Classifies one failure (`topology: "cluster"` reads {@link clusterRules} first). Errors that are already classified
+ * pass through; an error reply no row knows is a
  * permanent `command_error`; anything else no row knows is a transient `unknown` (it is retried a bounded
  * number of times and counted by the breaker, which is the safe side for a cache).
  *
@@ -194,14 +220,15 @@ const commandName = (error: unknown): string | undefined => {
 export const classify = (
   operation: string,
   error: unknown,
-  secrets: ReadonlyArray<string> = []
+  secrets: ReadonlyArray<string> = [],
+  topology: "standalone" | "sentinel" | "cluster" = "standalone"
 ): Errors.TransientError | Errors.PermanentError => {
   if (Errors.isTransientError(error) || Errors.isPermanentError(error)) return error
   const f = facts(error)
   const message = scrub(f.message, secrets)
   const cause: SanitizedCause = { name: f.name, code: f.code, message, command: commandName(error) }
   const lowerName = f.name.toLowerCase()
-  for (const { code, name, prefix, rule } of compiled) {
+  for (const { code, name, prefix, rule } of topology === "cluster" ? compiledCluster : compiled) {
     const m = rule.match
     if (code && (f.code === undefined || !code.has(f.code))) continue
     if (prefix && (!f.isReply || !prefix.has(f.prefix))) continue

@@ -23,7 +23,9 @@ export interface RedisConfig {
   /**
    * `redis://[user:pass@]host:port[/db]` or `rediss://...` (TLS, certificate verification on); or a Sentinel set:
    * `redis+sentinel://[user:pass@]host:port[,host:port...]/master-name[/db]` (`rediss+sentinel://`: TLS to the
-   * data nodes and to the sentinels). The user and password are the data nodes'.
+   * data nodes and to the sentinels). The user and password are the data nodes'. Or a Cluster:
+   * `redis+cluster://[user:pass@]host:port[,host:port...]` (`rediss+cluster://`: TLS to every node), the hosts being
+   * seed nodes (any of the cluster's nodes; the rest are discovered).
    */
   readonly url: Redacted.Redacted<string>
   /**
@@ -47,7 +49,23 @@ export interface RedisConfig {
   readonly tlsCa: Option.Option<string>
   /** TCP keepalive initial delay (the original service used 60 s). */
   readonly keepAlive: Duration.Duration
+  /**
+   * Cluster only: `REDIS_CLUSTER_SCALE_READS`, or `scaleReads` in code: where reads go. `master` (default): every
+   * command to the slot's primary, so a read sees every acknowledged write. `all` / `replica`: reads (`GET`, `MGET`,
+   * `SCAN`) may go to a replica (any node of the slot / replicas only), which replicates asynchronously: a read may
+   * miss writes the primary acknowledged up to the replication lag before (usually < 1 ms on a LAN, seconds under
+   * load or after a resync), and a value written then read back may read as the older one.
+   */
+  readonly scaleReads?: ScaleReads | undefined
 }
+
+/**
+ * Cluster only: where reads go (see {@link RedisConfig.scaleReads}).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type ScaleReads = "master" | "replica" | "all"
 
 /**
  * What a user may pass in code; everything but the URL has a default.
@@ -66,6 +84,7 @@ export interface Options {
   readonly retryDelay?: Duration.DurationInput
   readonly tlsCa?: string
   readonly keepAlive?: Duration.DurationInput
+  readonly scaleReads?: ScaleReads
 }
 
 /**
@@ -131,12 +150,29 @@ export interface SentinelUrl {
 }
 
 /**
+ * A Cluster: `redis+cluster://` / `rediss+cluster://`. `seeds` are the startup nodes (any nodes of the cluster; the
+ * others are discovered with `CLUSTER SLOTS`); `username` / `password` authenticate to every node; `tls` applies to
+ * every node. A cluster has one database (`db` is always 0).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ClusterUrl {
+  readonly topology: "cluster"
+  readonly tls: boolean
+  readonly seeds: ReadonlyArray<Address>
+  readonly db: 0
+  readonly username: Option.Option<string>
+  readonly password: Option.Option<Redacted.Redacted<string>>
+}
+
+/**
  * The parts of a Redis URL the connection needs.
  *
  * @since 0.1.0
  * @category models
  */
-export type ParsedUrl = StandaloneUrl | SentinelUrl
+export type ParsedUrl = StandaloneUrl | SentinelUrl | ClusterUrl
 
 /** The port of a sentinel given without one (Redis Sentinel's default). */
 export const defaultSentinelPort = 26379
@@ -150,6 +186,7 @@ const decode = (s: string) => {
 }
 
 const sentinelForm = "redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db]"
+const clusterForm = "redis+cluster://[user:password@]host:port[,host:port...]"
 
 const parsePort = (text: string, fallback: number): number | undefined => {
   if (text === "") return fallback
@@ -173,20 +210,9 @@ const parseSentinelUrl = (text: string, tls: boolean): Either.Either<SentinelUrl
   const hostList = slash >= 0 ? afterUser.slice(0, slash) : afterUser
   const path = slash >= 0 ? afterUser.slice(slash + 1) : ""
   if (hostList === "") return Either.left(`has no sentinel hosts: expected ${sentinelForm}`)
-  const sentinels: Array<Address> = []
-  const entries = hostList.split(",")
-  for (let i = 0; i < entries.length; i++) {
-    const entry = entries[i]!
-    const position = `sentinel host ${i + 1} of ${entries.length}`
-    if (entry === "") return Either.left(`has an empty ${position}: expected ${sentinelForm}`)
-    const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(.*))?$/.exec(entry)
-    if (m === null) return Either.left(`has an invalid ${position} (expected host:port or [ipv6]:port)`)
-    const host = decode(m[1] ?? m[2] ?? "")
-    if (host === "") return Either.left(`has an empty ${position}`)
-    const port = parsePort(m[3] ?? "", defaultSentinelPort)
-    if (port === undefined) return Either.left(`has an invalid port in ${position}`)
-    sentinels.push({ host, port })
-  }
+  const hosts = parseHosts(hostList, "sentinel", defaultSentinelPort, sentinelForm)
+  if (Either.isLeft(hosts)) return Either.left(hosts.left)
+  const sentinels = hosts.right
   const segments = path === "" ? [] : path.split("/")
   if (segments.length > 0 && segments[segments.length - 1] === "") segments.pop()
   const masterName = segments[0] === undefined ? "" : decode(segments[0])
@@ -197,14 +223,67 @@ const parseSentinelUrl = (text: string, tls: boolean): Either.Either<SentinelUrl
   if (!Number.isInteger(db) || db < 0) return Either.left("has an invalid database number in its path")
   let username: Option.Option<string> = Option.none()
   let password: Option.Option<Redacted.Redacted<string>> = Option.none()
-  if (userinfo !== undefined) {
-    const colon = userinfo.indexOf(":")
-    const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo
-    const pass = colon >= 0 ? userinfo.slice(colon + 1) : ""
-    username = user === "" ? Option.none() : Option.some(decode(user))
-    password = pass === "" ? Option.none() : Option.some(Redacted.make(decode(pass)))
-  }
+  if (userinfo !== undefined) ({ password, username } = parseUserinfo(userinfo))
   return Either.right({ topology: "sentinel", tls, sentinels, masterName, db, username, password })
+}
+
+const parseUserinfo = (userinfo: string) => {
+  const colon = userinfo.indexOf(":")
+  const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo
+  const pass = colon >= 0 ? userinfo.slice(colon + 1) : ""
+  return {
+    username: user === "" ? Option.none<string>() : Option.some(decode(user)),
+    password: pass === "" ? Option.none<Redacted.Redacted<string>>() : Option.some(Redacted.make(decode(pass)))
+  }
+}
+
+/** `host:port,host:port,...`; messages name the position of a bad host (`kind host 2 of 3`), never its text. */
+const parseHosts = (
+  hostList: string,
+  kind: string,
+  defaultPort: number,
+  form: string
+): Either.Either<ReadonlyArray<Address>, string> => {
+  const out: Array<Address> = []
+  const entries = hostList.split(",")
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!
+    const position = `${kind} host ${i + 1} of ${entries.length}`
+    if (entry === "") return Either.left(`has an empty ${position}: expected ${form}`)
+    const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(.*))?$/.exec(entry)
+    if (m === null) return Either.left(`has an invalid ${position} (expected host:port or [ipv6]:port)`)
+    const host = decode(m[1] ?? m[2] ?? "")
+    if (host === "") return Either.left(`has an empty ${position}`)
+    const port = parsePort(m[3] ?? "", defaultPort)
+    if (port === undefined) return Either.left(`has an invalid port in ${position}`)
+    out.push({ host, port })
+  }
+  return Either.right(out)
+}
+
+/**
+ * `redis+cluster://` / `rediss+cluster://`: seed nodes, optional credentials, no path but an optional `/` or `/0`
+ * (a cluster has only database 0), no query. Messages name the bad part, never the URL.
+ */
+const parseClusterUrl = (text: string, tls: boolean): Either.Either<ClusterUrl, string> => {
+  const rest = text.slice(text.indexOf("://") + 3)
+  if (/[?#]/.test(rest)) return Either.left(`has a query or fragment: expected ${clusterForm}`)
+  const at = rest.lastIndexOf("@")
+  const userinfo = at >= 0 ? rest.slice(0, at) : undefined
+  const afterUser = at >= 0 ? rest.slice(at + 1) : rest
+  const slash = afterUser.indexOf("/")
+  const hostList = slash >= 0 ? afterUser.slice(0, slash) : afterUser
+  const path = slash >= 0 ? afterUser.slice(slash + 1) : ""
+  if (hostList === "") return Either.left(`has no seed nodes: expected ${clusterForm}`)
+  const hosts = parseHosts(hostList, "seed", 6379, clusterForm)
+  if (Either.isLeft(hosts)) return Either.left(hosts.left)
+  if (path !== "" && path !== "0" && path !== "0/") {
+    return Either.left(`has a path: a cluster has only database 0 (expected ${clusterForm})`)
+  }
+  const { password, username } = userinfo === undefined
+    ? { username: Option.none<string>(), password: Option.none<Redacted.Redacted<string>>() }
+    : parseUserinfo(userinfo)
+  return Either.right({ topology: "cluster", tls, seeds: hosts.right, db: 0, username, password })
 }
 
 /**
@@ -220,17 +299,21 @@ export const parseUrl = (url: Redacted.Redacted<string>): Either.Either<ParsedUr
   if (scheme === "redis+sentinel" || scheme === "rediss+sentinel") {
     return parseSentinelUrl(text, scheme === "rediss+sentinel")
   }
+  if (scheme === "redis+cluster" || scheme === "rediss+cluster") {
+    return parseClusterUrl(text, scheme === "rediss+cluster")
+  }
   let parsed: URL
   try {
     parsed = new URL(text)
   } catch {
     return Either.left(
-      "is not a valid URL (expected redis://[user:password@]host:port[/db], rediss://..., or " + sentinelForm + ")"
+      "is not a valid URL (expected redis://[user:password@]host:port[/db], rediss://..., " + sentinelForm + " or " +
+        clusterForm + ")"
     )
   }
   if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
     return Either.left(
-      `has scheme "${parsed.protocol}": expected redis:, rediss:, redis+sentinel: or rediss+sentinel:`
+      `has scheme "${parsed.protocol}": expected redis:, rediss:, redis+sentinel:, rediss+sentinel:, redis+cluster: or rediss+cluster:`
     )
   }
   if (parsed.hostname === "") return Either.left("has no host")
@@ -252,8 +335,9 @@ export const parseUrl = (url: Redacted.Redacted<string>): Either.Either<ParsedUr
 }
 
 /**
- * The address a connection names as its server (spans, `RedisConnection.server`): the server itself, or for a
- * Sentinel set the first sentinel (the primary changes at every failover; ask the sentinels).
+ * The address a connection names as its server (spans, `RedisConnection.server`): the server itself, for a
+ * Sentinel set the first sentinel (the primary changes at every failover; ask the sentinels), for a Cluster the first
+ * seed node.
  *
  * @since 0.3.0
  * @category utils
@@ -261,7 +345,9 @@ export const parseUrl = (url: Redacted.Redacted<string>): Either.Either<ParsedUr
 export const serverOf = (url: ParsedUrl): { readonly host: string; readonly port: number; readonly tls: boolean } =>
   url.topology === "standalone"
     ? { host: url.host, port: url.port, tls: url.tls }
-    : { host: url.sentinels[0]!.host, port: url.sentinels[0]!.port, tls: url.tls }
+    : url.topology === "sentinel"
+    ? { host: url.sentinels[0]!.host, port: url.sentinels[0]!.port, tls: url.tls }
+    : { host: url.seeds[0]!.host, port: url.seeds[0]!.port, tls: url.tls }
 
 const ConfigErrorInvalid = (path: Array<string>, message: string) => ConfigError.InvalidData(path, message)
 
@@ -325,7 +411,10 @@ export const config: Config.Config<RedisConfig> = Config.all({
       }
     })
   ),
-  keepAlive: Config.succeed(defaults.keepAlive)
+  keepAlive: Config.succeed(defaults.keepAlive),
+  scaleReads: Config.literal("master", "replica", "all")("REDIS_CLUSTER_SCALE_READS").pipe(
+    Config.withDefault("master" as const)
+  )
 })
 
 /**
@@ -364,7 +453,10 @@ export const fromOptions = (options: Options): Either.Either<RedisConfig, Config
     maxRetries: integer("maxRetries", options.maxRetries, defaults.maxRetries, 0),
     retryDelay: duration("retryDelay", options.retryDelay, defaults.retryDelay),
     tlsCa: Either.right(Option.fromNullable(options.tlsCa)),
-    keepAlive: duration("keepAlive", options.keepAlive, defaults.keepAlive)
+    keepAlive: duration("keepAlive", options.keepAlive, defaults.keepAlive),
+    scaleReads: options.scaleReads === undefined || ["master", "replica", "all"].includes(options.scaleReads)
+      ? Either.right(options.scaleReads ?? ("master" as const))
+      : Either.left(ConfigErrorInvalid(["scaleReads"], `scaleReads must be "master", "replica" or "all"`))
   })
 }
 
@@ -386,11 +478,19 @@ export const describe = (config: RedisConfig): Record<string, string | number | 
     onRight: (p) =>
       p.topology === "standalone"
         ? `${p.tls ? "rediss" : "redis"}://${auth(p)}${host(p.host)}:${p.port}/${p.db}`
+        : p.topology === "cluster"
+        ? `${p.tls ? "rediss" : "redis"}+cluster://${auth(p)}${p.seeds.map((s) => `${host(s.host)}:${s.port}`).join(",")}`
         : `${p.tls ? "rediss" : "redis"}+sentinel://${auth(p)}${
           p.sentinels.map((s) => `${host(s.host)}:${s.port}`).join(",")
         }/${encodeURIComponent(p.masterName)}/${p.db}`
   })
-  const topology: Record<string, string | number | boolean> = Either.isRight(parsed) && parsed.right.topology === "sentinel"
+  const topology: Record<string, string | number | boolean> = Either.isRight(parsed) && parsed.right.topology === "cluster"
+    ? {
+      topology: "cluster",
+      seeds: parsed.right.seeds.map((s) => `${host(s.host)}:${s.port}`).join(","),
+      scaleReads: config.scaleReads ?? "master"
+    }
+    : Either.isRight(parsed) && parsed.right.topology === "sentinel"
     ? {
       topology: "sentinel",
       sentinels: parsed.right.sentinels.map((s) => `${host(s.host)}:${s.port}`).join(","),
