@@ -35,10 +35,11 @@ import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
-import type { RedisOptions } from "ioredis"
+import type { ClusterOptions, RedisOptions } from "ioredis"
 import { isIP } from "node:net"
 import * as Classification from "./Classification.js"
 import * as Batcher from "./internal/batcher.js"
+import * as ClusterConnection from "./internal/cluster.js"
 import * as Deadlines from "./internal/deadlines.js"
 import * as RedisConfig from "./RedisConfig.js"
 
@@ -123,6 +124,15 @@ export interface RedisConnection {
    * the hybrid cache). Optional so that test doubles need not provide it.
    */
   readonly watchSockets?: ((watcher: SocketWatcher) => Effect.Effect<void, never, Scope.Scope>) | undefined
+  /**
+   * Cluster only: the shard serving `key` now (synchronous), named by the first hash slot it serves (`"slots:0"`,
+   * `"slots:5461"`, ...): a shard keeps its slots across a failover, so it keeps its name; a resharding may rename it.
+   * `undefined` before the first slot map, for a slot no node serves, and on a standalone or Sentinel connection (one
+   * shard). The cache keeps a breaker per shard with it.
+   */
+  readonly shardOf?: ((key: string) => string | undefined) | undefined
+  /** Cluster only: the shards' names, in slot order (empty before the first slot map). */
+  readonly shards?: (() => ReadonlyArray<string>) | undefined
 }
 
 /**
@@ -234,11 +244,11 @@ export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.
   }
   if (Option.isSome(url.username)) options.username = url.username.value
   if (Option.isSome(url.password)) options.password = Redacted.value(url.password.value)
-  if (url.topology === "standalone") {
+  if (url.topology !== "sentinel") {
     if (url.tls) {
       options.tls = {
         rejectUnauthorized: true,
-        ...(isIP(url.host) === 0 ? { servername: url.host } : {}),
+        ...(url.topology === "standalone" && isIP(url.host) === 0 ? { servername: url.host } : {}),
         ...(Option.isSome(config.tlsCa) ? { ca: config.tlsCa.value } : {})
       }
     }
@@ -301,6 +311,70 @@ export const sentinelOptions = (
   }
 }
 
+/**
+ * The ioredis `Cluster` options of a `redis+cluster://` connection (ioredis 6.0's defaults and the figures are
+ * packages/testing/TOPOLOGIES.md's; see the README's "Cluster"):
+ *
+ * - `redisOptions`: {@link clientOptions} for every node (connect timeout, socket timeout just after the deadline,
+ *   keepalive, TLS, credentials, no re-sending after a reconnect). A node's socket does not reconnect on its own
+ *   (ioredis' design: a lost node is found again by the slot refresh its errors trigger).
+ * - `enableOfflineQueue: false` (ioredis: true): while the cluster (or the slot's node) is not connected a command
+ *   fails at once, `not_sent`, instead of waiting in a queue.
+ * - `slotsRefreshInterval: 5000` (ioredis: none, the slot map is refreshed only on `MOVED`, `CLUSTERDOWN` and closed
+ *   connections). One `CLUSTER SLOTS` per client every 5 s bounds how long a change that produces no error goes
+ *   unseen (a replica added or promoted, which `scaleReads` would read from; a resharding of keys not read lately).
+ * - `maxRedirections: 6` (ioredis: 16) with `retryDelayOnFailover` / `retryDelayOnClusterDown` / `retryDelayOnTryAgain`
+ *   100 ms (ioredis' too): ioredis' own retry loop gives up after at most 5 delayed retries, ~0.5 s, instead of
+ *   16 x 100 ms = 1.6 s. A forced failover takes 2.1-2.7 s here (`cluster-node-timeout` 1 s): no redirection budget
+ *   within a 2 s deadline covers it, and ioredis' 1.6 s loop ate most of the deadline, leaving the cache no time to
+ *   retry and its breaker nothing to count until late. With 0.5 s, a call on the failed shard fails within its
+ *   deadline, the cache retries once or twice, the shard's breaker opens after its threshold and the shard's keys are
+ *   answered from the fallback until a probe finds the new primary. Six still follows a `MOVED` (at once,
+ *   `retryDelayOnMoved` 0), an `ASK`, and a `TRYAGAIN` during a slot migration several times over.
+ * - `clusterRetryStrategy`: the reconnect backoff of the standalone sockets (first at once, then 50 ms doubling to
+ *   500 ms), forever (ioredis: `min(100 + 2n, 2000)` ms).
+ * - `scaleReads` (`master` by default, as ioredis): `REDIS_CLUSTER_SCALE_READS` / `scaleReads` (`replica` is ioredis'
+ *   `slave`). Replicas lag: see {@link RedisConfig.RedisConfig.scaleReads}.
+ * - `enableAutoPipelining` stays off (ioredis' default): through the Cluster's auto-pipeline a `MOVED` during a
+ *   graceful `CLUSTER FAILOVER` reached callers (measured: 4 failed calls in 0.44 s); sent on their own, ioredis
+ *   follows it and no call failed.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const clusterOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.ClusterUrl): ClusterOptions => {
+  const {
+    autoPipeliningIgnoredCommands: _i,
+    db: _db,
+    enableAutoPipelining: _p,
+    enableOfflineQueue: _q,
+    lazyConnect: _l,
+    retryStrategy: _r,
+    ...node
+  } = clientOptions(config, url)
+  return {
+    redisOptions: node,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    enableReadyCheck: true,
+    slotsRefreshInterval: clusterSlotsRefreshInterval,
+    slotsRefreshTimeout: Math.min(1000, Duration.toMillis(config.commandTimeout)),
+    maxRedirections: clusterMaxRedirections,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    retryDelayOnMoved: 0,
+    clusterRetryStrategy: reconnectDelay,
+    scaleReads: config.scaleReads === "replica" ? "slave" : config.scaleReads ?? "master",
+    enableAutoPipelining: false
+  }
+}
+
+/** See {@link clusterOptions}. */
+const clusterSlotsRefreshInterval = 5000
+/** See {@link clusterOptions}. */
+const clusterMaxRedirections = 6
+
 const quitTimeout = Duration.millis(1000)
 
 /**
@@ -342,6 +416,16 @@ export const make = (
       onLeft: (problem) => Effect.dieMessage(`invalid Redis URL: ${problem}`),
       onRight: Effect.succeed
     })
+    if (url.topology === "cluster") {
+      return yield* ClusterConnection.make(config, url, {
+        options: clusterOptions(config, url),
+        maxBatch,
+        poolSizeGauge,
+        healthCheckIntervalGauge,
+        healthCheckFailures,
+        tracing: (yield* Effect.tracer) !== defaultTracer
+      })
+    }
     const secrets = [url.password, config.sentinelPassword].flatMap((p) =>
       Option.match(p, { onNone: () => [], onSome: (p) => [Redacted.value(p)] })
     )

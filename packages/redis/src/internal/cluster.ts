@@ -1,0 +1,485 @@
+/**
+ * The connection over a Redis Cluster (ioredis' `Cluster`): the same `RedisConnection` service as a standalone
+ * server's, so the caches work unchanged over it. See `RedisConnection.clusterOptions` for the ioredis options and
+ * the README's "Cluster" for what is guaranteed across a failover.
+ *
+ * - Pool: `maxConnections` `Cluster` clients, each with one socket per node (so the setting keeps meaning "sockets
+ *   per server"), used round-robin.
+ * - Multi-key commands (`mget`, `mset`, `del`, and the coalesced `getBatched` / `setBatched`) are split by hash slot
+ *   (a multi-key command across slots fails with `CROSSSLOT`); the groups are sent at once and reassembled in order. In a coalesced batch each item answers for
+ *   itself: a dead shard fails only its own keys.
+ * - `shardOf(key)`: the shard serving the key, named by the first slot it serves (`slots:0`, `slots:5461`, ...): the
+ *   name survives a failover (a shard keeps its slots), so a per-shard breaker follows its shard through it.
+ * - `scan` walks the shards' primaries one after the other (cursor `<shard>:<cursor>`).
+ * - `ping` PINGs every primary (fails if one fails); the health check PINGs every primary of an idle client.
+ *
+ * @internal
+ */
+import { Errors } from "@steadfast/resilience"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import { Cluster } from "ioredis"
+import type { ClusterOptions, Redis } from "ioredis"
+import * as Classification from "../Classification.js"
+import type * as RedisConfig from "../RedisConfig.js"
+import type { RedisConnection, SocketStatus } from "../RedisConnection.js"
+import * as Batcher from "./batcher.js"
+import * as Deadlines from "./deadlines.js"
+import { slot } from "./slot.js"
+
+export interface Shared {
+  readonly options: ClusterOptions
+  readonly maxBatch: number
+  readonly poolSizeGauge: Metric.Metric.Gauge<number>
+  readonly healthCheckIntervalGauge: Metric.Metric.Gauge<number>
+  readonly healthCheckFailures: Metric.Metric.Counter<number>
+  readonly tracing: boolean
+}
+
+const SLOTS = 16384
+const quitTimeout = Duration.millis(1000)
+
+/** Groups indexes of `keys` by hash slot, in first-seen order. */
+export const bySlot = (keys: ReadonlyArray<string>): Map<number, Array<number>> => {
+  const groups = new Map<number, Array<number>>()
+  for (let i = 0; i < keys.length; i++) {
+    const s = slot(keys[i]!)
+    const group = groups.get(s)
+    if (group === undefined) groups.set(s, [i])
+    else group.push(i)
+  }
+  return groups
+}
+
+export const make = (
+  config: RedisConfig.RedisConfig,
+  url: RedisConfig.ClusterUrl,
+  shared: Shared
+): Effect.Effect<RedisConnection, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const secrets = Option.match(url.password, { onNone: () => [], onSome: (p) => [Redacted.value(p)] })
+    const runtime = yield* Effect.runtime<never>()
+    const runFork = Runtime.runFork(runtime)
+    const clock = yield* Effect.clock
+    const server = { host: url.seeds[0]!.host, port: url.seeds[0]!.port, tls: url.tls }
+    const spanAttributes = {
+      "db.system.name": "redis",
+      "db.namespace": "0",
+      "server.address": server.host,
+      "server.port": server.port
+    }
+    const classify = (operation: string, error: unknown) => Classification.classify(operation, error, secrets, "cluster")
+    const seeds = url.seeds.map((s) => ({ host: s.host, port: s.port }))
+
+    const clients: Array<Cluster> = []
+    const lastUsed: Array<number> = []
+    const reconnectAttempt: Array<number> = []
+    const permanentFailure: Array<Errors.PermanentError | undefined> = []
+
+    /**
+     * Slot -> shard name, rebuilt at every slot refresh of any client: a shard is the set of slots one primary serves,
+     * named by its first slot. Names survive a failover (the replica takes over the same slots).
+     */
+    let shardOfSlot: Array<string | undefined> = new Array(SLOTS).fill(undefined)
+    /** Shard names in slot order, with the slot a shard starts at (for `scan`). */
+    let shardList: ReadonlyArray<{ readonly name: string; readonly first: number }> = []
+    const rebuildShards = (cluster: Cluster) => {
+      const slots = cluster.slots
+      const firstOf = new Map<string, number>()
+      const next: Array<string | undefined> = new Array(SLOTS)
+      for (let s = 0; s < SLOTS; s++) {
+        const primary = slots[s]?.[0]
+        if (primary === undefined) {
+          next[s] = undefined
+          continue
+        }
+        let first = firstOf.get(primary)
+        if (first === undefined) {
+          first = s
+          firstOf.set(primary, s)
+        }
+        next[s] = `slots:${first}`
+      }
+      if (firstOf.size === 0) return
+      shardOfSlot = next
+      shardList = [...firstOf.values()].sort((a, b) => a - b).map((first) => ({ name: `slots:${first}`, first }))
+    }
+
+    const publishPoolSize = () =>
+      runFork(Metric.set(shared.poolSizeGauge, clients.reduce((n, c) => n + (c.status === "ready" ? c.nodes("master").filter((r) => r.status === "ready").length : 0), 0)))
+
+    const open = (index: number) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const cluster = new Cluster(seeds, {
+            ...shared.options,
+            clusterRetryStrategy: (attempt: number) => {
+              reconnectAttempt[index] = attempt
+              const delay = shared.options.clusterRetryStrategy
+              return permanentFailure[index] === undefined && typeof delay === "function" ? delay(attempt) : 5000
+            }
+            // ioredis' declared option types predate exactOptionalPropertyTypes; the object is a plain ClusterOptions.
+          } as never)
+          let down = false
+          cluster.on("error", (error: unknown) => {
+            const failure = classify("connection", error)
+            if (failure._tag === "PermanentError") permanentFailure[index] = failure
+            const log = down ? Effect.logDebug : failure._tag === "PermanentError" ? Effect.logError : Effect.logWarning
+            down = true
+            runFork(
+              log("redis cluster connection error").pipe(
+                Effect.annotateLogs({ operation: "connection", socket: index, error_type: failure.reason, error_message: failure.message })
+              )
+            )
+          })
+          // A node's own socket errors (a node killed, reset) reach the cluster as "node error".
+          cluster.on("node error", (error: unknown, address: string) => {
+            const failure = classify("connection", error)
+            runFork(
+              Effect.logDebug("redis cluster node error").pipe(
+                Effect.annotateLogs({ operation: "connection", socket: index, node: address, error_type: failure.reason, error_message: failure.message })
+              )
+            )
+          })
+          cluster.on("refresh", () => rebuildShards(cluster))
+          cluster.on("ready", () => {
+            permanentFailure[index] = undefined
+            reconnectAttempt[index] = 0
+            rebuildShards(cluster)
+            if (down) {
+              down = false
+              runFork(Effect.logInfo("redis cluster connection ready again").pipe(Effect.annotateLogs({ socket: index })))
+            }
+            publishPoolSize()
+          })
+          cluster.on("+node", publishPoolSize)
+          cluster.on("-node", publishPoolSize)
+          cluster.on("close", publishPoolSize)
+          clients[index] = cluster
+          reconnectAttempt[index] = 0
+          lastUsed[index] = clock.unsafeCurrentTimeMillis()
+          return cluster
+        }),
+        (cluster) =>
+          Effect.async<void>((resume) => {
+              if (cluster.status !== "ready") {
+                cluster.disconnect(false)
+                return resume(Effect.void)
+              }
+              cluster.once("end", () => resume(Effect.void))
+              // QUIT on every node; a stalled node never answers: the timeout below disconnects.
+              cluster.quit().catch(() => cluster.disconnect(false))
+            }).pipe(
+            Effect.timeout(quitTimeout),
+            Effect.ignore,
+            Effect.ensuring(Effect.sync(() => cluster.status !== "end" && cluster.disconnect(false))),
+            Effect.interruptible
+          )
+      ).pipe(
+        Effect.tap((cluster) =>
+          Effect.tryPromise({ try: () => cluster.connect(), catch: (error) => classify("connect", error) }).pipe(
+            Effect.timeoutFail({
+              duration: config.connectTimeout,
+              onTimeout: () =>
+                new Errors.TransientError({
+                  operation: "connect",
+                  reason: "timeout",
+                  message: `connect exceeded ${Duration.toMillis(config.connectTimeout)} ms`,
+                  outcome: "not_sent"
+                })
+            }),
+            Effect.catchAll((failure) =>
+              Effect.logWarning("redis cluster unavailable at start-up; the connection heals in the background").pipe(
+                Effect.annotateLogs({ socket: index, error_type: failure.reason, error_message: failure.message })
+              )
+            )
+          )
+        )
+      )
+
+    yield* Effect.forEach(Array.from({ length: config.maxConnections }, (_, i) => i), open, {
+      concurrency: "unbounded",
+      discard: true
+    })
+    yield* Metric.set(shared.healthCheckIntervalGauge, Duration.toSeconds(config.healthCheckInterval))
+
+    let next = 0
+    const size = clients.length
+    const pick = (): Cluster => {
+      for (let i = 0; i < size; i++) {
+        const index = (next + i) % size
+        if (clients[index]!.status === "ready") {
+          next = (index + 1) % size
+          lastUsed[index] = clock.unsafeCurrentTimeMillis()
+          return clients[index]!
+        }
+      }
+      next = (next + 1) % size
+      return clients[next]!
+    }
+
+    const classifyFor = (cluster: Cluster, operation: string, error: unknown): Errors.RedisFailure => {
+      const failure = classify(operation, error)
+      const permanent = permanentFailure[clients.indexOf(cluster)]
+      return permanent !== undefined && failure._tag === "TransientError" && failure.outcome === "not_sent"
+        ? new Errors.PermanentError({ operation, reason: permanent.reason, message: `not connected: ${permanent.message}`, cause: permanent.cause })
+        : failure
+    }
+
+    const deadlines = yield* Deadlines.make(config.commandTimeout)
+    const deadlineMillis = Duration.toMillis(config.commandTimeout)
+    const timeoutOf = (operation: string) => () =>
+      new Errors.TransientError({
+        operation,
+        reason: "timeout",
+        message: `${operation} exceeded its ${deadlineMillis} ms deadline`,
+        outcome: "unknown"
+      })
+
+    const run = <A>(operation: string, f: (cluster: Cluster) => Promise<A>) => {
+      const call = Effect.suspend(() => {
+        const cluster = pick()
+        return deadlines.run(() => f(cluster), (error) => classifyFor(cluster, operation, error), timeoutOf(operation))
+      })
+      return shared.tracing
+        ? Effect.withSpan(call, `redis.${operation}`, {
+          kind: "client",
+          attributes: { ...spanAttributes, "db.operation.name": operation.toUpperCase() }
+        })
+        : call
+    }
+
+    const ttlMillis = (ttl: Duration.Duration) => Math.max(1, Math.ceil(Duration.toMillis(ttl)))
+
+    /** Sends one request per slot group; answers per key its value or the `Error` its group failed with. */
+    const mgetBySlot = (cluster: Cluster, keys: ReadonlyArray<string>): Promise<Array<string | null | Error>> => {
+      const out: Array<string | null | Error> = new Array(keys.length)
+      const groups = bySlot(keys)
+      return Promise.all([...groups.values()].map((indexes) => {
+        const request = indexes.length === 1
+          ? cluster.get(keys[indexes[0]!]!).then((v) => [v])
+          : cluster.mget(...indexes.map((i) => keys[i]!))
+        return request.then(
+          (values) => indexes.forEach((i, j) => (out[i] = values[j] ?? null)),
+          (error: Error) => indexes.forEach((i) => (out[i] = error))
+        )
+      })).then(() => out)
+    }
+    const setBySlot = (
+      cluster: Cluster,
+      entries: ReadonlyArray<readonly [string, string, Option.Option<Duration.Duration>]>
+    ): Promise<Array<undefined | Error>> => {
+      const out: Array<undefined | Error> = new Array(entries.length)
+      const groups = bySlot(entries.map(([k]) => k))
+      const requests: Array<Promise<void>> = []
+      for (const indexes of groups.values()) {
+        const plain = indexes.filter((i) => Option.isNone(entries[i]![2]))
+        const timed = indexes.filter((i) => Option.isSome(entries[i]![2]))
+        if (plain.length > 1) {
+          requests.push(cluster.mset(...plain.flatMap((i) => [entries[i]![0], entries[i]![1]])).then(
+            () => plain.forEach((i) => (out[i] = undefined)),
+            (error: Error) => plain.forEach((i) => (out[i] = error))
+          ))
+        } else if (plain.length === 1) timed.unshift(plain[0]!)
+        for (const i of timed) {
+          const [key, value, ttl] = entries[i]!
+          requests.push(
+            (Option.isSome(ttl) ? cluster.set(key, value, "PX", ttlMillis(ttl.value)) : cluster.set(key, value)).then(
+              () => (out[i] = undefined),
+              (error: Error) => (out[i] = error)
+            ) as Promise<void>
+          )
+        }
+      }
+      return Promise.all(requests).then(() => out)
+    }
+    /** Fails with the first item's error, in key order. */
+    const allOrFirstError = <A>(results: Array<A | Error>): Array<A> => {
+      for (const r of results) if (r instanceof Error) throw r
+      return results as Array<A>
+    }
+
+    // Coalesced reads and writes: calls made in the same tick share one deadline; each key answers for itself.
+    const clientIndex = (cluster: Cluster) => clients.indexOf(cluster)
+    const reads = Batcher.make<string, string | null>({
+      deadlines,
+      maxBatch: shared.maxBatch,
+      send: (keys) => {
+        const cluster = pick()
+        return { index: clientIndex(cluster), reply: mgetBySlot(cluster, keys) }
+      },
+      classify: (index, error) => classifyFor(clients[Math.max(0, index)]!, "get", error),
+      onTimeout: timeoutOf("get")
+    })
+    const writes = Batcher.make<readonly [string, string, Option.Option<Duration.Duration>], void>({
+      deadlines,
+      maxBatch: shared.maxBatch,
+      send: (entries) => {
+        const cluster = pick()
+        return { index: clientIndex(cluster), reply: setBySlot(cluster, entries) }
+      },
+      classify: (index, error) => classifyFor(clients[Math.max(0, index)]!, "set", error),
+      onTimeout: timeoutOf("set")
+    })
+    const getBatched = shared.tracing
+      ? (key: string) =>
+        Effect.withSpan(reads.submit(key), "redis.get", { kind: "client", attributes: { ...spanAttributes, "db.operation.name": "MGET" } })
+      : reads.submit
+    const setBatchedRaw = (key: string, value: string, ttl: Option.Option<Duration.Duration>) =>
+      writes.submit([key, value, ttl] as const)
+    const setBatched = shared.tracing
+      ? (key: string, value: string, ttl: Option.Option<Duration.Duration>) =>
+        Effect.withSpan(setBatchedRaw(key, value, ttl), "redis.set", {
+          kind: "client",
+          attributes: { ...spanAttributes, "db.operation.name": "MSET" }
+        })
+      : setBatchedRaw
+
+    const nodeKey = (r: Redis) => `${r.options.host}:${r.options.port}`
+    /** PING every primary of `cluster`; fails with the first failure. */
+    const pingAll = (cluster: Cluster) => {
+      const masters = cluster.nodes("master")
+      if (masters.length === 0) return Promise.reject(new Error("Cluster isn't ready and enableOfflineQueue options is false"))
+      return Promise.all(masters.map((node) =>
+        node.ping().catch((error: Error) => {
+          throw Object.assign(new Error(`${nodeKey(node)}: ${error.message}`), { code: (error as { code?: string }).code, name: error.name })
+        })
+      )).then(() => undefined)
+    }
+    const ping = run("ping", pingAll)
+
+    /** `scan` over the shards' primaries in slot order; the cursor is `<shard index>:<node cursor>`. */
+    const scan = (cursor: string, pattern: string, count: number) =>
+      run("scan", async (cluster): Promise<readonly [string, ReadonlyArray<string>]> => {
+        const m = /^(\d+):(\d+)$/.exec(cursor)
+        const shard = cursor === "0" ? 0 : m === null ? -1 : Number(m[1])
+        const nodeCursor = cursor === "0" ? "0" : m?.[2] ?? "0"
+        const shards = shardList
+        if (shard < 0 || (shards.length > 0 && shard >= shards.length)) throw new Error("ERR invalid cursor")
+        const primary = cluster.slots[shards[shard]?.first ?? 0]?.[0]
+        const node = cluster.nodes("master").find((r) => nodeKey(r) === primary)
+        if (node === undefined) throw new Error("Cluster isn't ready and enableOfflineQueue options is false")
+        const [nextCursor, keys] = await node.scan(nodeCursor, "MATCH", pattern, "COUNT", count)
+        if (nextCursor !== "0") return [`${shard}:${nextCursor}`, keys]
+        return [shard + 1 < shards.length ? `${shard + 1}:0` : "0", keys]
+      })
+
+    const waiting = new Map<number, Promise<void>>()
+    const nextReady = (index: number): Promise<void> => {
+      const existing = waiting.get(index)
+      if (existing !== undefined) return existing
+      const cluster = clients[index]!
+      const promise = new Promise<void>((resolve, reject) => {
+        const done = () => {
+          waiting.delete(index)
+          cluster.off("ready", onReady)
+          cluster.off("end", onEnd)
+        }
+        const onReady = () => (done(), resolve())
+        const onEnd = () => (done(), reject(new Error("Connection is closed.")))
+        cluster.once("ready", onReady)
+        cluster.once("end", onEnd)
+      })
+      promise.catch(() => {})
+      waiting.set(index, promise)
+      return promise
+    }
+    const reconnecting: ReadonlySet<string> = new Set(["connecting", "connect", "reconnecting"])
+    const ready: Effect.Effect<void, Errors.RedisFailure> = Effect.suspend(() => {
+      if (clients.some((c) => c.status === "ready")) return Effect.void
+      const index = clients.findIndex((c) => reconnecting.has(c.status))
+      if (index < 0) {
+        return Effect.fail(classifyFor(clients[0]!, "ready", new Error("Cluster isn't ready and enableOfflineQueue options is false")))
+      }
+      return deadlines.run(() => nextReady(index), (error) => classifyFor(clients[index]!, "ready", error), () =>
+        new Errors.TransientError({
+          operation: "ready",
+          reason: "timeout",
+          message: `no cluster connection ready within ${deadlineMillis} ms`,
+          outcome: "not_sent"
+        }))
+    })
+
+    // Health check: a client idle for the interval PINGs every primary; a failing node's socket is destroyed, so
+    // ioredis drops it and refreshes the slots (its nodes do not reconnect on their own) before a user request
+    // finds it dead.
+    const interval = Duration.toMillis(config.healthCheckInterval)
+    const checkIdle = Effect.suspend(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      return Effect.forEach(
+        clients.map((cluster, index) => ({ cluster, index })).filter(({ cluster, index }) =>
+          cluster.status === "ready" && now - (lastUsed[index] ?? 0) >= interval
+        ),
+        ({ cluster, index }) =>
+          Effect.forEach(cluster.nodes("master").filter((n) => n.status === "ready"), (node) =>
+            deadlines.run(() => node.ping(), (error) => classify("health_check", error), timeoutOf("health_check")).pipe(
+              Effect.catchAll((failure) =>
+                Effect.sync(() => node.stream?.destroy()).pipe(
+                  Effect.zipRight(Metric.increment(shared.healthCheckFailures)),
+                  Effect.zipRight(
+                    Effect.logWarning("idle redis cluster node failed its health check; reconnecting").pipe(
+                      Effect.annotateLogs({ socket: index, node: nodeKey(node), error_type: failure.reason, error_message: failure.message })
+                    )
+                  )
+                )
+              )
+            ), { concurrency: "unbounded", discard: true }).pipe(
+            Effect.ensuring(Effect.sync(() => (lastUsed[index] = clock.unsafeCurrentTimeMillis())))
+          ),
+        { concurrency: "unbounded", discard: true }
+      )
+    })
+    yield* checkIdle.pipe(
+      Effect.repeat(Schedule.spaced(Duration.millis(Math.max(1, interval / 2)))),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+
+    const statusOf = (c: Cluster): SocketStatus =>
+      c.status === "disconnecting" ? "close" : c.status as SocketStatus
+
+    const connection: RedisConnection = {
+      config,
+      server,
+      execute: (operation, f) => run(operation, (cluster) => f(cluster as unknown as Redis)),
+      get: (key) => run("get", (c) => c.get(key)),
+      getBatched,
+      setBatched,
+      mget: (keys) =>
+        keys.length === 0 ? Effect.succeed([]) : run("mget", (c) => mgetBySlot(c, keys).then(allOrFirstError)),
+      set: (key, value, ttl) =>
+        run("set", (c) => Option.isSome(ttl) ? c.set(key, value, "PX", ttlMillis(ttl.value)) : c.set(key, value)).pipe(Effect.asVoid),
+      mset: (entries, ttl) =>
+        entries.length === 0 ? Effect.void : run("mset", (c) =>
+          setBySlot(c, entries.map(([k, v]) => [k, v, ttl] as const)).then(allOrFirstError)).pipe(Effect.asVoid),
+      del: (keys) =>
+        keys.length === 0 ? Effect.succeed(0) : run("del", (c) => {
+          const groups = [...bySlot(keys).values()]
+          return Promise.all(groups.map((indexes) => c.del(...indexes.map((i) => keys[i]!)))).then((counts) =>
+            counts.reduce((a, b) => a + b, 0)
+          )
+        }),
+      scan,
+      ping,
+      ready,
+      availability: () => {
+        let reconnectingNow = false
+        for (let i = 0; i < size; i++) {
+          const c = clients[i]!
+          if (c.status === "ready") return "ready"
+          if (reconnectAttempt[i]! <= 1 && permanentFailure[i] === undefined && reconnecting.has(c.status)) reconnectingNow = true
+        }
+        return reconnectingNow ? "reconnecting" : "down"
+      },
+      status: Effect.sync(() => clients.map(statusOf)),
+      shardOf: (key) => shardOfSlot[slot(key)],
+      shards: () => shardList.map((s) => s.name)
+    }
+    return connection
+  })

@@ -1,0 +1,348 @@
+/**
+ * Cluster support: the `redis+cluster://` form (parsing, typed errors, redaction), the ioredis `Cluster` options it
+ * maps to, slot grouping, the cluster classification rows, and the connection against a real cluster
+ * (`RedisCluster.make`: 3 primaries, 3 replicas) across slots, through a graceful failover and a killed primary.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { LogCapture, RedisCluster } from "@steadfast/testing"
+import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Classification from "../src/Classification.js"
+import { bySlot } from "../src/internal/cluster.js"
+import { slot } from "../src/internal/slot.js"
+import * as RedisConfig from "../src/RedisConfig.js"
+import * as RedisConnection from "../src/RedisConnection.js"
+
+const SECRET = "c1uster-pw/with@odd:chars"
+
+const read = (env: Record<string, string>) =>
+  RedisConfig.config.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
+const parse = (url: string) => RedisConfig.parseUrl(Redacted.make(url))
+
+describe("Cluster: configuration", () => {
+  it("parses the cluster forms", () => {
+    expect(Either.getOrThrow(parse("redis+cluster://10.0.0.1:7000,10.0.0.2:7001,node-c"))).toEqual({
+      topology: "cluster",
+      tls: false,
+      seeds: [{ host: "10.0.0.1", port: 7000 }, { host: "10.0.0.2", port: 7001 }, { host: "node-c", port: 6379 }],
+      db: 0,
+      username: Option.none(),
+      password: Option.none()
+    })
+    const full = Either.getOrThrow(parse(`rediss+cluster://app:${encodeURIComponent(SECRET)}@[::1]:7000,h2:7001/`))
+    expect(full).toMatchObject({ topology: "cluster", tls: true, db: 0 })
+    if (full.topology !== "cluster") throw new Error("not cluster")
+    expect(full.seeds).toEqual([{ host: "::1", port: 7000 }, { host: "h2", port: 7001 }])
+    expect(Option.getOrThrow(full.username)).toBe("app")
+    expect(Redacted.value(Option.getOrThrow(full.password))).toBe(SECRET)
+    expect(Either.isRight(parse("redis+cluster://h:1/0"))).toBe(true)
+  })
+
+  const bad: ReadonlyArray<readonly [string, string]> = [
+    [`redis+cluster://:${SECRET}@`, "no seed nodes"],
+    [`redis+cluster://:${SECRET}@/`, "no seed nodes"],
+    [`redis+cluster://:${SECRET}@h1:7000,,h2`, "empty seed host 2 of 3"],
+    [`redis+cluster://:${SECRET}@h1:7000,h2:port`, "invalid port in seed host 2 of 2"],
+    [`redis+cluster://:${SECRET}@h1:0`, "invalid port in seed host 1 of 1"],
+    [`redis+cluster://:${SECRET}@h1:7000/2`, "only database 0"],
+    [`redis+cluster://:${SECRET}@h1:7000?tls=true`, "query"]
+  ]
+  for (const [url, problem] of bad) {
+    it.effect(`rejects ${url.replace(SECRET, "<secret>")}: a typed ConfigError naming the part, not the URL`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(read({ REDIS_URL: url }))
+        expect(ConfigError.isConfigError(error)).toBe(true)
+        const text = String(error)
+        expect(text).toContain("REDIS_URL")
+        expect(text).toContain(problem)
+        expect(text).not.toContain(SECRET)
+        expect(text).not.toContain(encodeURIComponent(SECRET))
+        const inCode = RedisConfig.fromOptions({ url })
+        expect(Either.isLeft(inCode)).toBe(true)
+        if (Either.isLeft(inCode)) expect(String(inCode.left)).not.toContain(SECRET)
+      }))
+  }
+
+  it.effect("describe() shows the topology and the seeds, never a password; scaleReads is validated", () =>
+    Effect.gen(function*() {
+      const c = yield* read({
+        REDIS_URL: `redis+cluster://app:${encodeURIComponent(SECRET)}@10.0.0.1:7000,[::1]:7001`,
+        REDIS_CLUSTER_SCALE_READS: "replica"
+      })
+      const described = RedisConfig.describe(c)
+      expect(described).toMatchObject({
+        url: "redis+cluster://app:<redacted>@10.0.0.1:7000,[::1]:7001",
+        topology: "cluster",
+        seeds: "10.0.0.1:7000,[::1]:7001",
+        scaleReads: "replica",
+        tls: false
+      })
+      for (const printed of [JSON.stringify(described), JSON.stringify(c), String(c.url)]) {
+        expect(printed).not.toContain(SECRET)
+        expect(printed).not.toContain(encodeURIComponent(SECRET))
+      }
+      expect(RedisConfig.describe(yield* read({ REDIS_URL: "rediss+cluster://h:7000" }))).toMatchObject({
+        url: "rediss+cluster://h:7000",
+        tls: true,
+        scaleReads: "master"
+      })
+      const badReads = yield* Effect.flip(read({ REDIS_URL: "redis+cluster://h:7000", REDIS_CLUSTER_SCALE_READS: "nearest" }))
+      expect(String(badReads)).toContain("REDIS_CLUSTER_SCALE_READS")
+      expect(Either.isLeft(RedisConfig.fromOptions({ url: "redis+cluster://h", scaleReads: "x" as never }))).toBe(true)
+      // Standalone describe() is unchanged.
+      expect(RedisConfig.describe(yield* read({}))).not.toHaveProperty("scaleReads")
+    }))
+
+  it("maps to ioredis' Cluster options: slot refresh, no offline queue, a short redirection loop, nodes keep every option", () => {
+    const config = Either.getOrThrow(RedisConfig.fromOptions({
+      url: `rediss+cluster://app:${SECRET}@n1:7000,n2:7001`,
+      commandTimeout: "400 millis",
+      tlsCa: "-----BEGIN CERTIFICATE-----"
+    }))
+    const url = Either.getOrThrow(RedisConfig.parseUrl(config.url))
+    if (url.topology !== "cluster") throw new Error("not cluster")
+    const o = RedisConnection.clusterOptions(config, url)
+    expect(o).toMatchObject({
+      enableOfflineQueue: false,
+      slotsRefreshInterval: 5000,
+      slotsRefreshTimeout: 400,
+      maxRedirections: 6,
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      retryDelayOnTryAgain: 100,
+      retryDelayOnMoved: 0,
+      scaleReads: "master",
+      enableAutoPipelining: false,
+      lazyConnect: true
+    })
+    // ioredis' own loop (5 delayed retries) fits well inside the default deadline.
+    expect((o.maxRedirections! - 1) * o.retryDelayOnFailover!).toBeLessThanOrEqual(500)
+    expect(o.redisOptions).toMatchObject({
+      username: "app",
+      password: SECRET,
+      connectTimeout: 2000,
+      socketTimeout: 500,
+      keepAlive: 60_000,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      connectionName: "steadfast",
+      tls: { rejectUnauthorized: true, ca: "-----BEGIN CERTIFICATE-----" }
+    })
+    // No fixed SNI name (the nodes' addresses come from CLUSTER SLOTS), no db, no per-node offline queue override.
+    expect((o.redisOptions!.tls as { servername?: string }).servername).toBeUndefined()
+    expect(o.redisOptions).not.toHaveProperty("db")
+    expect(o.redisOptions).not.toHaveProperty("enableOfflineQueue")
+    expect(o.redisOptions).not.toHaveProperty("retryStrategy")
+    const delays = Array.from({ length: 50 }, (_, i) => (o.clusterRetryStrategy as (n: number) => number)(i + 1))
+    expect(delays.every((d) => d >= 0 && d < 600)).toBe(true)
+    const replicas = Either.getOrThrow(RedisConfig.fromOptions({ url: "redis+cluster://n1", scaleReads: "replica" }))
+    const r = Either.getOrThrow(RedisConfig.parseUrl(replicas.url))
+    if (r.topology !== "cluster") throw new Error("not cluster")
+    expect(RedisConnection.clusterOptions(replicas, r).scaleReads).toBe("slave")
+    expect(RedisConnection.clusterOptions(replicas, r).redisOptions!.tls).toBeUndefined()
+  })
+
+  it("slots: CRC16 with hash tags, as Redis computes them; keys grouped by slot in order", () => {
+    expect(slot("123456789")).toBe(0x31c3 % 16384)
+    expect(slot("a")).toBe(15495)
+    expect(slot("b")).toBe(3300)
+    expect(slot("c")).toBe(7365)
+    expect(slot("{user1000}.following")).toBe(slot("{user1000}.followers"))
+    expect(slot("foo{}{bar}")).toBe(slot(Buffer.from("foo{}{bar}")))
+    expect(slot("é")).toBe(slot(Buffer.from("é", "utf8")))
+    expect(slot("{t}a")).toBe(slot("t"))
+    expect([...bySlot(["a", "{t}x", "b", "{t}y", "a"]).values()]).toEqual([[0, 4], [1, 3], [2]])
+  })
+
+  it("classification on a cluster: redirections, CLUSTERDOWN, TRYAGAIN, refresh failures are transient", () => {
+    const reply = (message: string) => Object.assign(new Error(message), { name: "ReplyError" })
+    const rows: ReadonlyArray<readonly [unknown, string, string]> = [
+      [reply("MOVED 3999 127.0.0.1:6381"), "try_again", "rejected"],
+      [reply("ASK 3999 127.0.0.1:6381"), "try_again", "rejected"],
+      [reply("TRYAGAIN Multiple keys request during rehashing of slot"), "try_again", "rejected"],
+      [reply("CLUSTERDOWN The cluster is down"), "cluster_down", "rejected"],
+      [reply("READONLY You can't write against a read only replica."), "read_only", "rejected"],
+      [reply("LOADING Redis is loading the dataset in memory"), "loading", "rejected"],
+      [new Error("Too many Cluster redirections. Last error: Error: Connection is closed."), "cluster_down", "unknown"],
+      [new Error("Failed to refresh slots cache."), "cluster_down", "not_sent"],
+      [new Error("Cluster isn't ready and enableOfflineQueue options is false"), "connection_unavailable", "not_sent"],
+      [new Error("None of startup nodes is available"), "host_unreachable", "not_sent"]
+    ]
+    for (const [error, reason, outcome] of rows) {
+      const c = Classification.classify("get", error, [], "cluster")
+      expect(c._tag, String(error)).toBe("TransientError")
+      expect(c.reason, String(error)).toBe(reason)
+      if (c._tag === "TransientError") expect(c.outcome, String(error)).toBe(outcome)
+    }
+    // On a standalone connection a MOVED means a misconfiguration: permanent, as before.
+    expect(Classification.classify("get", reply("MOVED 3999 127.0.0.1:6381"))._tag).toBe("PermanentError")
+    expect(Classification.classify("get", reply("CROSSSLOT Keys in request don't hash to the same slot"), [], "cluster")._tag)
+      .toBe("PermanentError")
+  })
+})
+
+/** Keys covering every shard: `k<i>` for i < n. */
+const keys = (n: number, prefix = "k") => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
+
+const connect = (cluster: RedisCluster.RedisCluster, extra: Partial<RedisConfig.Options> = {}) =>
+  RedisConnection.make(Either.getOrThrow(RedisConfig.fromOptions({
+    url: `redis+cluster://${cluster.seeds.map((s) => `${s.host}:${s.port}`).join(",")}`,
+    commandTimeout: "1 second",
+    ...extra
+  })))
+
+describe("Cluster: against a real cluster", () => {
+  it.scopedLive("connects; get/set/del across slots; batches and multi-key commands grouped by slot, in order", () =>
+    Effect.gen(function*() {
+      const cluster = yield* RedisCluster.make()
+      const redis = yield* connect(cluster)
+      expect(redis.availability()).toBe("ready")
+      expect(yield* redis.status).toEqual(["ready"])
+      yield* redis.ping
+      const ks = keys(200)
+      // Across every shard.
+      expect(new Set(ks.map((k) => redis.shardOf!(k))).size).toBe(3)
+      expect(redis.shards!()).toEqual(["slots:0", "slots:5461", "slots:10923"])
+      for (const k of ks.slice(0, 10)) {
+        const primary = yield* cluster.primaryFor(k)
+        expect(redis.shardOf!(k)).toBe(`slots:${primary.slots[0]![0]}`)
+      }
+      yield* redis.set("single", "v", Option.none())
+      expect(yield* redis.get("single")).toBe("v")
+      yield* redis.mset(ks.map((k) => [k, `v:${k}`] as const), Option.none())
+      expect(yield* redis.mget(ks)).toEqual(ks.map((k) => `v:${k}`))
+      yield* redis.mset(ks.slice(0, 20).map((k) => [k, `t:${k}`] as const), Option.some(Duration.seconds(30)))
+      expect(yield* redis.mget(["missing", ...ks.slice(0, 20)])).toEqual([null, ...ks.slice(0, 20).map((k) => `t:${k}`)])
+      // Coalesced: 200 concurrent gets and sets in one tick, every one answered with its own key's value.
+      const got = yield* Effect.forEach(ks, (k) => redis.getBatched(k), { concurrency: "unbounded" })
+      expect(got).toEqual(ks.map((k, i) => (i < 20 ? `t:${k}` : `v:${k}`)))
+      yield* Effect.forEach(ks, (k, i) => redis.setBatched(k, `b:${k}`, i % 3 === 0 ? Option.some(Duration.seconds(30)) : Option.none()), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      expect(yield* redis.mget(ks)).toEqual(ks.map((k) => `b:${k}`))
+      // SCAN walks every shard.
+      const seen = new Set<string>()
+      let cursor = "0"
+      do {
+        const [next, found] = yield* redis.scan(cursor, "k*", 100)
+        for (const k of found) seen.add(k)
+        cursor = next
+      } while (cursor !== "0")
+      expect([...seen].sort()).toEqual([...ks].sort())
+      expect(yield* redis.del([...ks, "single", "missing"])).toBe(201)
+      expect(yield* redis.mget(ks.slice(0, 5))).toEqual([null, null, null, null, null])
+    }), { timeout: 60_000 })
+
+  it.scopedLive("a graceful failover is followed within a bound: calls keep succeeding, the shard keeps its name", () =>
+    Effect.gen(function*() {
+      const cluster = yield* RedisCluster.make()
+      const redis = yield* connect(cluster)
+      const ks = keys(60)
+      yield* redis.mset(ks.map((k) => [k, "before"] as const), Option.none())
+      const shard0 = ks.filter((k) => redis.shardOf!(k) === "slots:0")
+      const failures: Array<string> = []
+      let lastFailure = 0
+      let slowest = 0
+      let stop = false
+      const loop = Effect.gen(function*() {
+        let i = 0
+        while (!stop) {
+          const k = shard0[i++ % shard0.length]!
+          const started = performance.now()
+          const exit = yield* Effect.exit(redis.getBatched(k))
+          slowest = Math.max(slowest, performance.now() - started)
+          if (Exit.isFailure(exit)) (failures.push(String(exit.cause).slice(0, 120)), lastFailure = performance.now())
+          yield* Effect.sleep("2 millis")
+        }
+      })
+      const fiber = yield* Effect.fork(Effect.all([loop, loop, loop, loop], { concurrency: "unbounded" }))
+      yield* Effect.sleep("200 millis")
+      const began = performance.now()
+      const failover = yield* cluster.failover(0)
+      yield* Effect.sleep("1 second")
+      stop = true
+      yield* fiber.await
+      console.log(
+        `cluster graceful failover: settled in ${Duration.toMillis(failover.duration)} ms; ${failures.length} failed calls` +
+          (failures.length > 0 ? ` (last ${Math.round(lastFailure - began)} ms after the failover began: ${failures[0]})` : "") +
+          `; slowest call ${Math.round(slowest)} ms`
+      )
+      // ioredis follows the MOVED: no call fails, every one well within its deadline.
+      expect(failures).toEqual([])
+      expect(slowest).toBeLessThan(1150)
+      expect(redis.shardOf!(shard0[0]!)).toBe("slots:0")
+      expect(yield* redis.mget(shard0)).toEqual(shard0.map(() => "before"))
+      yield* redis.set(shard0[0]!, "after", Option.none())
+      expect(yield* redis.get(shard0[0]!)).toBe("after")
+    }), { timeout: 60_000 })
+
+  it.scopedLive("a killed primary: its keys fail fast and transient until the promotion, then are followed; other shards never fail", () =>
+    Effect.gen(function*() {
+      const cluster = yield* RedisCluster.make({ requireFullCoverage: false })
+      const logs = LogCapture.make()
+      const redis = yield* connect(cluster).pipe(Effect.provide(logs.layer))
+      const ks = keys(90)
+      yield* redis.mset(ks.map((k) => [k, "v"] as const), Option.none())
+      const dead = ks.filter((k) => redis.shardOf!(k) === "slots:0")
+      const alive = ks.filter((k) => redis.shardOf!(k) !== "slots:0")
+      const stats = { deadFail: 0, deadOk: 0, aliveFail: 0, aliveOk: 0, slowest: 0, permanent: 0, lastDeadFail: 0 }
+      let stop = false
+      const loop = (set: ReadonlyArray<string>, isDead: boolean) =>
+        Effect.gen(function*() {
+          let i = 0
+          while (!stop) {
+            const started = performance.now()
+            const exit = yield* Effect.exit(redis.getBatched(set[i++ % set.length]!))
+            stats.slowest = Math.max(stats.slowest, performance.now() - started)
+            if (Exit.isSuccess(exit)) isDead ? stats.deadOk++ : stats.aliveOk++
+            else {
+              if (String(exit.cause).includes("PermanentError")) stats.permanent++
+              if (isDead) (stats.deadFail++, stats.lastDeadFail = performance.now())
+              else stats.aliveFail++
+            }
+            yield* Effect.sleep("2 millis")
+          }
+        })
+      const fiber = yield* Effect.fork(Effect.all([loop(dead, true), loop(dead, true), loop(alive, false), loop(alive, false)], {
+        concurrency: "unbounded"
+      }))
+      yield* Effect.sleep("200 millis")
+      const began = performance.now()
+      const failover = yield* cluster.killPrimary(0)
+      // Followed: the dead shard's keys answer again within a bound after the promotion.
+      const promoted = performance.now()
+      let followedAfter = -1
+      for (let i = 0; i < 100; i++) {
+        const exit = yield* Effect.exit(redis.get(dead[0]!))
+        if (Exit.isSuccess(exit)) {
+          followedAfter = performance.now() - promoted
+          break
+        }
+        yield* Effect.sleep("50 millis")
+      }
+      yield* Effect.sleep("500 millis")
+      stop = true
+      yield* fiber.await
+      console.log(
+        `cluster killPrimary: promotion after ${Duration.toMillis(failover.duration)} ms; dead shard followed ` +
+          `${Math.round(followedAfter)} ms after it; dead shard ${stats.deadFail} failed / ${stats.deadOk} ok (last failure ` +
+          `${Math.round(stats.lastDeadFail - began)} ms after the kill), other shards ${stats.aliveFail} failed / ` +
+          `${stats.aliveOk} ok; slowest call ${Math.round(stats.slowest)} ms`
+      )
+      expect(followedAfter).toBeGreaterThanOrEqual(0)
+      expect(followedAfter).toBeLessThan(2000)
+      expect(stats.permanent).toBe(0)
+      expect(stats.aliveFail).toBe(0)
+      expect(stats.slowest).toBeLessThan(1150)
+      expect(yield* redis.mget(ks)).toEqual(ks.map(() => "v"))
+      // No log line holds a secret (none here), and the kill was logged as transient.
+      expect(logs.byLevel.ERROR ?? 0).toBe(0)
+    }), { timeout: 60_000 })
+})
