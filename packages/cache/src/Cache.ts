@@ -121,6 +121,13 @@ export interface Stats {
   readonly circuitOpens: number
   /** With separate read and write breakers (`breakers`), each one's state; `circuitState` is the worse of the two. */
   readonly circuits?: { readonly reads: CircuitBreaker.State; readonly writes: CircuitBreaker.State } | undefined
+  /**
+   * Over a Redis Cluster with per-shard breakers: each shard's breakers (by shard name, `slots:<first slot>`) and how
+   * many times they opened; `circuitState` is the worst of all, `circuitOpens` includes them.
+   */
+  readonly shards?:
+    | Readonly<Record<string, { readonly reads: CircuitBreaker.State; readonly writes: CircuitBreaker.State; readonly opens: number }>>
+    | undefined
   readonly hits: number
   readonly misses: number
   /** Operations served by memory because Redis failed or the breaker was open. */
@@ -154,7 +161,18 @@ export interface HybridStats {
     readonly invalidations: number
     readonly clears: number
     readonly evictions: number
+    /** Times trust was lost and, with fail-safe on, entries were kept as stale values only (not cleared). */
+    readonly demotions?: number | undefined
   }
+  /** Fail-safe: values served stale because Redis failed (or a factory was slow or failed), by reason. */
+  readonly failSafe?: {
+    readonly graceMs: number
+    readonly throttleMs: number
+    readonly staleServed: number
+    readonly byReason: Readonly<Record<string, number>>
+  } | undefined
+  /** `getOrSet` factory control (timeouts, background completions, eager refreshes), by event. */
+  readonly factory?: Readonly<Record<string, number>> | undefined
   readonly subscriber: "ready" | "down"
   readonly subscriberId: number | undefined
   readonly sockets: ReadonlyArray<{ readonly index: number; readonly clientId: number | undefined; readonly tracked: boolean }>

@@ -28,10 +28,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import type * as SubscriptionRef from "effect/SubscriptionRef"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import type { CacheService, Health, Stats } from "./Cache.js"
 import * as CacheMetrics from "./CacheMetrics.js"
 import { checked, type Unchecked } from "./internal/checked.js"
@@ -81,6 +82,11 @@ export type RedisCacheError = TransientError | PermanentError | CircuitOpenError
  *   (default 0), optionally for at most `queueTimeout`; the others fail at once with `BulkheadRejectedError` (the
  *   resilient cache answers them from memory), so a slow Redis cannot pile up thousands of waiting fibers. Default
  *   none. A rejection is not a failure of Redis: the breaker does not count it.
+ * - `shardBreakers`: over a Redis Cluster (a connection with `shardOf`), a breaker (or a reads/writes pair, with
+ *   `breakers`) per shard, made the first time one of its keys is used, from the same options (default true): a dead
+ *   shard sends only its keys to the fallback while the other shards keep serving from Redis. Multi-key calls are
+ *   split by shard, each part through its shard's breaker (the call fails if one part fails). `false`: one breaker for
+ *   the whole cluster. Ignored on a standalone or Sentinel connection and with `circuitBreaker`.
  * - `logInterval`: at most one failure log per operation and reason per interval (default 1 second).
  * - `tuning`: a `SubscriptionRef<Tuning>` to change the breaker, retry and log settings of the live cache (see
  *   {@link Tuning}).
@@ -101,6 +107,7 @@ export interface Options {
   readonly circuitBreaker?: CircuitBreaker.CircuitBreaker | undefined
   readonly coalesce?: boolean | undefined
   readonly bulkhead?: Omit<Bulkhead.Options, "name"> | undefined
+  readonly shardBreakers?: boolean | undefined
   readonly logInterval?: Duration.DurationInput | undefined
   readonly tuning?: SubscriptionRef.SubscriptionRef<Tuning> | undefined
 }
@@ -194,9 +201,14 @@ export interface RedisCache extends CacheService<RedisCacheError> {
   readonly unchecked: UncheckedOperations
   /**
    * The breaker of `operation` would reject a call made now (synchronous peek): callers with a fallback skip Redis
-   * entirely.
+   * entirely. With per-shard breakers, `key`'s shard's breaker; without a key, false (each shard decides per call).
    */
-  readonly rejecting: (operation: Operation) => boolean
+  readonly rejecting: (operation: Operation, key?: string) => boolean
+  /**
+   * Per-shard breakers (a cluster, see `shardBreakers`): each shard's reads and writes breakers, made so far. Empty
+   * otherwise.
+   */
+  readonly shardBreakers: () => ReadonlyMap<string, { readonly reads: CircuitBreaker.CircuitBreaker; readonly writes: CircuitBreaker.CircuitBreaker }>
 }
 
 /**
@@ -252,6 +264,31 @@ export const make = (
     const writeBreaker = split ? yield* CircuitBreaker.make(writeOptions) : breaker
     const breakers = { reads: breaker, writes: writeBreaker }
     const breakerOf = (operation: Operation) => writes.has(operation) ? writeBreaker : breaker
+    // Per-shard breakers (a cluster): made lazily, from the options of the moment, on the cache's runtime (its Clock).
+    const shardOf = options.circuitBreaker === undefined && options.shardBreakers !== false ? connection.shardOf : undefined
+    const perShard = shardOf !== undefined
+    const shardBreakers = new Map<string, { reads: CircuitBreaker.CircuitBreaker; writes: CircuitBreaker.CircuitBreaker }>()
+    const runSync = Runtime.runSync(yield* Effect.runtime<never>())
+    const shardPair = (shard: string) => {
+      let pair = shardBreakers.get(shard)
+      if (pair === undefined) {
+        const reads = runSync(CircuitBreaker.make(readOptions))
+        pair = { reads, writes: split ? runSync(CircuitBreaker.make(writeOptions)) : reads }
+        shardBreakers.set(shard, pair)
+        for (const [name, watched] of split ? [[`${shard}/reads`, pair.reads], [`${shard}/writes`, pair.writes]] as const : [[shard, reads]] as const) {
+          runSync(Scope.extend(watch(name, watched), scope))
+        }
+      }
+      return pair
+    }
+    /** The breaker of `operation` on `key`: its shard's, or the cache's when there are no shards (or none known yet). */
+    const breakerFor = (operation: Operation, key: string | undefined): CircuitBreaker.CircuitBreaker => {
+      if (!perShard || key === undefined) return breakerOf(operation)
+      const shard = shardOf(key)
+      if (shard === undefined) return breakerOf(operation)
+      const pair = shardPair(shard)
+      return writes.has(operation) ? pair.writes : pair.reads
+    }
     const bulkhead = options.bulkhead === undefined ? undefined : yield* Bulkhead.make({ ...options.bulkhead, name: "redis" })
     // `let`: runtime tuning (`tuning`) replaces them.
     let policies = { ...defaultRetry(connection.config), ...options.retry }
@@ -277,7 +314,8 @@ export const make = (
           return Effect.logWarning("circuit breaker isolated: Redis calls are rejected until it is reset")
       }
     }
-    const watch = (name: "all" | "reads" | "writes", watched: CircuitBreaker.CircuitBreaker) =>
+    const scope = yield* Effect.scope
+    const watch = (name: string, watched: CircuitBreaker.CircuitBreaker) =>
       Effect.flatMap(watched.subscribe, (transitions) =>
         Queue.take(transitions).pipe(
           Effect.flatMap((change) =>
@@ -302,7 +340,11 @@ export const make = (
 
     // One line per (operation, reason) per window; the lines in between are counted and reported with the next.
     const lastLogged = new Map<string, { at: number; suppressed: number }>()
-    const logFailure = (operation: Operation, error: TransientError | PermanentError | BulkheadRejectedError) => {
+    const logFailure = (
+      operation: Operation,
+      error: TransientError | PermanentError | BulkheadRejectedError,
+      failedBreaker: CircuitBreaker.CircuitBreaker = breakerOf(operation)
+    ) => {
       const id = `${operation}:${error.reason}`
       const now = clock.unsafeCurrentTimeMillis()
       const seen = lastLogged.get(id)
@@ -311,7 +353,7 @@ export const make = (
         return Effect.void
       }
       lastLogged.set(id, { at: now, suppressed: 0 })
-      return Effect.flatMap(breakerOf(operation).snapshot, (snapshot) =>
+      return Effect.flatMap(failedBreaker.snapshot, (snapshot) =>
         // A permanent error is a bug or a misconfiguration: loud. A transient one is weather: a warning.
         (error._tag === "PermanentError" ? Effect.logError : Effect.logWarning)("redis operation failed").pipe(
           Effect.annotateLogs({
@@ -354,7 +396,8 @@ export const make = (
       attempt: Effect.Effect<A, RedisCacheError>,
       call: Effect.Effect<A, Errors.RedisFailure>,
       first: RedisCacheError,
-      start: bigint
+      start: bigint,
+      breaker: CircuitBreaker.CircuitBreaker
     ): Effect.Effect<A, RedisCacheError> => {
       const remaining = () => budgetMillis - slackMillis - Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
       const policy = policies[operation]
@@ -362,7 +405,7 @@ export const make = (
         // A write that never left cannot have run: send it again once a socket is ready, within the deadline.
         if (!writes.has(operation) || first._tag !== "TransientError" || first.outcome !== "not_sent") return Effect.fail(first)
         const left = remaining()
-        return left <= 0 ? Effect.fail(first) : breakerOf(operation).execute(operation, Effect.zipRight(connection.ready, call)).pipe(
+        return left <= 0 ? Effect.fail(first) : breaker.execute(operation, Effect.zipRight(connection.ready, call)).pipe(
           Effect.timeoutFail({ duration: Duration.millis(left), onTimeout: deadlineError(operation) })
         )
       }
@@ -383,27 +426,29 @@ export const make = (
       operation: Operation,
       error: RedisCacheError,
       start: bigint,
-      orElse: ((error: RedisCacheError) => B) | undefined
+      orElse: ((error: RedisCacheError) => B) | undefined,
+      failedBreaker?: CircuitBreaker.CircuitBreaker
     ): Effect.Effect<B, RedisCacheError> => {
       recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)
       recorder.error(operation, reasonOf(error))
       if (orElse === undefined) {
-        return error._tag === "CircuitOpenError" ? Effect.fail(error) : Effect.zipRight(logFailure(operation, error), Effect.fail(error))
+        return error._tag === "CircuitOpenError" ? Effect.fail(error) : Effect.zipRight(logFailure(operation, error, failedBreaker), Effect.fail(error))
       }
       return error._tag === "CircuitOpenError"
         ? Effect.sync(() => orElse(error))
-        : Effect.map(logFailure(operation, error), () => orElse(error))
+        : Effect.map(logFailure(operation, error, failedBreaker), () => orElse(error))
     }
 
     const guarded = <A, B>(
       operation: Operation,
       call: Effect.Effect<A, Errors.RedisFailure>,
       onSuccess: (a: A) => B,
-      orElse?: (error: RedisCacheError) => B
+      orElse?: (error: RedisCacheError) => B,
+      key?: string
     ): Effect.Effect<B, RedisCacheError> =>
       Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeNanos()
-        const breaker = breakerOf(operation)
+        const breaker = perShard ? breakerFor(operation, key) : breakerOf(operation)
         const succeeded = (a: A) => {
           recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)
           return Effect.succeed(onSuccess(a))
@@ -415,9 +460,9 @@ export const make = (
           return Effect.matchEffect(attempt, {
             onSuccess: succeeded,
             onFailure: (first) =>
-              Effect.matchEffect(retry(operation, attempt, call, first, start), {
+              Effect.matchEffect(retry(operation, attempt, call, first, start, breaker), {
                 onSuccess: succeeded,
-                onFailure: (error) => failed(operation, error, start, orElse)
+                onFailure: (error) => failed(operation, error, start, orElse, breaker)
               })
           })
         }
@@ -439,9 +484,9 @@ export const make = (
               return Effect.failCause(cause)
             }
             breaker.unsafeFail(permit, failure.value, Number(clock.unsafeCurrentTimeNanos() - start) / 1e6)
-            return Effect.matchEffect(retry(operation, breaker.execute(operation, first), call, failure.value, start), {
+            return Effect.matchEffect(retry(operation, breaker.execute(operation, first), call, failure.value, start, breaker), {
               onSuccess: succeeded,
-              onFailure: (error) => failed(operation, error, start, orElse)
+              onFailure: (error) => failed(operation, error, start, orElse, breaker)
             })
           }
         })
@@ -487,6 +532,10 @@ export const make = (
         if (ownsBreakers) {
           yield* Effect.orDie(breaker.reconfigure(nextRead))
           if (split) yield* Effect.orDie(writeBreaker.reconfigure(nextWrite))
+          for (const pair of shardBreakers.values()) {
+            yield* Effect.orDie(pair.reads.reconfigure(nextRead))
+            if (split) yield* Effect.orDie(pair.writes.reconfigure(nextWrite))
+          }
         }
         if (ownsBreakers) {
           readOptions = nextRead
@@ -501,10 +550,11 @@ export const make = (
       operation: Operation,
       call: Effect.Effect<A, Errors.RedisFailure>,
       onSuccess: (a: A) => B,
-      orElse?: (error: RedisCacheError) => B
+      orElse?: (error: RedisCacheError) => B,
+      key?: string
     ): Effect.Effect<B, RedisCacheError> => {
-      if (bulkhead === undefined) return guarded(operation, call, onSuccess, orElse)
-      const inner = guarded(operation, call, onSuccess, orElse)
+      if (bulkhead === undefined) return guarded(operation, call, onSuccess, orElse, key)
+      const inner = guarded(operation, call, onSuccess, orElse, key)
       return Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeNanos()
         return Effect.catchTag(bulkhead.execute(inner), "BulkheadRejectedError", (error) => failed(operation, error, start, orElse))
@@ -527,6 +577,7 @@ export const make = (
       return out
     }
     const unit = () => undefined
+    const redisKeyOf = (key: string) => prefix + key
     const prefixed = (keys: ReadonlyArray<string>) => prefix === "" ? keys : keys.map((k) => prefix + k)
     const pattern = `${globEscape(prefix)}*`
 
@@ -534,7 +585,8 @@ export const make = (
       const start = clock.unsafeCurrentTimeNanos()
       const ping = yield* Effect.either(connection.ping)
       const latencyMs = Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
-      const circuitState = worst(breaker.unsafeState(), writeBreaker.unsafeState())
+      let circuitState = worst(breaker.unsafeState(), writeBreaker.unsafeState())
+      for (const pair of shardBreakers.values()) circuitState = worst(circuitState, worst(pair.reads.unsafeState(), pair.writes.unsafeState()))
       return ping._tag === "Right"
         ? { status: "healthy", redis: "up", circuitState, latencyMs: Option.some(latencyMs), error: Option.none() }
         : { status: "degraded", redis: "down", circuitState, latencyMs: Option.none(), error: Option.some(ping.left.reason) }
@@ -544,7 +596,7 @@ export const make = (
       ...RedisConfig.describe(connection.config),
       keyPrefix: prefix,
       coalesce,
-      breakers: split ? "reads-writes" : options.circuitBreaker === undefined ? "one" : "shared",
+      breakers: (perShard ? "per-shard " : "") + (split ? "reads-writes" : options.circuitBreaker === undefined ? "one" : "shared"),
       breakerRule: breaker.unsafeSnapshot().rule,
       ...(readOptions.failureThreshold === undefined ? {} : { breakerFailureThreshold: readOptions.failureThreshold }),
       breakerHalfOpenAfterMs: Duration.toMillis(Duration.decode(readOptions.halfOpenAfter!)),
@@ -567,22 +619,69 @@ export const make = (
       }))(bulkhead.unsafeSnapshot()))
     })
 
+    /**
+     * Per-shard breakers: the indexes of `redisKeys` by shard, or undefined when they all go through one breaker (no
+     * shards, or one shard), so the call takes the single-breaker path.
+     */
+    const splitByShard = (redisKeys: ReadonlyArray<string>): Array<Array<number>> | undefined => {
+      if (!perShard || redisKeys.length < 2) return undefined
+      const groups = new Map<string | undefined, Array<number>>()
+      redisKeys.forEach((k, i) => {
+        const shard = shardOf(k)
+        const group = groups.get(shard)
+        if (group === undefined) groups.set(shard, [i])
+        else group.push(i)
+      })
+      return groups.size < 2 ? undefined : [...groups.values()]
+    }
+    /** Runs `part` on each shard's keys through that shard's breaker, at once; fails if one part fails. */
+    const perShardParts = <A>(groups: Array<Array<number>>, part: (indexes: Array<number>) => Effect.Effect<A, RedisCacheError>) =>
+      Effect.forEach(groups, part, { concurrency: "unbounded" })
+
     const unchecked: UncheckedOperations = {
-      get: (key) => guard("get", read(prefix + key), found),
+      get: (key) => guard("get", read(prefix + key), found, undefined, prefix + key),
       getOr: (key, onRedis, orElse) =>
-        guard("get", read(prefix + key), (value) => onRedis(found(value)), orElse) as Effect.Effect<ReturnType<typeof onRedis>>,
+        guard("get", read(prefix + key), (value) => onRedis(found(value)), orElse, prefix + key) as Effect.Effect<
+          ReturnType<typeof onRedis>
+        >,
       setOr: (key, value, ttl, onRedis, orElse) =>
-        guard("set", write(prefix + key, value, ttl), onRedis, orElse) as Effect.Effect<ReturnType<typeof onRedis>>,
-      getMany: (keys) => keys.length === 0 ? Effect.succeed([]) : guard("getMany", connection.mget(prefixed(keys)), foundMany),
-      set: (key, value, ttl) => guard("set", write(prefix + key, value, ttl), unit),
-      setMany: (entries, ttl) =>
-        entries.length === 0 ? Effect.void : guard(
-          "setMany",
-          connection.mset(prefix === "" ? entries : entries.map(([k, v]) => [prefix + k, v] as const), ttl),
-          unit
-        ),
-      delete: (key) => guard("delete", connection.del([prefix + key]), (n) => n > 0),
-      deleteMany: (keys) => keys.length === 0 ? Effect.succeed(0) : guard("reconcile", connection.del(prefixed(keys)), (n) => n),
+        guard("set", write(prefix + key, value, ttl), onRedis, orElse, prefix + key) as Effect.Effect<ReturnType<typeof onRedis>>,
+      getMany: (keys) => {
+        if (keys.length === 0) return Effect.succeed([])
+        const redisKeys = prefixed(keys)
+        const groups = splitByShard(redisKeys)
+        if (groups === undefined) return guard("getMany", connection.mget(redisKeys), foundMany, undefined, redisKeys[0])
+        return Effect.map(
+          perShardParts(groups, (indexes) =>
+            guard("getMany", connection.mget(indexes.map((i) => redisKeys[i]!)), (values) => values, undefined, redisKeys[indexes[0]!])),
+          (parts) => {
+            const values: Array<string | null> = new Array(keys.length)
+            groups.forEach((indexes, g) => indexes.forEach((i, j) => (values[i] = parts[g]![j] ?? null)))
+            return foundMany(values)
+          }
+        )
+      },
+      set: (key, value, ttl) => guard("set", write(prefix + key, value, ttl), unit, undefined, prefix + key),
+      setMany: (entries, ttl) => {
+        if (entries.length === 0) return Effect.void
+        const redisEntries = prefix === "" ? entries : entries.map(([k, v]) => [prefix + k, v] as const)
+        const groups = splitByShard(redisEntries.map(([k]) => k))
+        if (groups === undefined) return guard("setMany", connection.mset(redisEntries, ttl), unit, undefined, redisEntries[0]![0])
+        return Effect.asVoid(perShardParts(groups, (indexes) =>
+          guard("setMany", connection.mset(indexes.map((i) => redisEntries[i]!), ttl), unit, undefined, redisEntries[indexes[0]!]![0])))
+      },
+      delete: (key) => guard("delete", connection.del([prefix + key]), (n) => n > 0, undefined, prefix + key),
+      deleteMany: (keys) => {
+        if (keys.length === 0) return Effect.succeed(0)
+        const redisKeys = prefixed(keys)
+        const groups = splitByShard(redisKeys)
+        if (groups === undefined) return guard("reconcile", connection.del(redisKeys), (n) => n, undefined, redisKeys[0])
+        return Effect.map(
+          perShardParts(groups, (indexes) =>
+            guard("reconcile", connection.del(indexes.map((i) => redisKeys[i]!)), (n) => n, undefined, redisKeys[indexes[0]!])),
+          (counts) => counts.reduce((a, b) => a + b, 0)
+        )
+      },
       scan: (cursor, count) =>
         guard("reconcile", connection.scan(cursor, pattern, count), ([next, keys]) =>
           [next, prefix === "" ? keys : keys.map((k) => k.slice(prefix.length))] as const)
@@ -591,12 +690,28 @@ export const make = (
     const stats = Effect.sync((): Stats => {
       const r = breaker.unsafeSnapshot()
       const w = split ? writeBreaker.unsafeSnapshot() : r
+      let state = worst(r.state, w.state)
+      let failures = Math.max(r.consecutiveFailures, w.consecutiveFailures)
+      let opens = split ? r.opens + w.opens : r.opens
+      let shards: Record<string, { reads: CircuitBreaker.State; writes: CircuitBreaker.State; opens: number }> | undefined
+      if (perShard) {
+        shards = {}
+        for (const [name, pair] of shardBreakers) {
+          const sr = pair.reads.unsafeSnapshot()
+          const sw = split ? pair.writes.unsafeSnapshot() : sr
+          shards[name] = { reads: sr.state, writes: sw.state, opens: split ? sr.opens + sw.opens : sr.opens }
+          state = worst(state, worst(sr.state, sw.state))
+          failures = Math.max(failures, sr.consecutiveFailures, sw.consecutiveFailures)
+          opens += shards[name].opens
+        }
+      }
       return {
         backend: "redis",
-        circuitState: worst(r.state, w.state),
-        failureCount: Math.max(r.consecutiveFailures, w.consecutiveFailures),
-        circuitOpens: split ? r.opens + w.opens : r.opens,
+        circuitState: state,
+        failureCount: failures,
+        circuitOpens: opens,
         ...(split ? { circuits: { reads: r.state, writes: w.state } } : {}),
+        ...(shards === undefined ? {} : { shards }),
         hits: recorder.hits,
         misses: recorder.misses,
         fallbacks: 0,
@@ -624,7 +739,12 @@ export const make = (
       connection,
       keyPrefix: prefix,
       unchecked,
-      rejecting: split ? (operation) => breakerOf(operation).rejectsNow() : breaker.rejectsNow
+      rejecting: perShard
+        ? (operation, key) => key !== undefined && breakerFor(operation, redisKeyOf(key)).rejectsNow()
+        : split
+        ? (operation) => breakerOf(operation).rejectsNow()
+        : breaker.rejectsNow,
+      shardBreakers: () => shardBreakers
     })
   })
 

@@ -324,8 +324,9 @@ export const sentinelOptions = (
  *   connections). One `CLUSTER SLOTS` per client every 5 s bounds how long a change that produces no error goes
  *   unseen (a replica added or promoted, which `scaleReads` would read from; a resharding of keys not read lately).
  * - `maxRedirections: 6` (ioredis: 16) with `retryDelayOnFailover` / `retryDelayOnClusterDown` / `retryDelayOnTryAgain`
- *   100 ms (ioredis' too): ioredis' own retry loop gives up after at most 5 delayed retries, ~0.5 s, instead of
- *   16 x 100 ms = 1.6 s. A forced failover takes 2.1-2.7 s here (`cluster-node-timeout` 1 s): no redirection budget
+ *   a tenth of the command deadline, between 10 and 100 ms (ioredis: 100 ms; 100 ms at the default 2 s deadline, 50 ms
+ *   at 500 ms): ioredis' own retry loop gives up after at most 5 delayed retries, half the deadline at most (0.5 s at
+ *   2 s), instead of 16 x 100 ms = 1.6 s. A forced failover takes 2.1-2.7 s here (`cluster-node-timeout` 1 s): no redirection budget
  *   within a 2 s deadline covers it, and ioredis' 1.6 s loop ate most of the deadline, leaving the cache no time to
  *   retry and its breaker nothing to count until late. With 0.5 s, a call on the failed shard fails within its
  *   deadline, the cache retries once or twice, the shard's breaker opens after its threshold and the shard's keys are
@@ -352,6 +353,7 @@ export const clusterOptions = (config: RedisConfig.RedisConfig, url: RedisConfig
     retryStrategy: _r,
     ...node
   } = clientOptions(config, url)
+  const retryDelay = Math.min(100, Math.max(10, Math.round(Duration.toMillis(config.commandTimeout) / 10)))
   return {
     redisOptions: node,
     lazyConnect: true,
@@ -360,9 +362,9 @@ export const clusterOptions = (config: RedisConfig.RedisConfig, url: RedisConfig
     slotsRefreshInterval: clusterSlotsRefreshInterval,
     slotsRefreshTimeout: Math.min(1000, Duration.toMillis(config.commandTimeout)),
     maxRedirections: clusterMaxRedirections,
-    retryDelayOnFailover: 100,
-    retryDelayOnClusterDown: 100,
-    retryDelayOnTryAgain: 100,
+    retryDelayOnFailover: retryDelay,
+    retryDelayOnClusterDown: retryDelay,
+    retryDelayOnTryAgain: retryDelay,
     retryDelayOnMoved: 0,
     clusterRetryStrategy: reconnectDelay,
     scaleReads: config.scaleReads === "replica" ? "slave" : config.scaleReads ?? "master",

@@ -113,16 +113,21 @@ describe("Cluster: configuration", () => {
       slotsRefreshInterval: 5000,
       slotsRefreshTimeout: 400,
       maxRedirections: 6,
-      retryDelayOnFailover: 100,
-      retryDelayOnClusterDown: 100,
-      retryDelayOnTryAgain: 100,
+      // A tenth of the 400 ms deadline.
+      retryDelayOnFailover: 40,
+      retryDelayOnClusterDown: 40,
+      retryDelayOnTryAgain: 40,
       retryDelayOnMoved: 0,
       scaleReads: "master",
       enableAutoPipelining: false,
       lazyConnect: true
     })
-    // ioredis' own loop (5 delayed retries) fits well inside the default deadline.
-    expect((o.maxRedirections! - 1) * o.retryDelayOnFailover!).toBeLessThanOrEqual(500)
+    // ioredis' own loop (5 delayed retries) takes at most half the deadline; 100 ms delays at the default 2 s.
+    expect((o.maxRedirections! - 1) * o.retryDelayOnFailover!).toBeLessThanOrEqual(200)
+    const byDefault = Either.getOrThrow(RedisConfig.fromOptions({ url: "redis+cluster://n1" }))
+    const d = Either.getOrThrow(RedisConfig.parseUrl(byDefault.url))
+    if (d.topology !== "cluster") throw new Error("not cluster")
+    expect(RedisConnection.clusterOptions(byDefault, d).retryDelayOnClusterDown).toBe(100)
     expect(o.redisOptions).toMatchObject({
       username: "app",
       password: SECRET,
