@@ -132,3 +132,28 @@ export const latency = Metric.histogram(
   MetricBoundaries.exponential({ start: 0.00005, factor: 2, count: 18 }),
   "Cache operation latency"
 )
+
+/**
+ * The hybrid cache's fail-safe: values served past their L1 TTL (or after a loss of trust) because Redis failed or a
+ * factory was too slow or failed, tagged `reason` (`l2_failed`, `throttled`, `soft_timeout`, `hard_timeout`,
+ * `factory_failed`).
+ *
+ * @since 0.3.0
+ * @category metrics
+ */
+export const staleServed = Metric.counter("cache_stale_served_total", {
+  description: "Stale values served by the hybrid cache's fail-safe",
+  incremental: true
+})
+
+/**
+ * The hybrid cache's `getOrSet` factory control, tagged `event` (`soft_timeout`, `hard_timeout`, `eager_refresh`,
+ * `background_done`, `background_failed`, `superseded`).
+ *
+ * @since 0.3.0
+ * @category metrics
+ */
+export const factoryEvents = Metric.counter("cache_factory_event_total", {
+  description: "getOrSet factory timeouts, background completions and eager refreshes",
+  incremental: true
+})

@@ -30,13 +30,15 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { RedisConfig } from "@steadfast/redis"
 import { Cache, type Stats } from "./Cache.js"
+import * as CacheMetrics from "./CacheMetrics.js"
 import * as FallbackStore from "./FallbackStore.js"
 import { checked } from "./internal/checked.js"
-import { L1 } from "./internal/l1.js"
+import { type Entry, L1 } from "./internal/l1.js"
 import * as Tracking from "./internal/tracking.js"
 import * as MemoryCache from "./MemoryCache.js"
 import * as RedisCache from "./RedisCache.js"
@@ -51,6 +53,10 @@ import * as ResilientCache from "./ResilientCache.js"
  * - `tracking.canary`: `interval` (default 1 s) and `timeout` (default 500 ms): the staleness bound is their sum.
  * - `tracking.subscriberAddress`: connect the subscriber there instead of the data connection's server (a proxy in
  *   tests).
+ * - `failSafe.grace`: how long past its L1 TTL (or after L1 lost trust) a value may still be served when Redis fails
+ *   (default 0: off). `failSafe.throttle`: after a stale answer, reads of that key are answered stale without trying
+ *   Redis for this long (default 1 s). Only values nobody invalidated and no write through this process replaced are
+ *   served stale; such answers are counted (`hybrid.failSafe.staleServed`, `cache_stale_served_total`).
  *
  * @since 0.3.0
  * @category models
@@ -69,6 +75,10 @@ export interface Options extends ResilientCache.Options {
     } | undefined
     readonly subscriberAddress?: { readonly host: string; readonly port: number } | undefined
   } | undefined
+  readonly failSafe?: {
+    readonly grace?: Duration.DurationInput | undefined
+    readonly throttle?: Duration.DurationInput | undefined
+  } | undefined
 }
 
 /**
@@ -79,8 +89,18 @@ export const defaults = {
   l1MaxEntries: 10_000,
   l1Ttl: Duration.seconds(60),
   canaryInterval: Duration.seconds(1),
-  canaryTimeout: Duration.millis(500)
+  canaryTimeout: Duration.millis(500),
+  failSafeGrace: Duration.zero,
+  failSafeThrottle: Duration.seconds(1)
 } as const
+
+const nonNegativeDuration = (name: string, input: Duration.DurationInput): Duration.Duration => {
+  const decoded = Duration.decodeUnknown(input)
+  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value) || Duration.toMillis(decoded.value) < 0) {
+    throw new Cause.IllegalArgumentException(`HybridCache ${name} must be a finite duration >= 0`)
+  }
+  return decoded.value
+}
 
 const positiveDuration = (name: string, input: Duration.DurationInput): Duration.Duration => {
   const decoded = Duration.decodeUnknown(input)
@@ -120,11 +140,15 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
           prefixes,
           l1Ttl: positiveDuration("l1.ttl", options.l1?.ttl ?? defaults.l1Ttl),
           interval: positiveDuration("tracking.canary.interval", options.tracking?.canary?.interval ?? defaults.canaryInterval),
-          timeout: positiveDuration("tracking.canary.timeout", options.tracking?.canary?.timeout ?? defaults.canaryTimeout)
+          timeout: positiveDuration("tracking.canary.timeout", options.tracking?.canary?.timeout ?? defaults.canaryTimeout),
+          grace: nonNegativeDuration("failSafe.grace", options.failSafe?.grace ?? defaults.failSafeGrace),
+          throttle: nonNegativeDuration("failSafe.throttle", options.failSafe?.throttle ?? defaults.failSafeThrottle)
         }
       }
     }).pipe(Effect.orDie)
     const l1TtlMillis = Duration.toMillis(resolved.l1Ttl)
+    const graceMillis = Duration.toMillis(resolved.grace)
+    const throttleMillis = Duration.toMillis(resolved.throttle)
     const clock = yield* Effect.clock
     const now = () => clock.unsafeCurrentTimeMillis()
 
@@ -132,10 +156,16 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
     const fallback = yield* MemoryCache.makeFallback({ maxEntries: options.memory?.maxEntries, ttl: options.fallbackTtl })
     /** Bumped whenever the fallback answers a read: a read that saw it move may have been answered from memory. */
     let fallbackAnswers = 0
+    /** Keys read with a fail-safe candidate in L1: how many times the fallback answered for each (Redis failed). */
+    const watched = new Map<string, { refs: number; fell: number }>()
     const counted = FallbackStore.FallbackStore.of({
       ...fallback,
       get: (key) => {
         fallbackAnswers++
+        if (watched.size > 0) {
+          const w = watched.get(key)
+          if (w !== undefined) w.fell++
+        }
         return fallback.get(key)
       }
     })
@@ -146,7 +176,7 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
     )
 
     // ---- L1 and its invalidation ----------------------------------------------------------------------------------
-    const l1 = new L1(resolved.maxEntries)
+    const l1 = new L1(resolved.maxEntries, 4096, graceMillis)
     const tracking = yield* Tracking.make({
       connection,
       keyPrefix: options.keyPrefix ?? "",
@@ -156,16 +186,23 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
       canaryTimeout: resolved.timeout,
       subscriberAddress: options.tracking?.subscriberAddress,
       invalidate: (key) => l1.invalidate(key),
-      clear: () => l1.clear()
+      clear: () => l1.clear(),
+      demote: () => l1.demote()
     })
     let l1Hits = 0
     let l1Misses = 0
+    const staleServed: Record<string, number> = {}
+    const served = (reason: string, count = 1) => {
+      staleServed[reason] = (staleServed[reason] ?? 0) + count
+      CacheMetrics.staleServed.unsafeUpdate(count, [MetricLabel.make("reason", reason)])
+    }
 
     /** A read of `keys` from L2, filling L1 with what Redis answered when nothing made it untrustworthy meanwhile. */
-    const fromL2 = <A>(
+    const fromL2 = <A, B = A>(
       read: Effect.Effect<A, never>,
-      fill: (result: A, since: number, at: number) => void
-    ): Effect.Effect<A> =>
+      fill: (result: A, since: number, at: number) => void,
+      after?: (result: A, filled: boolean, at: number) => B
+    ): Effect.Effect<B> =>
       Effect.suspend(() => {
         const trustedAtStart = tracking.trusted(now())
         const since = l1.begin()
@@ -173,12 +210,57 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
         return Effect.ensuring(
           Effect.map(read, (result) => {
             const at = now()
-            if (trustedAtStart && answers === fallbackAnswers && tracking.trusted(at)) fill(result, since, at)
-            return result
+            const filled = trustedAtStart && answers === fallbackAnswers && tracking.trusted(at)
+            if (filled) fill(result, since, at)
+            return after === undefined ? result as unknown as B : after(result, filled, at)
           }),
           Effect.sync(() => l1.end())
         )
       })
+
+    // ---- Fail-safe ------------------------------------------------------------------------------------------------
+    const watch = (keys: ReadonlyArray<string>): Array<number> =>
+      keys.map((key) => {
+        const w = watched.get(key)
+        if (w === undefined) {
+          watched.set(key, { refs: 1, fell: 0 })
+          return 0
+        }
+        w.refs++
+        return w.fell
+      })
+    /** Stops watching `keys`; whether the fallback answered for each since `marks`. */
+    const unwatch = (keys: ReadonlyArray<string>, marks: ReadonlyArray<number>): Array<boolean> =>
+      keys.map((key, i) => {
+        const w = watched.get(key)!
+        const fell = w.fell !== marks[i]
+        if (--w.refs === 0) watched.delete(key)
+        return fell
+      })
+    /**
+     * The answer for a key read with a fail-safe candidate `entry`: when the fallback answered (Redis failed, or the
+     * breaker is open) with nothing and the entry is still there, the stale value (and the key is throttled); when
+     * Redis answered and the answer did not fill L1, the entry goes (it must not outlive a newer answer).
+     */
+    const resolveStale = (key: string, entry: Entry, found: Option.Option<string>, fell: boolean, filled: boolean, at: number) => {
+      if (!fell) {
+        // Redis answered: an entry it did not refresh (no fill, or no value) must not outlive that answer.
+        if (!filled || Option.isNone(found)) l1.discard(key, entry)
+        return found
+      }
+      if (Option.isSome(found) || !l1.same(key, entry, at)) return found
+      entry.throttleUntil = at + throttleMillis
+      served("l2_failed")
+      return Option.some(entry.value)
+    }
+    /** A throttled candidate: answered stale without trying Redis. */
+    const throttled = (key: string, at: number): string | undefined => {
+      if (graceMillis <= 0) return undefined
+      const entry = l1.stale(key, at)
+      if (entry === undefined || entry.throttleUntil <= at) return undefined
+      served("throttled")
+      return entry.value
+    }
 
     const get = (key: string): Effect.Effect<Option.Option<string>> =>
       Effect.suspend(() => {
@@ -191,9 +273,19 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
           }
         }
         l1Misses++
-        return fromL2(l2.get(key) as Effect.Effect<Option.Option<string>>, (found, since, at) => {
+        const fill = (found: Option.Option<string>, since: number, at: number) => {
           if (Option.isSome(found)) l1.fill(key, found.value, since, l1TtlMillis, at)
-        })
+        }
+        const read = l2.get(key) as Effect.Effect<Option.Option<string>>
+        const entry = l1.stale(key, at)
+        if (entry === undefined) return fromL2(read, fill)
+        if (entry.throttleUntil > at) {
+          served("throttled")
+          return Effect.succeed(Option.some(entry.value))
+        }
+        const keys = [key]
+        const marks = watch(keys)
+        return fromL2(read, fill, (found, filled, at) => resolveStale(key, entry, found, unwatch(keys, marks)[0]!, filled, at))
       })
 
     const getMany = (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Option.Option<string>>> =>
@@ -202,23 +294,42 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
         const out: Array<Option.Option<string>> = new Array(keys.length)
         const missing: Array<number> = []
         const trusted = tracking.trusted(at)
+        let hits = 0
         for (let i = 0; i < keys.length; i++) {
           const value = trusted ? l1.get(keys[i]!, at) : undefined
-          if (value === undefined) missing.push(i)
-          else out[i] = Option.some(value)
+          if (value !== undefined) {
+            out[i] = Option.some(value)
+            hits++
+            continue
+          }
+          const stale = throttled(keys[i]!, at)
+          if (stale === undefined) missing.push(i)
+          else out[i] = Option.some(stale)
         }
-        l1Hits += keys.length - missing.length
-        l1Misses += missing.length
+        l1Hits += hits
+        l1Misses += keys.length - hits
         if (missing.length === 0) return Effect.succeed(out)
         const remote = missing.map((i) => keys[i]!)
-        return fromL2(l2.getMany(remote) as Effect.Effect<ReadonlyArray<Option.Option<string>>>, (found, since, at) => {
-          found.forEach((value, j) => {
-            if (Option.isSome(value)) l1.fill(remote[j]!, value.value, since, l1TtlMillis, at)
-          })
-        }).pipe(Effect.map((found) => {
-          found.forEach((value, j) => (out[missing[j]!] = value))
-          return out
-        }))
+        const entries = graceMillis > 0 ? remote.map((key) => l1.stale(key, at)) : []
+        const candidates = remote.filter((_, j) => entries[j] !== undefined)
+        const marks = watch(candidates)
+        return fromL2(
+          l2.getMany(remote) as Effect.Effect<ReadonlyArray<Option.Option<string>>>,
+          (found, since, at) => {
+            found.forEach((value, j) => {
+              if (Option.isSome(value)) l1.fill(remote[j]!, value.value, since, l1TtlMillis, at)
+            })
+          },
+          (found, filled, at) => {
+            const fell = unwatch(candidates, marks)
+            let c = 0
+            found.forEach((value, j) => {
+              const entry = entries[j]
+              out[missing[j]!] = entry === undefined ? value : resolveStale(remote[j]!, entry, value, fell[c++]!, filled, at)
+            })
+            return out
+          }
+        )
       })
 
     const written = <A>(keys: ReadonlyArray<string>, write: Effect.Effect<A, never>): Effect.Effect<A> =>
@@ -252,7 +363,9 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
             l1TtlMs: l1TtlMillis,
             trackingMode: resolved.mode,
             canaryIntervalMs: Duration.toMillis(resolved.interval),
-            canaryTimeoutMs: Duration.toMillis(resolved.timeout)
+            canaryTimeoutMs: Duration.toMillis(resolved.timeout),
+            failSafeGraceMs: graceMillis,
+            failSafeThrottleMs: throttleMillis
           },
           hybrid: {
             trusted: t.trusted,
@@ -265,7 +378,14 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
               refusedFills: l1.refusedFills,
               invalidations: l1.invalidations,
               clears: l1.clears,
-              evictions: l1.evictions
+              evictions: l1.evictions,
+              demotions: l1.demotions
+            },
+            failSafe: {
+              graceMs: graceMillis,
+              throttleMs: throttleMillis,
+              staleServed: Object.values(staleServed).reduce((a, b) => a + b, 0),
+              byReason: { ...staleServed }
             },
             subscriber: t.subscriber,
             subscriberId: t.subscriberId,

@@ -8,14 +8,23 @@
  * past that, the store forgets them and refuses every fill in flight instead (as a clear does), so memory stays
  * bounded under any invalidation rate.
  *
+ * Fail-safe (`graceMillis` > 0): an entry past its TTL is kept until `expiresAt + grace`, and a loss of trust
+ * ({@link demote}) keeps every entry instead of dropping it. Such entries are never answered by {@link get} (a hit):
+ * only {@link stale} hands them out, for the cache to serve when Redis fails. An invalidation or a clear still drops
+ * them; a demoted entry never becomes a hit again (its epoch is gone), only a fresh fill does.
+ *
  * Synchronous; time is passed in.
  *
  * @internal
  */
-interface Entry {
+export interface Entry {
   value: string
   expiresAt: number
   referenced: boolean
+  /** The trust epoch it was filled in: a hit only while that epoch is current. */
+  epoch: number
+  /** Fail-safe throttle: until then a stale read of this key does not go to Redis. */
+  throttleUntil: number
 }
 
 const SECOND_CHANCES = 8
@@ -27,26 +36,61 @@ export class L1 {
   /** Reads that started before this number may not fill (a clear, or too many tombstones). */
   private floor = 0
   private inFlight = 0
+  private epoch = 0
   invalidations = 0
+  demotions = 0
   clears = 0
   refusedFills = 0
   evictions = 0
 
-  constructor(readonly maxEntries: number, readonly maxTombstones: number = 4096) {}
+  constructor(readonly maxEntries: number, readonly maxTombstones: number = 4096, readonly graceMillis: number = 0) {}
 
   get size(): number {
     return this.entries.size
   }
 
+  /** A hit: a value filled in the current trust epoch, within its TTL. */
   get(key: string, now: number): string | undefined {
     const entry = this.entries.get(key)
     if (entry === undefined) return undefined
-    if (entry.expiresAt <= now) {
-      this.entries.delete(key)
+    if (entry.expiresAt <= now || entry.epoch !== this.epoch) {
+      if (entry.expiresAt + this.graceMillis <= now) this.entries.delete(key)
       return undefined
     }
     entry.referenced = true
     return entry.value
+  }
+
+  /**
+   * A fail-safe candidate: the entry (hit or not) while `now < expiresAt + grace`. Nobody invalidated it and no write
+   * of its key went through this process since it was filled (both drop the entry). Pass it back to {@link same}.
+   */
+  stale(key: string, now: number): Entry | undefined {
+    if (this.graceMillis <= 0) return undefined
+    const entry = this.entries.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt + this.graceMillis <= now) {
+      this.entries.delete(key)
+      return undefined
+    }
+    return entry
+  }
+
+  /** `entry` is still the key's entry, and still within its grace (no invalidation, write or refill since). */
+  same(key: string, entry: Entry, now: number): boolean {
+    return this.entries.get(key) === entry && entry.expiresAt + this.graceMillis > now
+  }
+
+  /** Redis answered for `key` but the answer may not fill L1: an older entry must not outlive it as a stale value. */
+  discard(key: string, entry: Entry): void {
+    if (this.entries.get(key) === entry) this.entries.delete(key)
+  }
+
+  /** The time left before the entry's TTL, as a fraction of `ttlMillis` (for eager refresh); a hit only. */
+  age(key: string, now: number, ttlMillis: number): number {
+    const entry = this.entries.get(key)
+    if (entry === undefined) return 0
+    return 1 - (entry.expiresAt - now) / ttlMillis
   }
 
   /** A read of the remote starts: its position, for {@link fill}. Pair with {@link end}. */
@@ -73,9 +117,11 @@ export class L1 {
       entry.value = value
       entry.expiresAt = now + ttlMillis
       entry.referenced = true
+      entry.epoch = this.epoch
+      entry.throttleUntil = 0
       return true
     }
-    this.entries.set(key, { value, expiresAt: now + ttlMillis, referenced: false })
+    this.entries.set(key, { value, expiresAt: now + ttlMillis, referenced: false, epoch: this.epoch, throttleUntil: 0 })
     this.evictIfOver(key)
     return true
   }
@@ -92,6 +138,18 @@ export class L1 {
       return
     }
     this.tombstones.set(key, seq)
+  }
+
+  /**
+   * Trust was lost (a connection dropped, a canary failed): no entry is a hit any more, and every fill in flight is
+   * refused. With fail-safe the entries stay, as stale values only; without it they go (as {@link clear}).
+   */
+  demote(): void {
+    if (this.graceMillis <= 0) return this.clear()
+    this.floor = ++this.sequence
+    this.epoch++
+    this.demotions++
+    this.tombstones.clear()
   }
 
   /** Forget everything, and refuse every fill in flight. */

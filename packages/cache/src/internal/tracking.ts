@@ -47,8 +47,10 @@ export interface TrackingOptions {
   readonly subscriberAddress?: { readonly host: string; readonly port: number } | undefined
   /** A key of the cache changed (without the prefix). */
   readonly invalidate: (key: string) => void
-  /** Forget every L1 entry and refuse fills in flight. */
+  /** Forget every L1 entry and refuse fills in flight (a flush: every value may have changed). */
   readonly clear: () => void
+  /** Trust lost: no L1 entry may be a hit any more, fills in flight are refused (entries may stay as fail-safe values). */
+  readonly demote: () => void
 }
 
 export interface TrackingStatus {
@@ -122,12 +124,17 @@ export const make = (options: TrackingOptions): Effect.Effect<Tracking, never, S
         Effect.annotateLogs({ operation: "hybrid_tracking", ...annotations })
       ))
 
-    /** Clears L1; unless `tracking` says tracking itself is intact (a flush), L1 stays off until re-established. */
+    /**
+     * A flush (`tracking` intact) clears L1; any other loss demotes it (no entry is a hit again, fail-safe may keep
+     * them as stale values) and L1 stays off until tracking is re-established.
+     */
     const lose = (reason: string, tracking: "lost" | "intact" = "lost") => {
       losses[reason] = (losses[reason] ?? 0) + 1
       trustGeneration++
-      if (tracking === "lost") established = false
-      options.clear()
+      if (tracking === "lost") {
+        established = false
+        options.demote()
+      } else options.clear()
     }
 
     const check = () => {
