@@ -80,7 +80,7 @@ describe("Sentinel: configuration", () => {
     [`redis+sentinel://:${SECRET}@h1:26379/mymaster/2/x`, "too many path segments"],
     [`redis+sentinel://:${SECRET}@h1:26379/mymaster?password=${SECRET}`, "query"],
     [`redis+sentinel://:${SECRET}@[::1/mymaster`, "invalid sentinel host 1 of 1"],
-    [`redis+cluster://:${SECRET}@h1:7000`, "expected redis:, rediss:, redis+sentinel: or rediss+sentinel:"]
+    [`redis+proxy://:${SECRET}@h1:7000`, "expected redis:, rediss:, redis+sentinel:, rediss+sentinel:, redis+cluster: or rediss+cluster:"]
   ]
   for (const [url, problem] of bad) {
     it.effect(`REDIS_URL ${url.replaceAll(SECRET, "***")}: "${problem}", without the password`, () =>
