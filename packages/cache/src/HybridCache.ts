@@ -24,7 +24,9 @@
  * @since 0.3.0
  */
 import { RedisConnection } from "@steadfast/redis"
+import type { PermanentError } from "@steadfast/resilience"
 import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
@@ -38,6 +40,9 @@ import { Cache, type Stats } from "./Cache.js"
 import * as CacheMetrics from "./CacheMetrics.js"
 import * as FallbackStore from "./FallbackStore.js"
 import { checked } from "./internal/checked.js"
+import * as Factory from "./internal/factory.js"
+import { FactoryTimeoutError, type FactoryOptions } from "./internal/factory.js"
+import { checkKey } from "./internal/input.js"
 import { type Entry, L1 } from "./internal/l1.js"
 import * as Tracking from "./internal/tracking.js"
 import * as MemoryCache from "./MemoryCache.js"
@@ -79,7 +84,50 @@ export interface Options extends ResilientCache.Options {
     readonly grace?: Duration.DurationInput | undefined
     readonly throttle?: Duration.DurationInput | undefined
   } | undefined
+  /** Defaults for `getOrSet` / `getOrSetWith`: `softTimeout`, `hardTimeout`, `eagerRefresh` (see {@link FactoryOptions}). */
+  readonly factory?: Omit<FactoryOptions, "ttl"> | undefined
 }
+
+/**
+ * The hybrid cache's own service: the `Cache` plus `getOrSetWith`, `getOrSet` with per-call factory control and
+ * the hard timeout's typed failure.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface HybridCache extends Cache {
+  /**
+   * The value, or `compute`'s (single-flight per key). `softTimeout`: when a stale value exists (fail-safe), answer it
+   * after this long and let the factory finish in the background (it then updates Redis and L1). `hardTimeout`: fail
+   * with `FactoryTimeoutError` after this long (the stale value instead, if there is one; the factory still finishes
+   * in the background). `eagerRefresh`: on a hit past this fraction of the L1 TTL, run the factory in the background.
+   * A factory that fails answers the stale value when there is one. Options not given take `Options.factory`'s.
+   */
+  readonly getOrSetWith: <E2, R>(
+    key: string,
+    compute: Effect.Effect<string, E2, R>,
+    options?: FactoryOptions
+  ) => Effect.Effect<string, PermanentError | FactoryTimeoutError | E2, R>
+}
+
+/**
+ * @since 0.3.0
+ * @category tags
+ */
+export const HybridCache = Context.GenericTag<HybridCache>("@steadfast/cache/HybridCache")
+
+export {
+  /**
+   * @since 0.3.0
+   * @category errors
+   */
+  FactoryTimeoutError,
+  /**
+   * @since 0.3.0
+   * @category models
+   */
+  type FactoryOptions
+} from "./internal/factory.js"
 
 /**
  * @since 0.3.0
@@ -116,7 +164,7 @@ const positiveDuration = (name: string, input: Duration.DurationInput): Duration
  * @since 0.3.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisConnection.RedisConnection | Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<HybridCache, never, RedisConnection.RedisConnection | Scope.Scope> =>
   Effect.gen(function*() {
     const connection = yield* RedisConnection.RedisConnection
     const resolved = yield* Effect.try({
@@ -142,7 +190,14 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
           interval: positiveDuration("tracking.canary.interval", options.tracking?.canary?.interval ?? defaults.canaryInterval),
           timeout: positiveDuration("tracking.canary.timeout", options.tracking?.canary?.timeout ?? defaults.canaryTimeout),
           grace: nonNegativeDuration("failSafe.grace", options.failSafe?.grace ?? defaults.failSafeGrace),
-          throttle: nonNegativeDuration("failSafe.throttle", options.failSafe?.throttle ?? defaults.failSafeThrottle)
+          throttle: nonNegativeDuration("failSafe.throttle", options.failSafe?.throttle ?? defaults.failSafeThrottle),
+          factory: (() => {
+            try {
+              return Factory.resolve(options.factory)
+            } catch (error) {
+              throw new Cause.IllegalArgumentException(`HybridCache factory.${(error as Error).message}`)
+            }
+          })()
         }
       }
     }).pipe(Effect.orDie)
@@ -242,16 +297,21 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
      * breaker is open) with nothing and the entry is still there, the stale value (and the key is throttled); when
      * Redis answered and the answer did not fill L1, the entry goes (it must not outlive a newer answer).
      */
-    const resolveStale = (key: string, entry: Entry, found: Option.Option<string>, fell: boolean, filled: boolean, at: number) => {
+    const candidate = (key: string, entry: Entry, found: Option.Option<string>, fell: boolean, filled: boolean, at: number) => {
       if (!fell) {
         // Redis answered: an entry it did not refresh (no fill, or no value) must not outlive that answer.
         if (!filled || Option.isNone(found)) l1.discard(key, entry)
-        return found
+        return undefined
       }
-      if (Option.isSome(found) || !l1.same(key, entry, at)) return found
+      if (Option.isSome(found) || !l1.same(key, entry, at)) return undefined
       entry.throttleUntil = at + throttleMillis
+      return entry.value
+    }
+    const resolveStale = (key: string, entry: Entry, found: Option.Option<string>, fell: boolean, filled: boolean, at: number) => {
+      const stale = candidate(key, entry, found, fell, filled, at)
+      if (stale === undefined) return found
       served("l2_failed")
-      return Option.some(entry.value)
+      return Option.some(stale)
     }
     /** A throttled candidate: answered stale without trying Redis. */
     const throttled = (key: string, at: number): string | undefined => {
@@ -286,6 +346,66 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
         const keys = [key]
         const marks = watch(keys)
         return fromL2(read, fill, (found, filled, at) => resolveStale(key, entry, found, unwatch(keys, marks)[0]!, filled, at))
+      })
+
+    // ---- getOrSet with factory control ------------------------------------------------------------------------
+    const miss: Factory.Lookup = { _tag: "Miss" }
+    const toLookup = (found: Option.Option<string>): Factory.Lookup =>
+      Option.isSome(found) ? { _tag: "Value", value: found.value } : miss
+    /** `get`'s miss path, telling a fail-safe stale value apart (not counted here: the factory decides). */
+    const lookup = (key: string): Effect.Effect<Factory.Lookup> =>
+      Effect.suspend(() => {
+        const at = now()
+        l1Misses++
+        const fill = (found: Option.Option<string>, since: number, at: number) => {
+          if (Option.isSome(found)) l1.fill(key, found.value, since, l1TtlMillis, at)
+        }
+        const read = l2.get(key) as Effect.Effect<Option.Option<string>>
+        const entry = l1.stale(key, at)
+        if (entry === undefined) return fromL2(read, fill, toLookup)
+        if (entry.throttleUntil > at) return Effect.succeed<Factory.Lookup>({ _tag: "Stale", value: entry.value })
+        const keys = [key]
+        const marks = watch(keys)
+        return fromL2(read, fill, (found, filled, at): Factory.Lookup => {
+          const stale = candidate(key, entry, found, unwatch(keys, marks)[0]!, filled, at)
+          return stale === undefined ? toLookup(found) : { _tag: "Stale", value: stale }
+        })
+      })
+    const factoryEvents: Record<string, number> = {}
+    const scope = yield* Effect.scope
+    const factory = Factory.make({
+      hit: (key) => {
+        const at = now()
+        if (!tracking.trusted(at)) return undefined
+        const value = l1.get(key, at)
+        if (value === undefined) return undefined
+        l1Hits++
+        return { value, age: l1.age(key, at, l1TtlMillis) }
+      },
+      lookup,
+      store: (key, value, setOptions, refill) => {
+        const write = cache.set(key, value, setOptions)
+        return refill ? Effect.zipRight(write, get(key)) : write
+      },
+      servedStale: served,
+      event: (name) => {
+        factoryEvents[name] = (factoryEvents[name] ?? 0) + 1
+        CacheMetrics.factoryEvents.unsafeUpdate(1, [MetricLabel.make("event", name)])
+      }
+    }, scope)
+    const defaultsOf = options.factory
+    const getOrSetWith = <E2, R>(key: string, compute: Effect.Effect<string, E2, R>, callOptions?: FactoryOptions) =>
+      Effect.suspend((): Effect.Effect<string, PermanentError | FactoryTimeoutError | E2, R> => {
+        const bad = checkKey("getOrSet", key)
+        if (bad) return Effect.fail(bad)
+        const merged = callOptions === undefined ? defaultsOf : { ...defaultsOf, ...callOptions }
+        let resolvedCall: Factory.Resolved
+        try {
+          resolvedCall = callOptions === undefined ? resolved.factory : Factory.resolve(merged)
+        } catch (error) {
+          return Effect.die(new Cause.IllegalArgumentException(`getOrSet ${(error as Error).message}`))
+        }
+        return factory.getOrSet(key, compute, merged, resolvedCall) as Effect.Effect<string, PermanentError | FactoryTimeoutError | E2, R>
       })
 
     const getMany = (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Option.Option<string>>> =>
@@ -336,7 +456,10 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
       Effect.suspend(() => {
         // Before: no read may be answered from the replaced value once the write starts. After: a read that raced the
         // write (on another socket) may have filled the old value meanwhile.
-        for (const key of keys) l1.invalidate(key)
+        for (const key of keys) {
+          l1.invalidate(key)
+          factory.noteWrite(key)
+        }
         return Effect.ensuring(write, Effect.sync(() => keys.forEach((key) => l1.invalidate(key))))
       })
 
@@ -368,6 +491,7 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
             failSafeThrottleMs: throttleMillis
           },
           hybrid: {
+            factory: { ...factoryEvents, inFlight: factory.inFlight() },
             trusted: t.trusted,
             mode: t.mode,
             l1: {
@@ -401,7 +525,13 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
         }
       })
     })
-    return Cache.of(cache)
+    return HybridCache.of({
+      ...cache,
+      // Cache's getOrSet cannot fail with FactoryTimeoutError: it takes `factory`'s defaults without the hard timeout.
+      getOrSet: (key, compute, setOptions) =>
+        getOrSetWith(key, compute, { ...setOptions, hardTimeout: undefined }) as Effect.Effect<string, PermanentError | never, never>,
+      getOrSetWith
+    })
   })
 
 /**
@@ -411,8 +541,8 @@ export const make = (options: Options = {}): Effect.Effect<Cache, never, RedisCo
  * @since 0.3.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Cache, never, RedisConnection.RedisConnection> =>
-  Layer.scoped(Cache, make(options))
+export const layer = (options: Options = {}): Layer.Layer<Cache | HybridCache, never, RedisConnection.RedisConnection> =>
+  Layer.scopedContext(Effect.map(make(options), (hybrid) => Context.make(Cache, hybrid).pipe(Context.add(HybridCache, hybrid))))
 
 /**
  * The whole stack from configuration, as `ResilientCache.layerConfig`.
@@ -423,4 +553,4 @@ export const layer = (options: Options = {}): Layer.Layer<Cache, never, RedisCon
 export const layerConfig = (
   options: Options = {},
   config?: Config.Config<RedisConfig.RedisConfig>
-): Layer.Layer<Cache, ConfigError.ConfigError> => layer(options).pipe(Layer.provide(RedisConnection.layerConfig(config)))
+): Layer.Layer<Cache | HybridCache, ConfigError.ConfigError> => layer(options).pipe(Layer.provide(RedisConnection.layerConfig(config)))
