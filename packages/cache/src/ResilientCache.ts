@@ -34,8 +34,12 @@ import { type RedisConfig, RedisConnection } from "@steadfast/redis"
 import * as Cause from "effect/Cause"
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
@@ -115,6 +119,17 @@ const deleted = actionLabel("delete")
 const writtenBack = actionLabel("write_back")
 const flushed = actionLabel("flush")
 
+/** Effect's own tracer: it records spans nobody reads, so with it the cache makes no span events (see `tracing`). */
+const defaultTracer = Effect.runSync(Effect.tracer)
+
+/** The `reason` a failure is counted under (`cache_error_total`), for the `cache.fallback` span event. */
+const reasonOf = (error: RedisCache.RedisCacheError): string =>
+  error._tag === "CircuitOpenError"
+    ? "circuit_open"
+    : error._tag === "BulkheadRejectedError"
+    ? `bulkhead_${error.reason}`
+    : error.reason
+
 /**
  * The resilient cache over the `RedisCache` and `FallbackStore` services.
  *
@@ -154,6 +169,8 @@ export const make = (
     /** The current flush sent a SCAN: keys it may have passed already must be remembered again. */
     let flushStarted = false
     let reconciledKeys = 0
+    /** Keys deleted by namespace flushes (for the `cache.reconcile` span). */
+    let flushedKeys = 0
     /** Opened when there is work again (the first pending key, an overflow), and when the breaker closes. */
     const wake = yield* Effect.makeLatch(false)
     const closed = yield* Effect.makeLatch(false)
@@ -190,6 +207,39 @@ export const make = (
       return Option.some(value)
     }
 
+    // ---- Tracing ---------------------------------------------------------------------------------------------------
+    // Decided once, here, as the connection decides its spans: only when a tracer other than Effect's default is
+    // installed where the layer is built. Without one, `traceFallback` is undefined and the reconciler runs `round`
+    // itself: the fused get/set path does no new work (a fallback pays one `undefined` check).
+    const tracing = (yield* Effect.tracer) !== defaultTracer
+    const breakerState = (operation: Operation) =>
+      (operation === "get" || operation === "getMany" ? redis.breakers.reads : redis.breakers.writes).unsafeState()
+    /**
+     * A fallback as a `cache.fallback` event on the caller's current span; when the caller has none (or only an
+     * external parent), as a `cache.fallback` span of its own, so an answer from memory is never invisible. Runs
+     * synchronously inside the operation's own step (the running fiber is the caller's), and honours
+     * `Effect.withTracerEnabled(false)` (the current span is then a no-op span, and no span of its own is made).
+     */
+    const traceFallback = tracing
+      ? (operation: Operation, reason: string): void => {
+        const current = Fiber.getCurrentFiber()
+        if (Option.isNone(current)) return
+        const fiber = current.value
+        const now = clock.unsafeCurrentTimeNanos()
+        const attributes = {
+          "cache.operation": operation,
+          "cache.fallback.reason": reason,
+          "circuit_breaker.state": breakerState(operation)
+        }
+        const parent = fiber.currentSpan
+        if (parent?._tag === "Span") return parent.event("cache.fallback", now, attributes)
+        if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return
+        const span = fiber.currentTracer.span("cache.fallback", Option.fromNullable(parent), Context.empty(), [], now, "internal")
+        for (const [key, value] of Object.entries(attributes)) span.attribute(key, value)
+        span.end(now, Exit.void)
+      }
+      : undefined
+
     /**
      * The one decision every operation makes: while the breaker rejects, answer from the fallback in one `sync` step
      * (no effect pipeline: see benchmarks/README.md); otherwise call Redis, and on any failure answer from the
@@ -200,6 +250,7 @@ export const make = (
       Effect.sync(() => {
         recorder.error(operation, "circuit_open")
         recorder.fallback(operation)
+        if (traceFallback !== undefined) traceFallback(operation, "circuit_open")
         return fallback()
       })
     const route = <A, B>(operation: Operation, call: Effect.Effect<A, RedisCache.RedisCacheError>, onRedis: (a: A) => B, fallback: () => B): Effect.Effect<B> =>
@@ -207,8 +258,9 @@ export const make = (
         ? rejected(operation, fallback)
         : Effect.match(call, {
           onSuccess: onRedis,
-          onFailure: () => {
+          onFailure: (error) => {
             recorder.fallback(operation)
+            if (traceFallback !== undefined) traceFallback(operation, reasonOf(error))
             return fallback()
           }
         })
@@ -261,8 +313,9 @@ export const make = (
           const since = store.version()
           return redis.rejecting("get")
             ? rejected("get", () => fromMemory(key))
-            : redis.unchecked.getOr(key, (found) => answered(key, found, since), () => {
+            : redis.unchecked.getOr(key, (found) => answered(key, found, since), (error) => {
               recorder.fallback("get")
+              if (traceFallback !== undefined) traceFallback("get", reasonOf(error))
               return fromMemory(key)
             })
         }),
@@ -287,8 +340,9 @@ export const make = (
         Effect.suspend(() =>
           redis.rejecting("set")
             ? rejected("set", () => notWritten(key, value, ttl))
-            : redis.unchecked.setOr(key, value, ttl, () => written(key, value, ttl), () => {
+            : redis.unchecked.setOr(key, value, ttl, () => written(key, value, ttl), (error) => {
               recorder.fallback("set")
+              if (traceFallback !== undefined) traceFallback("set", reasonOf(error))
               return notWritten(key, value, ttl)
             })
         ),
@@ -359,6 +413,7 @@ export const make = (
             onFailure: () => false,
             onSuccess: ([next, n]) => {
               CacheMetrics.reconciled.unsafeUpdate(n, flushed)
+              flushedKeys += n
               if (overflow !== overflows) return true // overflowed again meanwhile: that flush starts over
               flushCursor = next
               if (next === "0") flushing = false
@@ -395,6 +450,27 @@ export const make = (
       return Effect.map(Effect.zip(del, write), ([d, w]) => d && w.every((ok) => ok))
     })
 
+    /** With a tracer installed, each round is a `cache.reconcile` span (a root: the reconciler outlives any request). */
+    const tracedRound: Effect.Effect<boolean> = tracing
+      ? Effect.withSpan(
+        Effect.suspend(() => {
+          const mode = flushing ? "flush" : "keys"
+          const repairedBefore = reconciledKeys
+          const flushedBefore = flushedKeys
+          return Effect.tap(round, (ok) =>
+            Effect.annotateCurrentSpan({
+              "cache.reconcile.mode": mode,
+              "cache.reconcile.ok": ok,
+              "cache.reconcile.keys_repaired": reconciledKeys - repairedBefore,
+              "cache.reconcile.keys_flushed": flushedKeys - flushedBefore,
+              "cache.reconcile.pending_keys": pending.size
+            }))
+        }),
+        "cache.reconcile",
+        { root: true, attributes: { "cache.reconcile.policy": policy } }
+      )
+      : round
+
     const hasWork = () => flushing || pending.size > 0
     let reportedOverflows = 0
     let failedRounds = 0
@@ -421,7 +497,7 @@ export const make = (
           yield* Effect.timeout(closed.await, retryEvery).pipe(Effect.ignore)
           continue
         }
-        if (yield* round) {
+        if (yield* tracedRound) {
           failedRounds = 0
           continue
         }
