@@ -1,5 +1,5 @@
 /** Command-line options: `--quick`, `--json <file>`, `--only a,b`, `--verbose`, `--rounds n`, `--latency-ms ms`. */
-export type Scenario = "happy" | "ladder" | "remote" | "outage" | "breaker" | "recovery" | "connections" | "reconcile" | "policies"
+export type Scenario = "happy" | "ladder" | "remote" | "outage" | "breaker" | "recovery" | "connections" | "reconcile" | "policies" | "hybrid"
 export const allScenarios: ReadonlyArray<Scenario> = [
   "happy",
   "ladder",
@@ -9,7 +9,8 @@ export const allScenarios: ReadonlyArray<Scenario> = [
   "reconcile",
   "connections",
   "outage",
-  "policies"
+  "policies",
+  "hybrid"
 ]
 
 export interface Args {
@@ -53,7 +54,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): Args => {
       only = allScenarios.filter((s) => names.includes(s))
     } else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: pnpm bench [--quick] [--json out.json] [--only happy,ladder,remote,breaker,recovery,reconcile,connections,outage,policies] [--rounds n] [--outage-seconds s] [--latency-ms ms] [--verbose]\n"
+        "usage: pnpm bench [--quick] [--json out.json] [--only happy,ladder,remote,breaker,recovery,reconcile,connections,outage,policies,hybrid] [--rounds n] [--outage-seconds s] [--latency-ms ms] [--verbose]\n"
       )
       process.exit(0)
     } else throw new Error(`unknown argument ${arg}`)

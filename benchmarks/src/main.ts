@@ -11,6 +11,7 @@ import { openLab } from "./chaos.js"
 import { runConnections } from "./connections.js"
 import { peerNames } from "./contenders.js"
 import { runHappy } from "./happy.js"
+import { hybridMarkdown, type HybridResult, runHybrid } from "./hybrid.js"
 import { runLadder } from "./ladder.js"
 import { runOutage } from "./outage.js"
 import { policiesMarkdown, type PoliciesResult, runPolicies } from "./policies.js"
@@ -37,7 +38,8 @@ const settings = quick
     recovery: { stallMs: 1000, boundMs: 4000 },
     outage: { seconds: 3, warmupMs: 200, drainMs: 300 },
     reconcile: { repeats: 1, holdMs: 1500, boundMs: 30_000 },
-    policies: { rounds: 3, durationMs: 30, warmupMs: 50 }
+    policies: { rounds: 3, durationMs: 30, warmupMs: 50 },
+    hybrid: { rounds: 3, durationMs: 50, warmupMs: 30 }
   }
   : {
     happy: { rounds: 5, durationMs: 400, warmupMs: 200, keyspace: 10_000 },
@@ -48,7 +50,8 @@ const settings = quick
     recovery: { stallMs: 3000, boundMs: 8000 },
     outage: { seconds: 30, warmupMs: 2000, drainMs: 3000 },
     reconcile: { repeats: 3, holdMs: 1500, boundMs: 30_000 },
-    policies: { rounds: 11, durationMs: 50, warmupMs: 150 }
+    policies: { rounds: 11, durationMs: 50, warmupMs: 150 },
+    hybrid: { rounds: 5, durationMs: 400, warmupMs: 200 }
   }
 const rounds = args.rounds ?? undefined
 const deadlineMs = 500
@@ -104,6 +107,19 @@ const main = async () => {
       warmupMs: settings.happy.warmupMs,
       verbose: args.verbose,
       gcBetween: !quick,
+      runtime
+    })
+  }
+  // Hybrid cache (issue 8): not part of `Results` (report.ts); its table and JSON are appended as policies' are.
+  let hybrid: HybridResult | undefined
+  if (args.only.includes("hybrid")) {
+    hybrid = await runHybrid({
+      target: shared,
+      rounds: rounds ?? settings.hybrid.rounds,
+      durationMs: settings.hybrid.durationMs,
+      warmupMs: settings.hybrid.warmupMs,
+      gcBetween: !quick,
+      verbose: args.verbose,
       runtime
     })
   }
@@ -209,7 +225,8 @@ const main = async () => {
   const text = `## Results (${meta.mode}, ${meta.date})\n\n` +
     `Machine: ${meta.machine.nproc} cores, ${meta.machine.cpuModel}, ${meta.machine.memoryGB} GB, ${meta.machine.platform}, Node ${meta.machine.node}, Redis ${meta.machine.redis}. Load average (1/5/15 min) at the start ${meta.machine.loadAverage.join(" / ")}. Wall time ${seconds.toFixed(0)} s.\n\n` +
     markdown(results) +
-    (policies === undefined ? "" : `\n${policiesMarkdown(policies)}`)
+    (policies === undefined ? "" : `\n${policiesMarkdown(policies)}`) +
+    (hybrid === undefined ? "" : `\n${hybridMarkdown(hybrid)}`)
   process.stdout.write(text)
   if (args.json !== undefined) {
     writeFileSync(args.json, JSON.stringify(
@@ -217,7 +234,7 @@ const main = async () => {
           ...meta,
           wallSeconds: seconds,
           settings,
-          results: policies === undefined ? results : { ...results, policies },
+          results: { ...results, ...(policies === undefined ? {} : { policies }), ...(hybrid === undefined ? {} : { hybrid }) },
           targets: policies === undefined ? targets(results) : [...targets(results), ...policies.targets]
         },
         null,
