@@ -3,7 +3,10 @@
  * ioredis client with default options, both through one ChaosProxy in front of a spawned redis-server (or
  * REDIS_URL), while resets, a stall and a server restart are injected. See `demo/run.ts`.
  *
- *   pnpm demo [--duration <s>] [--json <file>] [--html <file>] [--verbose] [--no-color]
+ *   pnpm demo [--duration <s>] [--topology standalone|cluster|sentinel] [--json <file>] [--html <file>] [--verbose] [--no-color]
+ *
+ * `--topology cluster|sentinel` spawns a Redis Cluster or a Sentinel set instead (@steadfast/testing) and plays
+ * failovers on it (graceful, a primary killed, for the cluster the old primary's return) instead of network faults.
  *
  * Ctrl-C once: stop early, print the summary, clean up, exit 0. Twice: interrupt at once (still cleaning up).
  */
@@ -31,6 +34,7 @@ if (!parsed.ok) {
 
   const program = runDemo({
     duration: options.duration,
+    topology: options.topology,
     redisUrl: redisUrl === undefined || redisUrl === "" ? undefined : redisUrl,
     color,
     verbose: options.verbose,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { parseArgs } from "../src/demo/args.js"
 import { isAlive, runDemo } from "../src/demo/run.js"
 
 const required = ["ops", "callerErrors", "wrongValues", "staleReads", "fallbacks", "breakerOpens", "p99Ms", "recovered"] as const
@@ -41,4 +42,35 @@ describe("the chaos demo", () => {
       for (const pid of summary.redis.pids) expect(isAlive(pid), `redis-server ${pid}`).toBe(false)
       expect(output).toContain("Summary")
     }), 25_000)
+
+  it.live("--topology cluster: a graceful failover, a primary killed and its return; Steadfast holds, no process left", () =>
+    Effect.gen(function*() {
+      const lines: Array<string> = []
+      const summary = yield* runDemo({ duration: 10, topology: "cluster", recoveryGrace: 3, print: (line) => lines.push(line) })
+      const output = lines.join("\n")
+
+      expect(summary.topology, output).toBe("cluster")
+      expect(summary.mode, output).toBe("spawned")
+      expect(summary.faults.map((f) => f.fault)).toEqual(["graceful failover", "primary killed", "old primary returns"])
+      expect(output).not.toContain("FAILED")
+      expect(output).toContain("is a replica now")
+      const steadfast = summary.clients.steadfast
+      expect(steadfast.readErrors, output).toBe(0)
+      expect(steadfast.writeErrors, output).toBe(0)
+      expect(steadfast.wrongValues, output).toBe(0)
+      expect(steadfast.staleReads, output).toBe(0)
+      expect(steadfast.recovered, output).toBe(true)
+      expect(typeof summary.clients.ioredis?.callerErrors).toBe("number")
+      // Six nodes, and the killed one's new process.
+      expect(summary.redis.pids).toHaveLength(7)
+      expect(summary.redis.pidAliveAfterExit).toBe(false)
+      for (const pid of summary.redis.pids) expect(isAlive(pid), `redis-server ${pid}`).toBe(false)
+    }), 40_000)
+
+  it("--topology takes standalone (the default), cluster or sentinel", () => {
+    expect(parseArgs([])).toMatchObject({ ok: true, options: { topology: "standalone" } })
+    expect(parseArgs(["--topology", "cluster"])).toMatchObject({ ok: true, options: { topology: "cluster" } })
+    expect(parseArgs(["--topology=sentinel"])).toMatchObject({ ok: true, options: { topology: "sentinel" } })
+    expect(parseArgs(["--topology", "proxy"]).ok).toBe(false)
+  })
 })

@@ -10,6 +10,11 @@
  * time (the first read shard 0 answered after its new primary was elected) and the acknowledged writes lost (after
  * the workers stopped and the cache reconciled, every key is read back from the cluster and judged by the model).
  *
+ * Besides the failovers (graceful, a primary killed, a primary stalled): a resharding under load (16 slots of shard 1
+ * moved to shard 0 with `RedisCluster.migrateSlots`: clients meet `ASK` and `MOVED`, which ioredis follows; no call may
+ * fail, no breaker open), and a killed primary restarted under load (it rejoins as a replica). The redirections the
+ * nodes sent during the fault are reported (`INFO errorstats`).
+ *
  * With full coverage on (Redis' default), every node answers CLUSTERDOWN while a dead primary's slots are uncovered
  * (~1 s, TOPOLOGIES.md): the other shards' reads then fail too, and are answered from the fallback. Not run here.
  */
@@ -101,6 +106,24 @@ const makeStack = (counts: Counts) =>
     }
   })
 
+/**
+ * `MOVED` / `ASK` / `TRYAGAIN` / `CLUSTERDOWN` replies the running nodes have sent so far (`INFO errorstats`), summed:
+ * the redirections the clients met (and ioredis followed, unless a caller saw an error).
+ */
+const redirects = (cluster: RedisCluster.RedisCluster) =>
+  Effect.gen(function*() {
+    const total: Record<string, number> = {}
+    const running = (yield* Effect.orElseSucceed(cluster.nodes, () => [])).filter((n) => n.state === "running")
+    for (const node of running) {
+      const text = yield* Effect.orElseSucceed(cluster.servers.find((s) => s.port === node.port)!.command("INFO", "errorstats"), () => "")
+      for (const kind of ["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"]) {
+        const m = typeof text === "string" ? new RegExp(`errorstat_${kind}:count=(\\d+)`).exec(text) : null
+        total[kind] = (total[kind] ?? 0) + Number(m?.[1] ?? 0)
+      }
+    }
+    return total
+  })
+
 const reconciled = (cache: Cache.Cache, timeoutMs: number) =>
   waitUntil(
     Effect.map(cache.stats, (s) => s.reconciliation === undefined || (s.reconciliation.pendingKeys === 0 && !s.reconciliation.flushing)),
@@ -121,7 +144,9 @@ const report = (figures: Record<string, unknown>) => {
  */
 const failoverScenario = (
   name: string,
-  fault: (cluster: RedisCluster.RedisCluster) => Effect.Effect<{ readonly duration: Duration.Duration }, RedisCluster.RedisClusterError>
+  fault: (
+    cluster: RedisCluster.RedisCluster
+  ) => Effect.Effect<{ readonly duration: Duration.Duration; readonly extra?: Record<string, unknown> }, RedisCluster.RedisClusterError>
 ) =>
   Effect.gen(function*() {
     const before = yield* quietResources
@@ -138,9 +163,11 @@ const failoverScenario = (
       const run = yield* Effect.scoped(Effect.gen(function*() {
         const workload = yield* Workload.run(Workload.fromCache(stack.cache), workloadOptions)
         yield* Effect.sleep("1 second")
+        const redirectsBefore = yield* redirects(stack.cluster)
         const faultAt = Date.now()
         counts.since = faultAt
         const change = yield* fault(stack.cluster)
+        const redirectsAfter = yield* redirects(stack.cluster)
         const electedAt = Date.now()
         counts.until = electedAt
         // Recovery: the first read of shard 0 Redis answers after the election.
@@ -154,6 +181,8 @@ const failoverScenario = (
           workload,
           during,
           faultMs: Duration.toMillis(change.duration),
+          extra: change.extra ?? {},
+          redirectReplies: Object.fromEntries(Object.entries(redirectsAfter).map(([k, v]) => [k, v - (redirectsBefore[k] ?? 0)])),
           recoveryMs: recovered === undefined ? null : Math.round(counts.firstOkAfter[FAULTY]! - electedAt),
           reconcileMs
         }
@@ -168,6 +197,8 @@ const failoverScenario = (
         workload: workloadFigures(yield* run.workload.stats),
         keysPerShard: shardsOfKeys,
         faultMs: run.faultMs,
+        extra: run.extra,
+        redirectReplies: run.redirectReplies,
         redisReadsDuringFault: run.during.ok,
         failedReadsDuringFault: run.during.failed,
         recoveryMs: run.recoveryMs,
@@ -196,7 +227,10 @@ const failoverScenario = (
   })
 
 /** What every scenario asserts. */
-const expectShardIsolation = (f: Awaited<ReturnType<typeof Effect.runPromise<Effect.Effect.Success<ReturnType<typeof failoverScenario>>, never>>>) => {
+const expectShardIsolation = (
+  f: Awaited<ReturnType<typeof Effect.runPromise<Effect.Effect.Success<ReturnType<typeof failoverScenario>>, never>>>,
+  others: ReadonlyArray<string> = ["slots:5461", "slots:10923"]
+) => {
   expectHeld(f.workload)
   expect(f.recoveryMs).not.toBeNull()
   expect(f.recoveryMs!).toBeLessThanOrEqual(RECOVERY_BOUND_MS)
@@ -204,7 +238,7 @@ const expectShardIsolation = (f: Awaited<ReturnType<typeof Effect.runPromise<Eff
   expect(f.inCluster.stale).toBe(0)
   expect(f.inCluster.wrong).toBe(0)
   // The other shards kept answering from Redis during the fault, and their breakers never opened.
-  for (const shard of ["slots:5461", "slots:10923"]) {
+  for (const shard of others) {
     expect(f.redisReadsDuringFault[shard] ?? 0, shard).toBeGreaterThan(0)
     expect(f.shards[shard]?.opens ?? 0, shard).toBe(0)
   }
@@ -238,5 +272,39 @@ describe("chaos: Cluster failovers through the resilient cache, one breaker per 
         }))
       expectShardIsolation(f)
       expect(f.shards[FAULTY]?.opens ?? 0).toBeGreaterThanOrEqual(1)
+    }))
+
+  it.live("16 slots of shard 1 (with their keys) migrated to shard 0 under 16-way load: MOVED / ASK followed", () =>
+    Effect.gen(function*() {
+      const f = yield* failoverScenario("cluster-migrate-slots", (c) =>
+        Effect.map(c.migrateSlots(1, 0, 16), (m) => ({
+          duration: m.duration,
+          extra: { migratedSlots: m.slots.length, migratedKeys: m.keys }
+        })))
+      // Shards 0 and 1 are the ones changing; shard 2 must not notice. The slots moved are not shard 1's first, so
+      // the shards keep their names (slots:0, slots:5461).
+      expectShardIsolation(f, ["slots:10923"])
+      expect(f.redisReadsDuringFault["slots:5461"] ?? 0).toBeGreaterThan(0)
+      expect(f.extra["migratedKeys"]).toBeGreaterThan(0)
+      expect((f.redirectReplies["MOVED"] ?? 0) + (f.redirectReplies["ASK"] ?? 0)).toBeGreaterThan(0)
+      for (const shard of ["slots:0", "slots:5461", "slots:10923"]) expect(f.shards[shard]?.opens ?? 0, shard).toBe(0)
+      expect(f.fallbacks).toBe(0)
+    }))
+
+  it.live("shard 0's old primary, killed, comes back as a replica under 16-way load", () =>
+    Effect.gen(function*() {
+      const f = yield* failoverScenario("cluster-old-primary-returns", (c) =>
+        Effect.gen(function*() {
+          const kill = yield* c.killPrimary(0)
+          const restartedAt = performance.now()
+          const back = yield* c.restart(kill.from)
+          return {
+            duration: Duration.sum(kill.duration, Duration.millis(performance.now() - restartedAt)),
+            extra: { returnedAs: back.role, returnedShard: back.shard, returnMs: Math.round(performance.now() - restartedAt) }
+          }
+        }))
+      expectShardIsolation(f)
+      expect(f.extra["returnedAs"]).toBe("replica")
+      expect(f.extra["returnedShard"]).toBe(0)
     }))
 })

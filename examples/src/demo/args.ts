@@ -1,10 +1,12 @@
 /**
- * Plain argument parsing for `pnpm demo`: `--duration <s>`, `--json <file>`, `--html <file>`,
- * `--verbose`, `--no-color`, `--help`.
+ * Plain argument parsing for `pnpm demo`: `--duration <s>`, `--topology standalone|cluster|sentinel`,
+ * `--json <file>`, `--html <file>`, `--verbose`, `--no-color`, `--help`.
  */
+import type { Topology } from "./run.js"
 
 export interface CliOptions {
   readonly duration: number
+  readonly topology: Topology
   readonly json: string | undefined
   readonly html: string | undefined
   readonly verbose: boolean
@@ -12,9 +14,15 @@ export interface CliOptions {
   readonly help: boolean
 }
 
-export const usage = `Usage: pnpm demo [--duration <seconds>] [--json <file>] [--html <file>] [--verbose] [--no-color]
+export const usage = `Usage: pnpm demo [--duration <seconds>] [--topology standalone|cluster|sentinel] [--json <file>]
+                 [--html <file>] [--verbose] [--no-color]
 
   --duration <s>   length of the run, 5..3600 seconds (default 30); the fault timeline scales with it
+  --topology <t>   standalone (default): one Redis behind a ChaosProxy (resets, a stall, a restart);
+                   cluster: a spawned 3-primary, 3-replica Redis Cluster (a graceful failover, a primary
+                   killed, the old primary back as a replica); sentinel: a spawned primary, 2 replicas and
+                   3 sentinels (SENTINEL FAILOVER, the primary killed). Both need redis-server and redis-cli
+                   on the PATH and ignore REDIS_URL
   --json <file>    also write the summary as JSON to <file>
   --html <file>    also write a self-contained HTML page with charts over time (throughput, p99 latency,
                    fallbacks, breaker state per client; fault windows shaded) to <file>
@@ -30,6 +38,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): { readonly ok: true; rea
   readonly error: string
 } => {
   let duration = 30
+  let topology: Topology = "standalone"
   let json: string | undefined
   let html: string | undefined
   let verbose = false
@@ -52,6 +61,15 @@ export const parseArgs = (argv: ReadonlyArray<string>): { readonly ok: true; rea
           return { ok: false, error: `--duration wants a number of seconds between 5 and 3600, got ${text ?? "nothing"}` }
         }
         duration = n
+        break
+      }
+      case "--topology":
+      case "-t": {
+        const text = value()
+        if (text !== "standalone" && text !== "cluster" && text !== "sentinel") {
+          return { ok: false, error: `--topology wants standalone, cluster or sentinel, got ${text ?? "nothing"}` }
+        }
+        topology = text
         break
       }
       case "--json": {
@@ -84,5 +102,5 @@ export const parseArgs = (argv: ReadonlyArray<string>): { readonly ok: true; rea
         return { ok: false, error: `unknown argument: ${raw}` }
     }
   }
-  return { ok: true, options: { duration, json, html, verbose, color, help } }
+  return { ok: true, options: { duration, topology, json, html, verbose, color, help } }
 }

@@ -66,6 +66,8 @@ export const renderReport = (summary: Summary, options: ReportOptions = {}): str
   const generatedAt = (options.generatedAt ?? new Date()).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC")
   const where = summary.mode === "memory"
     ? "memory only (no Redis)"
+    : summary.topology === "cluster" || summary.topology === "sentinel"
+    ? `${summary.redis.note ?? summary.topology} · redis-server ${summary.redis.version ?? ""}`
     : `${summary.mode === "spawned" ? "spawned redis-server" : "REDIS_URL"} ${summary.redis.version ?? ""} · ${summary.redis.url ?? ""}`
   const w = summary.workload
   const faultList = summary.faults.length === 0

@@ -9,7 +9,7 @@
  */
 import { Cache, MemoryCache, ResilientCache } from "@steadfast/cache"
 import { RedisConnection } from "@steadfast/redis"
-import { ChaosProxy, RedisServer, Workload } from "@steadfast/testing"
+import { ChaosProxy, RedisCluster, RedisSentinel, RedisServer, Workload } from "@steadfast/testing"
 import * as Clock from "effect/Clock"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -21,16 +21,27 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
+import { Cluster, Redis } from "ioredis"
 import { count, left, ms, type Paint, paint, percent, right, seconds, wrap } from "./format.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options and results
 // ---------------------------------------------------------------------------------------------------------------
 
+/** What the demo runs against: one server behind the proxy (the default), or a spawned cluster or sentinel set. */
+export type Topology = "standalone" | "cluster" | "sentinel"
+
 export interface DemoOptions {
   /** Seconds (default 30). The fault timeline is scaled to it. */
   readonly duration?: number | undefined
+  /**
+   * `"standalone"` (default): one Redis (REDIS_URL or spawned) behind a ChaosProxy, with resets, a stall and a
+   * restart. `"cluster"`: a spawned 3-primary, 3-replica Redis Cluster (`RedisCluster.make`), with a graceful
+   * failover, a primary killed and the old primary's return as a replica. `"sentinel"`: a spawned primary, 2 replicas
+   * and 3 sentinels (`RedisSentinel.make`), with `SENTINEL FAILOVER` and a primary killed. No proxy then (ioredis
+   * discovers the nodes' own addresses); REDIS_URL is ignored.
+   */
+  readonly topology?: Topology | undefined
   /** Use this Redis (through the proxy) instead of spawning one; then there is no server restart. */
   readonly redisUrl?: string | undefined
   /** Where lines go (default `console.log`). */
@@ -122,6 +133,8 @@ export interface SecondRow {
 
 export interface Summary {
   readonly mode: "spawned" | "url" | "memory"
+  /** `--topology` (absent in summaries from before it existed: standalone). */
+  readonly topology?: Topology | undefined
   readonly redis: {
     readonly url: string | null
     readonly version: string | null
@@ -178,6 +191,19 @@ type Backend =
     readonly host: string
     readonly port: number
     readonly setDirect: (key: string, value: string) => Effect.Effect<boolean>
+    readonly version: string | null
+  }
+  | {
+    readonly mode: "topology"
+    readonly topology: "cluster" | "sentinel"
+    /** `redis+cluster://` / `redis+sentinel://`, for Steadfast. */
+    readonly url: string
+    readonly label: string
+    /** ioredis on its defaults over the same topology. */
+    readonly plain: () => Redis | Cluster
+    readonly setDirect: (key: string, value: string) => Effect.Effect<boolean>
+    readonly servers: ReadonlyArray<RedisServer.RedisServer>
+    readonly steps: (at: (s: number) => number) => ReadonlyArray<Step>
     readonly version: string | null
   }
   | { readonly mode: "memory"; readonly reason: string }
@@ -272,6 +298,120 @@ interface Step {
   readonly run: Effect.Effect<string | void>
 }
 
+const setOn = (server: RedisServer.RedisServer | undefined, key: string, value: string) =>
+  server === undefined
+    ? Effect.succeed(false)
+    : server.command("SET", key, value).pipe(Effect.map((reply) => reply === "OK"), Effect.orElseSucceed(() => false))
+
+const ms0 = (d: Duration.Duration) => Math.round(Duration.toMillis(d))
+
+/** A spawned cluster (shard 0 fails over) or sentinel set, and its fault timeline. */
+const spawnTopology = (topology: "cluster" | "sentinel"): Effect.Effect<Backend, never, Scope.Scope> =>
+  topology === "cluster"
+    ? Effect.gen(function*() {
+      const cluster = yield* RedisCluster.make({ requireFullCoverage: false })
+      const info = yield* Effect.option(cluster.servers[0]!.command("INFO", "server"))
+      const seeds = cluster.seeds.map((s) => `${s.host}:${s.port}`).join(",")
+      let killed: RedisCluster.ClusterNode | undefined
+      const steps = (at: (s: number) => number): ReadonlyArray<Step> => [
+        {
+          at: at(5),
+          kind: "blip",
+          fault: "graceful failover",
+          text: "CLUSTER FAILOVER of shard 0: its replica takes over, the old primary becomes its replica",
+          run: cluster.failover(0).pipe(
+            Effect.map((f) => `(:${f.from.port} -> :${f.to.port}, settled in ${ms0(f.duration)} ms)`),
+            Effect.catchAll((e) => Effect.succeed(`FAILED: ${e.message.split("\n")[0]}`))
+          )
+        },
+        {
+          at: at(12),
+          kind: "blip",
+          fault: "primary killed",
+          text: "shard 0's primary killed (SIGKILL): its replica is promoted after cluster-node-timeout (1 s)",
+          run: cluster.killPrimary(0).pipe(
+            Effect.tap((f) => Effect.sync(() => (killed = f.from))),
+            Effect.map((f) => `(:${f.from.port} -> :${f.to.port}, promoted and settled in ${ms0(f.duration)} ms)`),
+            Effect.catchAll((e) => Effect.succeed(`FAILED: ${e.message.split("\n")[0]}`))
+          )
+        },
+        {
+          at: at(20),
+          kind: "blip",
+          fault: "old primary returns",
+          text: "the killed primary restarted: it rejoins shard 0 as a replica",
+          run: Effect.suspend(() =>
+            killed === undefined
+              ? Effect.succeed("(skipped: nothing was killed)")
+              : cluster.restart(killed).pipe(
+                Effect.map((n) => `(:${n.port} is a ${n.role} now)`),
+                Effect.catchAll((e) => Effect.succeed(`FAILED: ${e.message.split("\n")[0]}`))
+              )
+          )
+        }
+      ]
+      return {
+        mode: "topology",
+        topology,
+        url: `redis+cluster://${seeds}`,
+        label: `Redis Cluster (3 primaries + 3 replicas) spawned on 127.0.0.1:${cluster.seeds.map((s) => s.port).join(",")}`,
+        plain: () => new Cluster(cluster.seeds.map((s) => ({ host: s.host, port: s.port }))),
+        setDirect: (key: string, value: string) =>
+          cluster.primaryFor(key).pipe(
+            Effect.flatMap((node) => setOn(cluster.servers.find((s) => s.port === node.port), key, value)),
+            Effect.orElseSucceed(() => false)
+          ),
+        servers: cluster.servers,
+        steps,
+        version: Option.match(info, { onNone: () => null, onSome: versionOf })
+      } as const
+    }).pipe(Effect.catchAll((e) => Effect.succeed({ mode: "memory", reason: e.message.split("\n")[0] ?? "the cluster did not start" } as const)))
+    : Effect.gen(function*() {
+      const set = yield* RedisSentinel.make()
+      const info = yield* Effect.option(set.servers[0]!.command("INFO", "server"))
+      const sentinels = set.sentinels.map((s) => `${s.host}:${s.port}`).join(",")
+      const steps = (at: (s: number) => number): ReadonlyArray<Step> => [
+        {
+          at: at(5),
+          kind: "blip",
+          fault: "SENTINEL FAILOVER",
+          text: "SENTINEL FAILOVER: a replica is promoted; the old primary keeps saying it is one for ~10 s",
+          run: set.failover.pipe(
+            Effect.map((f) => `(:${f.from.port} -> :${f.to.port}, every sentinel agreed in ${ms0(f.duration)} ms)`),
+            Effect.catchAll((e) => Effect.succeed(`FAILED: ${e.message.split("\n")[0]}`))
+          )
+        },
+        {
+          // After the old primary's demotion (~11 s after the failover), so what a client kept writing there is gone.
+          at: at(20),
+          kind: "blip",
+          fault: "primary killed",
+          text: "the primary killed (SIGKILL): the sentinels promote a replica after down-after-milliseconds (1 s)",
+          run: set.killPrimary.pipe(
+            Effect.map((f) => `(:${f.from.port} -> :${f.to.port}, every sentinel agreed in ${ms0(f.duration)} ms)`),
+            Effect.catchAll((e) => Effect.succeed(`FAILED: ${e.message.split("\n")[0]}`))
+          )
+        }
+      ]
+      return {
+        mode: "topology",
+        topology,
+        url: `redis+sentinel://${sentinels}/${set.masterName}`,
+        label: `Sentinel set (a primary, 2 replicas, 3 sentinels) spawned, sentinels on 127.0.0.1:${
+          set.sentinels.map((s) => s.port).join(",")
+        }`,
+        plain: () => new Redis({ sentinels: set.sentinels.map((s) => ({ host: s.host, port: s.port })), name: set.masterName }),
+        setDirect: (key: string, value: string) =>
+          set.primary.pipe(
+            Effect.flatMap((primary) => setOn(set.servers.find((s) => s.port === primary.port), key, value)),
+            Effect.orElseSucceed(() => false)
+          ),
+        servers: [...set.servers, ...set.sentinelServers],
+        steps,
+        version: Option.match(info, { onNone: () => null, onSome: versionOf })
+      } as const
+    }).pipe(Effect.catchAll((e) => Effect.succeed({ mode: "memory", reason: e.message.split("\n")[0] ?? "the sentinel set did not start" } as const)))
+
 // ---------------------------------------------------------------------------------------------------------------
 // The demo
 // ---------------------------------------------------------------------------------------------------------------
@@ -334,6 +474,7 @@ const body = (
 
     // --- Redis: REDIS_URL, else a spawned server, else memory only -------------------------------------------
     const backend: Backend = yield* Effect.gen(function*() {
+      if (options.topology === "cluster" || options.topology === "sentinel") return yield* spawnTopology(options.topology)
       if (options.redisUrl !== undefined) {
         const url = options.redisUrl
         const parsed = new URL(url)
@@ -371,18 +512,24 @@ const body = (
       } as const
     })
     const pids: Array<number> = []
-    const notePid = backend.mode === "spawned"
-      ? Effect.map(backend.server.pid, (pid) => {
-        if (pid !== undefined && !pids.includes(pid)) pids.push(pid)
-      })
+    const notePid = backend.mode === "spawned" || backend.mode === "topology"
+      ? Effect.forEach(backend.mode === "spawned" ? [backend.server] : backend.servers, (server) =>
+        Effect.map(server.pid, (pid) => {
+          if (pid !== undefined && !pids.includes(pid)) pids.push(pid)
+        }), { discard: true })
       : Effect.void
     yield* notePid
 
     // --- the proxy and the two clients ---------------------------------------------------------------------------
-    const proxy = backend.mode === "memory"
+    const proxy = backend.mode === "memory" || backend.mode === "topology"
       ? undefined
       : yield* ChaosProxy.make({ upstream: { host: backend.host, port: backend.port } })
-    const proxiedUrl = backend.mode === "memory" || proxy === undefined ? undefined : through(backend.url, proxy.port)
+    // The URL both clients use: through the proxy, or (a topology) the cluster's seeds / the sentinels.
+    const proxiedUrl = backend.mode === "topology"
+      ? backend.url
+      : backend.mode === "memory" || proxy === undefined
+      ? undefined
+      : through(backend.url, proxy.port)
 
     const cacheLayer = proxiedUrl === undefined
       ? MemoryCache.layer()
@@ -396,7 +543,7 @@ const body = (
       Effect.sync(() => {
         // Exactly ioredis' defaults: that is the point. The listener only keeps ioredis from printing
         // "[ioredis] Unhandled error event" over the table; it changes no behaviour.
-        const client = new Redis(proxiedUrl)
+        const client = backend.mode === "topology" ? backend.plain() : new Redis(proxiedUrl)
         client.on("error", () => void ioredisConnectionErrors++)
         return client
       }),
@@ -412,6 +559,9 @@ const body = (
     const at = (s: number) => Math.round(s * scale * 10) / 10
     const span = (s: number) => seconds(s * scale)
     const steps: Array<Step> = []
+    if (backend.mode === "topology") {
+      steps.push(...backend.steps(at).map((step) => ({ ...step, run: Effect.zipLeft(step.run, notePid) })))
+    }
     if (proxy !== undefined) {
       steps.push(
         {
@@ -474,7 +624,9 @@ const body = (
     const header: Array<string> = []
     header.push(
       p.bold(`Steadfast live chaos demo · ${duration} s`) + "  " + p.dim(
-        backend.mode === "spawned"
+        backend.mode === "topology"
+          ? `${backend.label} · redis-server ${backend.version ?? ""}`
+          : backend.mode === "spawned"
           ? `redis-server ${backend.version ?? ""} spawned on 127.0.0.1:${backend.port} · proxy :${proxy?.port}`
           : backend.mode === "url"
           ? `REDIS_URL ${withoutPassword(backend.url)} (${backend.version ?? "?"}) · proxy :${proxy?.port}`
@@ -488,6 +640,29 @@ const body = (
         `  ${backend.reason}`,
         p.yellow("Running MEMORY-ONLY: Steadfast on MemoryCache, no plain ioredis client, no network faults."),
         "Set REDIS_URL or put redis-server on the PATH for the real demo.",
+        ""
+      )
+    } else if (backend.mode === "topology") {
+      const cluster = backend.topology === "cluster"
+      header.push(
+        `Two clients drive the same workload (${w.concurrency} workers each, ${Math.round(w.readRatio * 100)}% GET / ${
+          Math.round((1 - w.readRatio) * 100)
+        }% SET, ${w.keys} keys,`,
+        `own key prefix) against the same ${cluster ? "cluster" : "sentinel set"}, so every failover hits both at the same moment:`,
+        `  ${p.cyan("steadfast")}  ResilientCache over RedisConnection (${
+          cluster ? "redis+cluster://" : "redis+sentinel://"
+        }): command deadline ${config["commandTimeoutMs"]} ms,`,
+        `             GET retried ${config["getMaxRetries"]}x, ${
+          cluster ? "one breaker per shard" : "the old primary fenced from +selected-slave on"
+        }, breaker half-open after ${Number(config["breakerHalfOpenAfterMs"]) / 1000} s; memory fallback`,
+        `  ${p.cyan("ioredis")}    ${
+          cluster ? "new Cluster(seeds)" : "new Redis({ sentinels, name })"
+        } with ioredis' defaults, nothing tuned${cluster ? "" : " (failoverDetector off)"}`,
+        `Faults: ${steps.map((s) => `${s.at}s ${s.fault}`).join(" · ")} (each helper returns once the topology settled)`,
+        `Recovered = a fresh value SET straight into the primary after the last fault is read back by the client.`,
+        `Each second, per client: ops done, hit rate, errors the CALLER saw (reads / writes), operations`,
+        `served from memory (fallbk), breaker state (+opens), latency p50/p99/max in ms, and stuck =`,
+        `operations waiting longer than 1 s (how many, the oldest's age).`,
         ""
       )
     } else {
@@ -788,15 +963,18 @@ const body = (
     if (stopped) lines.push(`(stopped early${probes.length === 0 ? ", before the last fault was over: recovery not checked" : ""})`)
 
     const summary: Summary = {
-      mode: backend.mode,
+      mode: backend.mode === "topology" ? "spawned" : backend.mode,
+      topology: backend.mode === "topology" ? backend.topology : options.topology === undefined ? "standalone" : options.topology,
       redis: {
-        url: backend.mode === "memory" ? null : withoutPassword(backend.url),
+        url: backend.mode === "memory" ? null : backend.mode === "topology" ? backend.url : withoutPassword(backend.url),
         version: backend.mode === "memory" ? null : backend.version,
         pid: pids.at(-1) ?? null,
         pids,
         pidAliveAfterExit: null,
         note: backend.mode === "memory"
           ? `memory-only: ${backend.reason}`
+          : backend.mode === "topology"
+          ? backend.label
           : backend.mode === "url"
           ? "REDIS_URL given: no server restart in the timeline"
           : null
@@ -817,6 +995,8 @@ const body = (
     print(p.dim(
       backend.mode === "memory"
         ? "\nCleaning up …"
+        : backend.mode === "topology"
+        ? `\nCleaning up: workers, the plain client, Steadfast's connection, the ${backend.topology === "cluster" ? "cluster" : "sentinel set"}'s ${pids.length} processes …`
         : `\nCleaning up: workers, the plain client, Steadfast's connection, the proxy${pids.length === 0 ? "" : ", redis-server"} …`
     ))
     return summary

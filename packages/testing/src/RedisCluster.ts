@@ -99,6 +99,24 @@ export interface Failover {
 }
 
 /**
+ * What {@link RedisCluster.migrateSlots} did.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Migration {
+  /** The source and target shards. */
+  readonly from: number
+  readonly to: number
+  /** The slots moved, in the order they were moved. */
+  readonly slots: ReadonlyArray<number>
+  /** Keys moved with `MIGRATE` (keys the clients created on the target meanwhile, by `ASK`, not counted). */
+  readonly keys: number
+  /** From the first `SETSLOT` until every running node agreed on the new owner and the cluster had settled. */
+  readonly duration: Duration.Duration
+}
+
+/**
  * A running cluster.
  *
  * @since 0.2.0
@@ -138,6 +156,16 @@ export interface RedisCluster {
    * replica takes over after `nodeTimeout` (wait with {@link RedisCluster.awaitHealthy}).
    */
   readonly stallNode: (shardOrPort: number) => Effect.Effect<ClusterNode, RedisClusterError>
+  /**
+   * Moves `count` slots of `fromShard` (0-2, or a port of that shard) to `toShard` the way `redis-cli --cluster
+   * reshard` does, one slot after the other: `CLUSTER SETSLOT <slot> IMPORTING` on the target's primary, `MIGRATING`
+   * on the source's, `CLUSTER GETKEYSINSLOT` + `MIGRATE ... KEYS` until the slot is empty on the source, then
+   * `SETSLOT <slot> NODE <target>` on the target, the source and the third primary. Clients meanwhile get `ASK` for
+   * keys no longer (or not yet) on the source, and `MOVED` once a slot has moved. The slots chosen are the ones of
+   * the shard holding the most keys (ties and the remainder: its highest slots), so the move takes data with it.
+   * Waits until every running node names the target as the slots' owner and the cluster has settled.
+   */
+  readonly migrateSlots: (fromShard: number, toShard: number, count: number) => Effect.Effect<Migration, RedisClusterError>
   /** SIGCONTs a stalled node (a port or node), or every stalled node. Returns at once. */
   readonly resume: (node?: number | ClusterNode) => Effect.Effect<void>
   /**
@@ -510,6 +538,81 @@ export const make = (options: Options = {}): Effect.Effect<RedisCluster, RedisCl
         }
       })
 
+    /** One command that must not answer an error. */
+    const must = (m: Member, ...args: ReadonlyArray<string | number>) =>
+      Effect.flatMap(
+        m.server.command(...args.map(String)).pipe(
+          Effect.mapError((cause) => fail(`${args.slice(0, 3).join(" ")} on ${m.server.port}: ${cause.message}`, cause))
+        ),
+        (reply) =>
+          typeof reply === "object" && reply !== null && "_tag" in reply && reply._tag === "Error"
+            ? Effect.fail(fail(`${args.slice(0, 3).join(" ")} on ${m.server.port}: ${(reply as { message: string }).message}`))
+            : Effect.succeed(reply)
+      )
+
+    const migrateSlots = (fromShard: number, toShard: number, count: number) =>
+      live(Effect.gen(function*() {
+        const from = yield* shardOf(fromShard)
+        const to = yield* shardOf(toShard)
+        if (from === to) return yield* Effect.fail(fail(`migrateSlots: shard ${from} to itself`))
+        const all = yield* primaries
+        const source = byPort.get(all[from]!.port)!
+        const target = byPort.get(all[to]!.port)!
+        const others = members.filter((m) => m !== source && m !== target && all.some((n) => n.port === m.server.port))
+        if (!isRunning(source) || !isRunning(target)) {
+          return yield* Effect.fail(fail(`migrateSlots: shard ${from}'s or ${to}'s primary is not running`))
+        }
+        const owned = all[from]!.slots
+        const size = owned.reduce((n, [a, b]) => n + b - a + 1, 0)
+        if (!Number.isInteger(count) || count < 1 || count >= size) {
+          return yield* Effect.fail(fail(`migrateSlots: count ${count} out of 1..${size - 1} (shard ${from}'s slots)`))
+        }
+        // Keys per slot on the source (SCAN answers the node's own keys).
+        const perSlot = new Map<number, number>()
+        let cursor = "0"
+        do {
+          const reply = (yield* must(source, "SCAN", cursor, "COUNT", 1000)) as [string, Array<string>]
+          cursor = reply[0]
+          for (const key of reply[1]) perSlot.set(Slot.slot(key), (perSlot.get(Slot.slot(key)) ?? 0) + 1)
+        } while (cursor !== "0")
+        const ranked = owned.flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i))
+          .sort((x, y) => (perSlot.get(y) ?? 0) - (perSlot.get(x) ?? 0) || y - x)
+        const slots = ranked.slice(0, count)
+        const start = yield* now
+        let keys = 0
+        for (const s of slots) {
+          yield* must(target, "CLUSTER", "SETSLOT", s, "IMPORTING", source.id)
+          yield* must(source, "CLUSTER", "SETSLOT", s, "MIGRATING", target.id)
+          for (;;) {
+            const batch = (yield* must(source, "CLUSTER", "GETKEYSINSLOT", s, 100)) as Array<string>
+            if (batch.length === 0) break
+            yield* must(source, "MIGRATE", HOST, target.server.port, "", 0, 5000, "KEYS", ...batch)
+            keys += batch.length
+          }
+          yield* must(target, "CLUSTER", "SETSLOT", s, "NODE", target.id)
+          yield* must(source, "CLUSTER", "SETSLOT", s, "NODE", target.id)
+          // The third primary learns it by gossip too; telling it directly only makes it quicker.
+          yield* Effect.forEach(others, (m) => Effect.ignore(must(m, "CLUSTER", "SETSLOT", s, "NODE", target.id)), { discard: true })
+        }
+        const moved = new Set(slots)
+        yield* Poll.until(
+          Effect.gen(function*() {
+            for (const m of members.filter(isRunning)) {
+              const raw = yield* m.server.command("CLUSTER", "NODES")
+              if (typeof raw === "string" && raw.includes("[")) return Poll.notYet(`${m.server.port} still shows a slot migrating`)
+              const view = parseNodes(raw)
+              const owner = view.find((e) => e.slots.some(([a, b]) => [...moved].some((s) => s >= a && s <= b)) && e.id !== target.id)
+              if (owner !== undefined) return Poll.notYet(`${m.server.port} sees ${owner.port} serving a moved slot`)
+            }
+            return yield* checkHealthy(new Map([[from, source], [to, target]]))
+          }),
+          timeout,
+          (why) => fail(`migrateSlots ${from} -> ${to}: not settled after ${Duration.format(timeout)}: ${why}`)
+        )
+        const end = yield* now
+        return { from, to, slots, keys, duration: Duration.millis(end - start) } satisfies Migration
+      }))
+
     const primaryFor = (key: string) =>
       Effect.flatMap(nodes, (all) => {
         const s = Slot.slot(key)
@@ -528,6 +631,7 @@ export const make = (options: Options = {}): Effect.Effect<RedisCluster, RedisCl
       killPrimary,
       restart,
       stallNode,
+      migrateSlots,
       resume,
       awaitHealthy
     } satisfies RedisCluster
