@@ -220,7 +220,14 @@ export const RedisCache = Context.GenericTag<RedisCache>("@steadfast/cache/Redis
 /** For `describe()`: a policy's retry count, or `"schedule"`. */
 const maxRetriesOf = (policy: RetryPolicy): number | string => Schedule.isSchedule(policy) ? "schedule" : policy.maxRetries
 
-const reasonOf = (error: RedisCacheError): string =>
+/**
+ * The `reason` a failure is counted under (`cache_error_total`, `stats.errors`): `circuit_open`, `bulkhead_<reason>`,
+ * or the error's own `reason`.
+ *
+ * @since 0.3.0
+ * @category utils
+ */
+export const reasonOf = (error: RedisCacheError): string =>
   error._tag === "CircuitOpenError"
     ? "circuit_open"
     : error._tag === "BulkheadRejectedError"

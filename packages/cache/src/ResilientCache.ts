@@ -122,13 +122,6 @@ const flushed = actionLabel("flush")
 /** Effect's own tracer: it records spans nobody reads, so with it the cache makes no span events (see `tracing`). */
 const defaultTracer = Effect.runSync(Effect.tracer)
 
-/** The `reason` a failure is counted under (`cache_error_total`), for the `cache.fallback` span event. */
-const reasonOf = (error: RedisCache.RedisCacheError): string =>
-  error._tag === "CircuitOpenError"
-    ? "circuit_open"
-    : error._tag === "BulkheadRejectedError"
-    ? `bulkhead_${error.reason}`
-    : error.reason
 
 /**
  * The resilient cache over the `RedisCache` and `FallbackStore` services.
@@ -260,7 +253,7 @@ export const make = (
           onSuccess: onRedis,
           onFailure: (error) => {
             recorder.fallback(operation)
-            if (traceFallback !== undefined) traceFallback(operation, reasonOf(error))
+            if (traceFallback !== undefined) traceFallback(operation, RedisCache.reasonOf(error))
             return fallback()
           }
         })
@@ -315,7 +308,7 @@ export const make = (
             ? rejected("get", () => fromMemory(key))
             : redis.unchecked.getOr(key, (found) => answered(key, found, since), (error) => {
               recorder.fallback("get")
-              if (traceFallback !== undefined) traceFallback("get", reasonOf(error))
+              if (traceFallback !== undefined) traceFallback("get", RedisCache.reasonOf(error))
               return fromMemory(key)
             })
         }),
@@ -342,7 +335,7 @@ export const make = (
             ? rejected("set", () => notWritten(key, value, ttl))
             : redis.unchecked.setOr(key, value, ttl, () => written(key, value, ttl), (error) => {
               recorder.fallback("set")
-              if (traceFallback !== undefined) traceFallback("set", reasonOf(error))
+              if (traceFallback !== undefined) traceFallback("set", RedisCache.reasonOf(error))
               return notWritten(key, value, ttl)
             })
         ),

@@ -116,19 +116,28 @@ export interface Address {
 }
 
 /**
+ * What every URL form carries: TLS on or off, and the credentials of the data nodes.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Credentials {
+  readonly tls: boolean
+  readonly username: Option.Option<string>
+  readonly password: Option.Option<Redacted.Redacted<string>>
+}
+
+/**
  * A single server: `redis://` / `rediss://`. `password` stays `Redacted`.
  *
  * @since 0.3.0
  * @category models
  */
-export interface StandaloneUrl {
+export interface StandaloneUrl extends Credentials {
   readonly topology: "standalone"
-  readonly tls: boolean
   readonly host: string
   readonly port: number
   readonly db: number
-  readonly username: Option.Option<string>
-  readonly password: Option.Option<Redacted.Redacted<string>>
 }
 
 /**
@@ -139,14 +148,11 @@ export interface StandaloneUrl {
  * @since 0.3.0
  * @category models
  */
-export interface SentinelUrl {
+export interface SentinelUrl extends Credentials {
   readonly topology: "sentinel"
-  readonly tls: boolean
   readonly sentinels: ReadonlyArray<Address>
   readonly masterName: string
   readonly db: number
-  readonly username: Option.Option<string>
-  readonly password: Option.Option<Redacted.Redacted<string>>
 }
 
 /**
@@ -157,13 +163,10 @@ export interface SentinelUrl {
  * @since 0.3.0
  * @category models
  */
-export interface ClusterUrl {
+export interface ClusterUrl extends Credentials {
   readonly topology: "cluster"
-  readonly tls: boolean
   readonly seeds: ReadonlyArray<Address>
   readonly db: 0
-  readonly username: Option.Option<string>
-  readonly password: Option.Option<Redacted.Redacted<string>>
 }
 
 /**
