@@ -30,16 +30,12 @@
  *
  * @since 0.1.0
  */
-import { type RedisConfig, RedisConnection } from "@steadfast/redis"
+import { type RedisConfig, RedisConnection, Spans } from "@steadfast/redis"
 import * as Cause from "effect/Cause"
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
@@ -119,8 +115,6 @@ const deleted = actionLabel("delete")
 const writtenBack = actionLabel("write_back")
 const flushed = actionLabel("flush")
 
-/** Effect's own tracer: it records spans nobody reads, so with it the cache makes no span events (see `tracing`). */
-const defaultTracer = Effect.runSync(Effect.tracer)
 
 
 /**
@@ -201,37 +195,21 @@ export const make = (
     }
 
     // ---- Tracing ---------------------------------------------------------------------------------------------------
-    // Decided once, here, as the connection decides its spans: only when a tracer other than Effect's default is
-    // installed where the layer is built. Without one, `traceFallback` is undefined and the reconciler runs `round`
-    // itself: the fused get/set path does no new work (a fallback pays one `undefined` check).
-    const tracing = (yield* Effect.tracer) !== defaultTracer
+    // Decided per call, on the caller's fiber (`Spans`): nothing is made under Effect's built-in tracer or with tracing
+    // off, so the fused get/set path does no new work; only a fallback asks.
     const breakerState = (operation: Operation) =>
       (operation === "get" || operation === "getMany" ? redis.breakers.reads : redis.breakers.writes).unsafeState()
     /**
      * A fallback as a `cache.fallback` event on the caller's current span; when the caller has none (or only an
      * external parent), as a `cache.fallback` span of its own, so an answer from memory is never invisible. Runs
-     * synchronously inside the operation's own step (the running fiber is the caller's), and honours
-     * `Effect.withTracerEnabled(false)` (the current span is then a no-op span, and no span of its own is made).
+     * synchronously inside the operation's own step (the running fiber is the caller's).
      */
-    const traceFallback = tracing
-      ? (operation: Operation, reason: string): void => {
-        const current = Fiber.getCurrentFiber()
-        if (Option.isNone(current)) return
-        const fiber = current.value
-        const now = clock.unsafeCurrentTimeNanos()
-        const attributes = {
-          "cache.operation": operation,
-          "cache.fallback.reason": reason,
-          "circuit_breaker.state": breakerState(operation)
-        }
-        const parent = fiber.currentSpan
-        if (parent?._tag === "Span") return parent.event("cache.fallback", now, attributes)
-        if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return
-        const span = fiber.currentTracer.span("cache.fallback", Option.fromNullable(parent), Context.empty(), [], now, "internal")
-        for (const [key, value] of Object.entries(attributes)) span.attribute(key, value)
-        span.end(now, Exit.void)
-      }
-      : undefined
+    const traceFallback = (operation: Operation, reason: string): void =>
+      Spans.event("cache.fallback", () => ({
+        "cache.operation": operation,
+        "cache.fallback.reason": reason,
+        "circuit_breaker.state": breakerState(operation)
+      }))
 
     /**
      * The one decision every operation makes: while the breaker rejects, answer from the fallback in one `sync` step
@@ -243,7 +221,7 @@ export const make = (
       Effect.sync(() => {
         recorder.error(operation, "circuit_open")
         recorder.fallback(operation)
-        if (traceFallback !== undefined) traceFallback(operation, "circuit_open")
+        traceFallback(operation, "circuit_open")
         return fallback()
       })
     const route = <A, B>(operation: Operation, call: Effect.Effect<A, RedisCache.RedisCacheError>, onRedis: (a: A) => B, fallback: () => B): Effect.Effect<B> =>
@@ -253,7 +231,7 @@ export const make = (
           onSuccess: onRedis,
           onFailure: (error) => {
             recorder.fallback(operation)
-            if (traceFallback !== undefined) traceFallback(operation, RedisCache.reasonOf(error))
+            traceFallback(operation, RedisCache.reasonOf(error))
             return fallback()
           }
         })
@@ -308,7 +286,7 @@ export const make = (
             ? rejected("get", () => fromMemory(key))
             : redis.unchecked.getOr(key, (found) => answered(key, found, since), (error) => {
               recorder.fallback("get")
-              if (traceFallback !== undefined) traceFallback("get", RedisCache.reasonOf(error))
+              traceFallback("get", RedisCache.reasonOf(error))
               return fromMemory(key)
             })
         }),
@@ -335,7 +313,7 @@ export const make = (
             ? rejected("set", () => notWritten(key, value, ttl))
             : redis.unchecked.setOr(key, value, ttl, () => written(key, value, ttl), (error) => {
               recorder.fallback("set")
-              if (traceFallback !== undefined) traceFallback("set", RedisCache.reasonOf(error))
+              traceFallback("set", RedisCache.reasonOf(error))
               return notWritten(key, value, ttl)
             })
         ),
@@ -443,9 +421,11 @@ export const make = (
       return Effect.map(Effect.zip(del, write), ([d, w]) => d && w.every((ok) => ok))
     })
 
-    /** With a tracer installed, each round is a `cache.reconcile` span (a root: the reconciler outlives any request). */
-    const tracedRound: Effect.Effect<boolean> = tracing
-      ? Effect.withSpan(
+    /**
+     * With a tracer that reads spans (the reconciler's fiber's, from where the layer was built), each round is a
+     * `cache.reconcile` span (a root: the reconciler outlives any request).
+     */
+    const spannedRound: Effect.Effect<boolean> = Effect.withSpan(
         Effect.suspend(() => {
           const mode = flushing ? "flush" : "keys"
           const repairedBefore = reconciledKeys
@@ -462,7 +442,7 @@ export const make = (
         "cache.reconcile",
         { root: true, attributes: { "cache.reconcile.policy": policy } }
       )
-      : round
+    const tracedRound = Effect.suspend(() => Spans.enabled() ? spannedRound : round)
 
     const hasWork = () => flushing || pending.size > 0
     let reportedOverflows = 0

@@ -10,13 +10,14 @@
  * )
  * ```
  *
- * Provide it **to** the cache layer (`Layer.provide` / `Layer.provideMerge`), not next to it (`Layer.merge`): the Redis
- * connection and the resilient cache decide once, when they are built, whether a tracer is installed, and layers
- * merged side by side are built concurrently, so the cache would not see it. With it, every Redis command is a
+ * Provide it anywhere the program's fibers get it (`Layer.provide`, `Layer.merge`, `Effect.provide` around some
+ * requests only): the Redis connection and the resilient cache read the tracer of the calling fiber at each call
+ * (`@steadfast/redis`'s `Spans`), so a tracer installed after the cache was built is seen. With it, every Redis command is a
  * `redis.<operation>` span (kind `client`, `db.system.name`, `db.operation.name`, `db.namespace`, `server.address`,
  * `server.port`), a fallback is a `cache.fallback` event on the caller's span (a `cache.fallback` span of its own when
- * the caller has none), and each reconciliation round is a `cache.reconcile` span. `Effect.withTracerEnabled(false)`
- * turns them off for a region the Effect way.
+ * the caller has none), and each reconciliation round is a `cache.reconcile` span (on the tracer where the cache was
+ * built: the reconciler outlives requests). `Effect.withTracerEnabled(false)` turns them off for a region the Effect
+ * way. Under Effect's built-in tracer (nothing installed), whose spans nothing can read, none are made.
  *
  * @since 0.1.0
  */

@@ -141,13 +141,14 @@ describe("Tracing.layer", () => {
       }).pipe(Effect.provide(live))
     }).pipe(Effect.scoped), 30_000)
 
-  it.live("without a tracer, the cache makes no fallback spans and the connection no Redis spans", () =>
+  it.live("a tracer installed after the layer was built sees the Redis spans; withTracerEnabled(false) turns them off", () =>
     Effect.gen(function*() {
       const exporter = new InMemorySpanExporter()
-      const keyPrefix = `steadfast:otel-tracing:untraced:${process.pid}:`
+      const keyPrefix = `steadfast:otel-tracing:late:${process.pid}:`
+      // Built with Effect's built-in tracer: the tracer is read per call, on the caller's fiber.
       const live = ResilientCache.layer({ keyPrefix }).pipe(Layer.provide(RedisConnection.layer({ url: "redis://127.0.0.1:6379" })))
-      let spans: ReadonlyArray<ReadableSpan> = []
-      // The tracer is installed for the calls only, after the layer was built: the decision was made at build time.
+      let traced: ReadonlyArray<ReadableSpan> = []
+      let untraced: ReadonlyArray<ReadableSpan> = []
       yield* Effect.gen(function*() {
         const cache = yield* Cache.Cache
         yield* Effect.gen(function*() {
@@ -155,11 +156,27 @@ describe("Tracing.layer", () => {
             yield* cache.set("a", "1")
             yield* cache.get("a")
             yield* cache.delete("a")
-          }).pipe(Effect.withSpan("request"))
-          spans = exporter.getFinishedSpans()
+          }).pipe(Effect.withSpan("request"), Effect.annotateSpans("tenant", "t-1"))
+          traced = exporter.getFinishedSpans()
+          exporter.reset()
+          yield* Effect.gen(function*() {
+            yield* cache.set("b", "1")
+            yield* cache.get("b")
+            yield* cache.delete("b")
+          }).pipe(Effect.withSpan("quiet"), Effect.withTracerEnabled(false))
+          untraced = exporter.getFinishedSpans()
         }).pipe(Effect.provide(Tracing.layer({ spanProcessor: new SimpleSpanProcessor(exporter) })))
       }).pipe(Effect.provide(live))
-      // Only the caller's own span.
-      expect(spans.map((s) => s.name)).toEqual(["request"])
+      const [request] = named(traced, "request")
+      expect(traced.map((s) => s.name).sort()).toEqual(["redis.del", "redis.get", "redis.set", "request"])
+      for (const name of ["redis.set", "redis.get", "redis.del"]) {
+        const [span] = named(traced, name)
+        expect(parentOf(span!), name).toBe(request!.spanContext().spanId)
+        // Annotations set the Effect way reach every span made under them, as with Effect.withSpan.
+        expect(span!.attributes["tenant"], name).toBe("t-1")
+        expect(span!.kind).toBe(SpanKind.CLIENT)
+      }
+      // Tracing off the Effect way: no span at all, ours included.
+      expect(untraced).toEqual([])
     }))
 })

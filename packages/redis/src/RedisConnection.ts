@@ -386,9 +386,6 @@ const quitTimeout = Duration.millis(1000)
  */
 const fenceTimeout = Duration.seconds(10)
 
-/** The tracer of a runtime nobody configured: Effect's in-process one. */
-const defaultTracer = Effect.runSync(Effect.tracer)
-
 /** Reconnect delay while the last connect failure was permanent: a wrong password is retried, but slowly. */
 const permanentReconnectDelay = 5000
 
@@ -424,8 +421,7 @@ export const make = (
         maxBatch,
         poolSizeGauge,
         healthCheckIntervalGauge,
-        healthCheckFailures,
-        tracing: (yield* Effect.tracer) !== defaultTracer
+        healthCheckFailures
       })
     }
     const secrets = [url.password, config.sentinelPassword].flatMap((p) =>
@@ -733,13 +729,11 @@ export const make = (
 
     const deadlines = yield* Deadlines.make(config.commandTimeout)
     const deadlineMillis = Duration.toMillis(config.commandTimeout)
-    // Spans cost ~2.5x a Redis round trip with Effect's default in-process tracer, where nobody reads them; they are
-    // made when a real tracer (OpenTelemetry, ...) is installed where the layer is built. Switching the tracer off the
-    // Effect way does not make them free: A/B of the happy path (benchmarks/src/ab.ts, both orders, 2026-12-02, a
-    // loaded 2-core box, A/A within 0.8-1.2x) with spans always made, under `Effect.withTracerEnabled(false)` (no-op
-    // spans) or the default tracer alike, ran at 0.4-0.6x the ops/s of this check at c=1 and 0.13-0.19x at c=64; a
-    // bare `Effect.withSpan` costs ~8-11 us a call here whether the tracer is enabled or not. So the check stays.
-    const tracing = (yield* Effect.tracer) !== defaultTracer
+    // Every call is a client span on the caller's tracer, read per call (`Spans`: none under Effect's built-in tracer
+    // or `Effect.withTracerEnabled(false)`). The attributes are built once per operation.
+    const specs = Deadlines.spanSpecs(spanAttributes)
+    const mgetSpec = specs.make("get", "MGET")
+    const msetSpec = specs.make("set", "MSET")
 
     /** Sends unless the socket is connected to a fenced (old) primary: then fails as never sent. */
     const guarded = <A>(index: number, f: (client: Redis) => Promise<A>): Promise<A> => {
@@ -757,16 +751,11 @@ export const make = (
           message: `${operation} exceeded its ${deadlineMillis} ms deadline`,
           outcome: "unknown"
         })
-      const call = Effect.suspend(() => {
+      const spec = specs.of(operation)
+      return Effect.suspend(() => {
         const index = choose()
-        return deadlines.run(() => guarded(index, f), (error) => classifyOn(operation, index, error), onTimeout)
+        return deadlines.run(() => guarded(index, f), (error) => classifyOn(operation, index, error), onTimeout, spec)
       })
-      return tracing
-        ? Effect.withSpan(call, `redis.${operation}`, {
-          kind: "client",
-          attributes: { ...spanAttributes, "db.operation.name": operation.toUpperCase() }
-        })
-        : call
     }
 
     const execute = <A>(operation: string, f: (client: Redis) => Promise<A>) => run(operation, pick, f)
@@ -818,16 +807,9 @@ export const make = (
       classify: (index, error) => classifyOn("set", index, error),
       onTimeout: batchTimeout("set")
     })
-    const batched = reads.submit
+    const getBatched = (key: string) => reads.submit(key, mgetSpec)
     const setBatched = (key: string, value: string, ttl: Option.Option<Duration.Duration>) =>
-      writes.submit([key, value, ttl] as const)
-    const getBatched = tracing
-      ? (key: string) =>
-        Effect.withSpan(batched(key), "redis.get", {
-          kind: "client",
-          attributes: { ...spanAttributes, "db.operation.name": "MGET" }
-        })
-      : batched
+      writes.submit([key, value, ttl] as const, msetSpec)
 
     const ttlMillis = (ttl: Duration.Duration) => Math.max(1, Math.ceil(Duration.toMillis(ttl)))
 
@@ -936,13 +918,7 @@ export const make = (
       execute,
       get: (key) => execute("get", (c) => c.get(key)),
       getBatched,
-      setBatched: tracing
-        ? (key, value, ttl) =>
-          Effect.withSpan(setBatched(key, value, ttl), "redis.set", {
-            kind: "client",
-            attributes: { ...spanAttributes, "db.operation.name": "MSET" }
-          })
-        : setBatched,
+      setBatched,
       mget: (keys) => keys.length === 0 ? Effect.succeed([]) : execute("mget", (c) => c.mget(...keys)),
       set: (key, value, ttl) =>
         execute("set", (c) =>

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
@@ -9,11 +10,12 @@ const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 
 /** A tracer that records the spans it is asked for (what an OpenTelemetry exporter would receive). */
 const recordingTracer = () => {
-  const spans: Array<{ name: string; kind: string; attributes: Map<string, unknown> }> = []
+  const spans: Array<{ name: string; kind: string; attributes: Map<string, unknown>; ends: Array<Exit.Exit<unknown, unknown>> }> = []
   const tracer = Tracer.make({
     span: (name, parent, context, links, startTime, kind) => {
       const attributes = new Map<string, unknown>()
-      spans.push({ name, kind, attributes })
+      const ends: Array<Exit.Exit<unknown, unknown>> = []
+      spans.push({ name, kind, attributes, ends })
       return {
         _tag: "Span",
         name,
@@ -26,7 +28,7 @@ const recordingTracer = () => {
         links,
         sampled: true,
         kind,
-        end: () => {},
+        end: (_endTime, exit) => void ends.push(exit),
         attribute: (key, value) => void attributes.set(key, value),
         event: () => {},
         addLinks: () => {}
@@ -59,13 +61,31 @@ describe("RedisConnection spans", () => {
     }).pipe(Effect.provide(layer), Effect.withTracer(tracer))
   })
 
-  it.live("with Effect's default tracer, no span is made (nobody would read it; it costs ~2.5x a round trip)", () => {
+  it.live("the tracer is the caller's, read per call: installed after the layer was built, it sees the spans", () => {
     const { spans, tracer } = recordingTracer()
+    const key = `steadfast:test:tracing:late:${process.pid}`
     return Effect.gen(function*() {
       const redis = yield* RedisConnection.RedisConnection
-      // The tracer arrives after the layer was built with the default one: the layer decided not to trace.
-      yield* redis.get("steadfast:test:tracing").pipe(Effect.withTracer(tracer))
+      // Built under Effect's built-in tracer (whose spans nothing can read: none are made for it).
+      yield* redis.get(key)
       expect(spans).toEqual([])
+      yield* redis.set(key, "v", Option.none()).pipe(Effect.withTracer(tracer))
+      yield* redis.getBatched(key).pipe(Effect.withTracer(tracer))
+      expect(spans.map((s) => s.name)).toEqual(["redis.set", "redis.get"])
+      // Each span ended once, when its call settled, with the call's outcome.
+      expect(spans.map((s) => s.ends.length)).toEqual([1, 1])
+      expect(Exit.isSuccess(spans[1]!.ends[0]!) && spans[1]!.ends[0]!.value).toBe("v")
+      // Turned off the Effect way: no span.
+      yield* redis.get(key).pipe(Effect.withTracerEnabled(false), Effect.withTracer(tracer))
+      expect(spans.length).toBe(2)
+      // A failed command's span ends with its typed failure.
+      const failed = yield* redis.execute("hget", (c) => c.hget(key, "field")).pipe(Effect.withTracer(tracer), Effect.flip)
+      expect(failed._tag).toBe("PermanentError")
+      const last = spans[spans.length - 1]!
+      expect(last.name).toBe("redis.hget")
+      expect(last.attributes.get("db.operation.name")).toBe("HGET")
+      expect(Exit.isFailure(last.ends[0]!)).toBe(true)
+      yield* redis.del([key])
     }).pipe(Effect.provide(RedisConnection.layer({ url: REDIS_URL })))
   })
 })

@@ -6,10 +6,13 @@
  */
 import type { Errors } from "@steadfast/resilience"
 import * as Effect from "effect/Effect"
-import type { Deadlines } from "./deadlines.js"
+import * as Exit from "effect/Exit"
+import * as Spans from "../Spans.js"
+import type { Deadlines, SpanSpec } from "./deadlines.js"
 
 export interface Batcher<I, O> {
-  readonly submit: (item: I) => Effect.Effect<O, Errors.RedisFailure>
+  /** Queues `item` for the next request; with `span`, the call is a client span (see `Spans`). */
+  readonly submit: (item: I, span?: SpanSpec) => Effect.Effect<O, Errors.RedisFailure>
 }
 
 export const make = <I, O>(options: {
@@ -23,7 +26,8 @@ export const make = <I, O>(options: {
 }): Batcher<I, O> => {
   const { classify, deadlines, maxBatch, onTimeout, send } = options
   let items: Array<I> = []
-  let waiters: Array<(effect: Effect.Effect<O, Errors.RedisFailure>) => void> = []
+  // Each waiter is resumed with an `Exit` (it is the effect that resumes the caller, and a span's outcome).
+  let waiters: Array<(exit: Exit.Exit<O, Errors.RedisFailure>) => void> = []
 
   const flush = () => {
     const batch = items
@@ -32,7 +36,7 @@ export const make = <I, O>(options: {
     waiters = []
     if (batch.length === 0) return
     const failAll = (error: Errors.RedisFailure) => {
-      const failed = Effect.fail(error)
+      const failed = Exit.fail(error)
       for (const resume of resumes) resume(failed)
     }
     const entry = deadlines.track(() => failAll(onTimeout()))
@@ -48,7 +52,7 @@ export const make = <I, O>(options: {
         if (!deadlines.untrack(entry)) return
         for (let i = 0; i < resumes.length; i++) {
           const result = results[i] as O | Error
-          resumes[i]!(result instanceof Error ? Effect.fail(classify(sent.index, result)) : Effect.succeed(result))
+          resumes[i]!(result instanceof Error ? Exit.fail(classify(sent.index, result)) : Exit.succeed(result))
         }
       },
       (error) => {
@@ -58,8 +62,13 @@ export const make = <I, O>(options: {
   }
 
   return {
-    submit: (item) =>
-      Effect.async<O, Errors.RedisFailure>((resume) => {
+    submit: (item, span) =>
+      Effect.async<O, Errors.RedisFailure>((register) => {
+        const started = span === undefined ? undefined : Spans.start(span.name, "client", span.attributes)
+        const resume = started === undefined ? register : (exit: Exit.Exit<O, Errors.RedisFailure>) => {
+          Spans.end(started, exit)
+          register(exit)
+        }
         items.push(item)
         if (waiters.push(resume) === 1) queueMicrotask(flush)
         else if (waiters.length >= maxBatch) flush()

@@ -39,7 +39,6 @@ export interface Shared {
   readonly poolSizeGauge: Metric.Metric.Gauge<number>
   readonly healthCheckIntervalGauge: Metric.Metric.Gauge<number>
   readonly healthCheckFailures: Metric.Metric.Counter<number>
-  readonly tracing: boolean
 }
 
 const SLOTS = 16384
@@ -242,17 +241,14 @@ export const make = (
         outcome: "unknown"
       })
 
+    // Every call is a client span on the caller's tracer, read per call (see `Spans`).
+    const specs = Deadlines.spanSpecs(spanAttributes)
     const run = <A>(operation: string, f: (cluster: Cluster) => Promise<A>) => {
-      const call = Effect.suspend(() => {
+      const spec = specs.of(operation)
+      return Effect.suspend(() => {
         const cluster = pick()
-        return deadlines.run(() => f(cluster), (error) => classifyFor(cluster, operation, error), timeoutOf(operation))
+        return deadlines.run(() => f(cluster), (error) => classifyFor(cluster, operation, error), timeoutOf(operation), spec)
       })
-      return shared.tracing
-        ? Effect.withSpan(call, `redis.${operation}`, {
-          kind: "client",
-          attributes: { ...spanAttributes, "db.operation.name": operation.toUpperCase() }
-        })
-        : call
     }
 
     const ttlMillis = (ttl: Duration.Duration) => Math.max(1, Math.ceil(Duration.toMillis(ttl)))
@@ -327,19 +323,11 @@ export const make = (
       classify: (index, error) => classifyFor(clients[Math.max(0, index)]!, "set", error),
       onTimeout: timeoutOf("set")
     })
-    const getBatched = shared.tracing
-      ? (key: string) =>
-        Effect.withSpan(reads.submit(key), "redis.get", { kind: "client", attributes: { ...spanAttributes, "db.operation.name": "MGET" } })
-      : reads.submit
-    const setBatchedRaw = (key: string, value: string, ttl: Option.Option<Duration.Duration>) =>
-      writes.submit([key, value, ttl] as const)
-    const setBatched = shared.tracing
-      ? (key: string, value: string, ttl: Option.Option<Duration.Duration>) =>
-        Effect.withSpan(setBatchedRaw(key, value, ttl), "redis.set", {
-          kind: "client",
-          attributes: { ...spanAttributes, "db.operation.name": "MSET" }
-        })
-      : setBatchedRaw
+    const mgetSpec = specs.make("get", "MGET")
+    const msetSpec = specs.make("set", "MSET")
+    const getBatched = (key: string) => reads.submit(key, mgetSpec)
+    const setBatched = (key: string, value: string, ttl: Option.Option<Duration.Duration>) =>
+      writes.submit([key, value, ttl] as const, msetSpec)
 
     const nodeKey = (r: Redis) => `${r.options.host}:${r.options.port}`
     /** PING every primary of `cluster`; fails with the first failure. */

@@ -13,7 +13,34 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
+import * as Spans from "../Spans.js"
+
+/** A client span to make around a call (see `Spans`): its name and attributes, built once per operation. */
+export interface SpanSpec {
+  readonly name: string
+  readonly attributes: Readonly<Record<string, unknown>>
+}
+
+/**
+ * The span specs of one server's calls: `of(operation)` (`redis.<operation>`, command `OPERATION`, built once per
+ * operation) and `make(operation, command)` for a coalesced call (the span is the caller's operation, the command
+ * the batch's: `MGET`, `MSET`).
+ */
+export const spanSpecs = (attributes: Readonly<Record<string, unknown>>) => {
+  const make = (operation: string, command: string): SpanSpec => ({
+    name: `redis.${operation}`,
+    attributes: { ...attributes, "db.operation.name": command }
+  })
+  const specs = new Map<string, SpanSpec>()
+  const of = (operation: string): SpanSpec => {
+    let spec = specs.get(operation)
+    if (spec === undefined) specs.set(operation, spec = make(operation, operation.toUpperCase()))
+    return spec
+  }
+  return { of, make }
+}
 
 /** A tracked call: `expire` runs if the deadline passes before the call is untracked. */
 export interface Pending {
@@ -28,9 +55,15 @@ export interface Deadlines {
   readonly untrack: (pending: Pending) => boolean
   /**
    * Starts `start()` and settles with its result, or fails with `onTimeout()` once the deadline passes, whichever
-   * comes first. The promise's late result is dropped.
+   * comes first. The promise's late result is dropped. With `span`, the call is a client span on the caller's tracer
+   * (when it has one that reads spans), ended when the call settles or expires.
    */
-  readonly run: <A, E>(start: () => Promise<A>, onError: (error: unknown) => E, onTimeout: () => E) => Effect.Effect<A, E>
+  readonly run: <A, E>(
+    start: () => Promise<A>,
+    onError: (error: unknown) => E,
+    onTimeout: () => E,
+    span?: SpanSpec
+  ) => Effect.Effect<A, E>
 }
 
 export const make = (timeout: Duration.Duration): Effect.Effect<Deadlines, never, Scope.Scope> =>
@@ -62,22 +95,29 @@ export const make = (timeout: Duration.Duration): Effect.Effect<Deadlines, never
 
     // No canceler: an interrupted caller ignores the late result, and the entry leaves at settle or expiry.
     // (A canceler per call measured at ~10% of throughput.)
-    const run = <A, E>(start: () => Promise<A>, onError: (error: unknown) => E, onTimeout: () => E) =>
-      Effect.async<A, E>((resume) => {
-        const entry = track(() => resume(Effect.fail(onTimeout())))
+    const run = <A, E>(start: () => Promise<A>, onError: (error: unknown) => E, onTimeout: () => E, span?: SpanSpec) =>
+      Effect.async<A, E>((register) => {
+        const started = span === undefined ? undefined : Spans.start(span.name, "client", span.attributes)
+        // An `Exit` is the effect that resumes the caller, and the span's outcome.
+        const resume = started === undefined ? register : (exit: Exit.Exit<A, E>) => {
+          Spans.end(started, exit)
+          register(exit)
+        }
+        const fail = (error: E) => resume(Exit.fail(error))
+        const entry = track(() => fail(onTimeout()))
         let promise: Promise<A>
         try {
           promise = start()
         } catch (error) {
           untrack(entry)
-          return resume(Effect.fail(onError(error)))
+          return fail(onError(error))
         }
         promise.then(
           (value) => {
-            if (untrack(entry)) resume(Effect.succeed(value))
+            if (untrack(entry)) resume(Exit.succeed(value))
           },
           (error) => {
-            if (untrack(entry)) resume(Effect.fail(onError(error)))
+            if (untrack(entry)) fail(onError(error))
           }
         )
       })

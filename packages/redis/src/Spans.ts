@@ -1,0 +1,136 @@
+/**
+ * Spans made synchronously, from inside a step the caller's fiber is running (an `Effect.async` registration, a
+ * `sync` body): no effect of their own, no stack capture, no copy of the fiber's context.
+ *
+ * Why not `Effect.withSpan`: it captures a stack trace for every span, wraps the call in two more frames and copies
+ * the fiber's context to install the new parent. Measured here at 8-11 µs a call whether a tracer reads the spans or
+ * not (benchmarks/README.md, "Tracing"), several times a Redis round trip. A span made here costs what the installed
+ * tracer's `span()` costs.
+ *
+ * Which tracer: the one the calling fiber has, read at each call, so a tracer installed after the layer was built (or
+ * only around some requests, `Effect.withTracer`) sees the spans made under it. Two cases make no span:
+ * - the tracer was turned off the Effect way (`Effect.withTracerEnabled(false)`);
+ * - the tracer is Effect's built-in one, which keeps spans in memory where nothing can read them: the calls inside
+ *   these spans run no user code that could ask for the current span, so making them would change nothing anybody
+ *   can observe, at a cost (its spans allocate and read the clock twice).
+ *
+ * The parent is the fiber's current span (honouring `Tracer.DisablePropagation`); span annotations and links set
+ * with `Effect.annotateSpans` / `Effect.linkSpans` are applied, as `Effect.withSpan` would.
+ *
+ * @since 0.4.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
+import * as Chunk from "effect/Chunk"
+
+/** The tracer of a runtime nobody configured: Effect's in-process one. */
+const nativeTracer = Effect.runSync(Effect.tracer)
+const zero = BigInt(0)
+
+/**
+ * The parent a new span gets: the current span, or the nearest ancestor whose context does not disable propagation.
+ */
+const parentOf = (span: Tracer.AnySpan | undefined): Option.Option<Tracer.AnySpan> => {
+  let current = span
+  while (current !== undefined) {
+    if (!Context.get(current.context, Tracer.DisablePropagation)) return Option.some(current)
+    current = current._tag === "Span" ? Option.getOrUndefined(current.parent) : undefined
+  }
+  return Option.none()
+}
+
+/** The running fiber, when it has a tracer that reads spans and tracing is on; `undefined` otherwise. */
+const tracingFiber = () => {
+  const current = Fiber.getCurrentFiber()
+  if (current._tag === "None") return undefined
+  const fiber = current.value
+  return fiber.currentTracer === nativeTracer || !fiber.getFiberRef(FiberRef.currentTracerEnabled) ? undefined : fiber
+}
+
+/**
+ * Whether the running fiber's spans are read: it has a tracer other than Effect's built-in one, and tracing is on.
+ *
+ * @since 0.4.0
+ */
+export const enabled = (): boolean => tracingFiber() !== undefined
+
+/**
+ * A span {@link start} made, with the clock that timed its start (the fiber's: `TestClock` in tests).
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface Started {
+  readonly span: Tracer.Span
+  readonly clock: Clock.Clock | undefined
+}
+
+/**
+ * Starts a span on the current fiber's tracer, or answers `undefined` when no span is to be made (no fiber running,
+ * tracing turned off, or Effect's built-in tracer: see the module's note). End it with {@link end}.
+ *
+ * Must be called synchronously from code a fiber is running.
+ *
+ * @since 0.4.0
+ */
+export const start = (
+  name: string,
+  kind: Tracer.SpanKind,
+  attributes: Readonly<Record<string, unknown>>
+): Started | undefined => {
+  const fiber = tracingFiber()
+  if (fiber === undefined) return undefined
+  const clock = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
+    ? Context.get(fiber.currentDefaultServices, Clock.Clock)
+    : undefined
+  const links = fiber.getFiberRef(FiberRef.currentTracerSpanLinks)
+  const span = fiber.currentTracer.span(
+    name,
+    parentOf(fiber.currentSpan),
+    Context.empty(),
+    Chunk.toReadonlyArray(links),
+    clock === undefined ? zero : clock.unsafeCurrentTimeNanos(),
+    kind
+  )
+  const annotations = fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)
+  if (HashMap.size(annotations) > 0) HashMap.forEach(annotations, (value, key) => span.attribute(key, value))
+  for (const key in attributes) span.attribute(key, attributes[key])
+  return { span, clock }
+}
+
+/**
+ * Ends a span {@link start} made, with the call's outcome, at the current time of the clock it started on (the
+ * code that ends it may run on no fiber: a promise callback).
+ *
+ * @since 0.4.0
+ */
+export const end = (started: Started, exit: Exit.Exit<unknown, unknown>): void => {
+  const { clock, span } = started
+  if (span.status._tag === "Ended") return
+  span.end(clock === undefined ? zero : clock.unsafeCurrentTimeNanos(), exit)
+}
+
+/**
+ * Records `name` as an event on the running fiber's current span; when it has none (or only an external parent), as
+ * a span of its own that starts and ends now, so the event is never invisible. Nothing under Effect's built-in tracer
+ * or with tracing off. `attributes` is only called when something is recorded.
+ *
+ * @since 0.4.0
+ */
+export const event = (name: string, attributes: () => Readonly<Record<string, unknown>>): void => {
+  const fiber = tracingFiber()
+  if (fiber === undefined) return
+  const parent = fiber.currentSpan
+  const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+  const now = clock.unsafeCurrentTimeNanos()
+  if (parent?._tag === "Span") return parent.event(name, now, attributes())
+  const started = start(name, "internal", attributes())
+  if (started !== undefined) started.span.end(now, Exit.void)
+}
