@@ -25,6 +25,7 @@ import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -122,8 +123,8 @@ export interface Options {
  * before anything changes; an invalid one is logged as an error and ignored, the cache keeping its settings. A
  * valid one is applied in one synchronous step, so a call sees the old settings or the new ones, never half of
  * each, and no call is dropped or run twice; it is logged once ("cache tuning applied", with the new settings).
- * A breaker passed in as `circuitBreaker` is the caller's: tuning leaves it alone. The connection's deadline is
- * not tunable (its sweeper is built for one deadline).
+ * A breaker passed in as `circuitBreaker` is the caller's: tuning leaves it alone. `commandTimeout` changes the
+ * connection's deadline (`RedisConnection.setCommandTimeout`), and with it the budget retries must fit in.
  *
  * @since 0.3.0
  * @category models
@@ -136,6 +137,11 @@ export interface Tuning {
   } | undefined
   readonly retry?: Partial<Record<Operation, RetryPolicy>> | undefined
   readonly logInterval?: Duration.DurationInput | undefined
+  /**
+   * The command deadline (`commandTimeout`) of the connection under this cache, for calls started from now on (calls
+   * in flight keep theirs); absent, the connection's start-up value. The connection is changed for all its users.
+   */
+  readonly commandTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -386,14 +392,15 @@ export const make = (
      * latency and maps the value. Only a failure (to retry, count and log) or a breaker that is not CLOSED (to probe
      * or reject) takes the general pipeline below.
      */
-    const budgetMillis = Duration.toMillis(connection.config.commandTimeout)
+    // The connection's deadline now (runtime tuning can change it), read when a call needs it: after a failure.
+    const budgetMillis = () => Duration.toMillis(connection.commandTimeout())
     // The same slack the connection's deadline sweeper keeps: one tick, for a loaded event loop's late timers.
-    const slackMillis = Math.min(100, Math.max(5, Math.floor(budgetMillis / 20)))
-    const deadlineError = (operation: Operation) => () =>
+    const slackMillis = (budget: number) => Math.min(100, Math.max(5, Math.floor(budget / 20)))
+    const deadlineError = (operation: Operation, budget: number) => () =>
       new TransientError({
         operation,
         reason: "timeout",
-        message: `${operation} exceeded its ${budgetMillis} ms deadline (retries included)`,
+        message: `${operation} exceeded its ${budget} ms deadline (retries included)`,
         outcome: "unknown"
       })
 
@@ -406,14 +413,15 @@ export const make = (
       start: bigint,
       breaker: CircuitBreaker.CircuitBreaker
     ): Effect.Effect<A, RedisCacheError> => {
-      const remaining = () => budgetMillis - slackMillis - Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
+      const budget = budgetMillis()
+      const remaining = () => budget - slackMillis(budget) - Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
       const policy = policies[operation]
       if (!Schedule.isSchedule(policy) && policy.maxRetries === 0) {
         // A write that never left cannot have run: send it again once a socket is ready, within the deadline.
         if (!writes.has(operation) || first._tag !== "TransientError" || first.outcome !== "not_sent") return Effect.fail(first)
         const left = remaining()
         return left <= 0 ? Effect.fail(first) : breaker.execute(operation, Effect.zipRight(connection.ready, call)).pipe(
-          Effect.timeoutFail({ duration: Duration.millis(left), onTimeout: deadlineError(operation) })
+          Effect.timeoutFail({ duration: Duration.millis(left), onTimeout: deadlineError(operation, budget) })
         )
       }
       const left = remaining()
@@ -421,7 +429,7 @@ export const make = (
       return left <= (Schedule.isSchedule(policy) ? 0 : Duration.toMillis(policy.baseDelay))
         ? Effect.fail(first)
         : Retry.retryAfterFailure(attempt, policy, first).pipe(
-          Effect.timeoutFail({ duration: Duration.millis(left), onTimeout: deadlineError(operation) })
+          Effect.timeoutFail({ duration: Duration.millis(left), onTimeout: deadlineError(operation, budget) })
         )
     }
 
@@ -530,7 +538,9 @@ export const make = (
         } catch {
           problems.push(`logInterval is not a valid duration: ${String(tuning.logInterval)}`)
         }
-        if (problems.length > 0) {
+        const nextTimeout = RedisConfig.commandTimeoutFrom(tuning.commandTimeout ?? connection.config.commandTimeout)
+        if (Either.isLeft(nextTimeout)) problems.push(String(nextTimeout.left))
+        if (problems.length > 0 || Either.isLeft(nextTimeout)) {
           return yield* Effect.logError("cache tuning rejected: the cache keeps its settings").pipe(
             Effect.annotateLogs({ problems: problems.join("; ") })
           )
@@ -550,6 +560,7 @@ export const make = (
         }
         policies = nextPolicies
         logEvery = nextLogEvery
+        yield* Effect.orDie(connection.setCommandTimeout(nextTimeout.right))
         yield* Effect.logInfo("cache tuning applied").pipe(Effect.annotateLogs({ ...describe(), tuned_breakers: ownsBreakers }))
       })
     /** `guarded`, inside the bulkhead when there is one: a rejected call is counted and answered like a failure. */
@@ -601,6 +612,8 @@ export const make = (
 
     const describe = () => ({
       ...RedisConfig.describe(connection.config),
+      // The deadline now (runtime tuning may have changed it since start-up).
+      commandTimeoutMs: Duration.toMillis(connection.commandTimeout()),
       keyPrefix: prefix,
       coalesce,
       breakers: (perShard ? "per-shard " : "") + (split ? "reads-writes" : options.circuitBreaker === undefined ? "one" : "shared"),

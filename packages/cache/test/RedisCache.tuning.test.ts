@@ -116,4 +116,41 @@ describe("RedisCache runtime tuning", () => {
         const keys = (yield* gets).flatMap((e) => e.keys)
         expect(keys).toHaveLength(1000)
       })))
+
+  it.scoped("the command deadline changes for the calls started after it; a call in flight keeps its own; an invalid one is refused", () =>
+    withTuning({}, (tuning, logs) =>
+      Effect.gen(function*() {
+        const redis = yield* ScriptedConnection.ScriptedConnection
+        const cache = yield* RedisCache.RedisCache
+        yield* settle
+        yield* redis.put("k", "v")
+        // A GET slower than any deadline here: each call fails at its own deadline.
+        yield* redis.setDefault("get", ScriptedConnection.slow("10 seconds"))
+        const before = yield* Effect.fork(Effect.either(cache.get("k")))
+        yield* TestClock.adjust("100 millis")
+        yield* SubscriptionRef.set(tuning, { commandTimeout: "200 millis" })
+        yield* settle
+        expect(applied(logs).at(-1)!.annotations["commandTimeoutMs"]).toBe(200)
+        const after = yield* Effect.fork(Effect.either(cache.get("k")))
+        // 300 ms in: the new call (started at 100 ms, deadline 200 ms) has failed, the first (500 ms) has not.
+        yield* TestClock.adjust("200 millis")
+        const afterResult = yield* Fiber.join(after)
+        expect(afterResult._tag === "Left" && afterResult.left._tag === "TransientError" && afterResult.left.reason).toBe("timeout")
+        expect(afterResult._tag === "Left" && afterResult.left.message).toContain("200 ms")
+        expect(Option.isNone(yield* Fiber.poll(before))).toBe(true)
+        yield* TestClock.adjust("200 millis")
+        const beforeResult = yield* Fiber.join(before)
+        expect(beforeResult._tag === "Left" && beforeResult.left.message).toContain("500 ms")
+        // Invalid: refused as a whole, the deadline stays 200 ms.
+        yield* SubscriptionRef.set(tuning, { commandTimeout: "-1 millis", logInterval: "5 seconds" })
+        yield* settle
+        expect(String(rejected(logs).at(-1)!.annotations["problems"])).toContain("commandTimeout must be a positive, finite duration")
+        const still = yield* Effect.fork(Effect.either(cache.get("k")))
+        yield* TestClock.adjust("200 millis")
+        expect(Option.isSome(yield* Fiber.poll(still))).toBe(true)
+        // Absent again: back to the connection's start-up deadline.
+        yield* SubscriptionRef.set(tuning, {})
+        yield* settle
+        expect(applied(logs).at(-1)!.annotations["commandTimeoutMs"]).toBe(500)
+      })))
 })

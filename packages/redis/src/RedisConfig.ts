@@ -421,6 +421,23 @@ export const config: Config.Config<RedisConfig> = Config.all({
 })
 
 /**
+ * A command deadline given at run time (runtime tuning), validated as {@link fromOptions} validates
+ * `commandTimeout`: a positive, finite duration.
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const commandTimeoutFrom = (input: Duration.DurationInput): Either.Either<Duration.Duration, ConfigError.ConfigError> =>
+  positiveDuration("commandTimeout", input)
+
+const positiveDuration = (name: string, input: Duration.DurationInput): Either.Either<Duration.Duration, ConfigError.ConfigError> => {
+  const d = Duration.decodeUnknown(input)
+  return Option.isSome(d) && Duration.isFinite(d.value) && Duration.greaterThan(d.value, Duration.zero)
+    ? Either.right(d.value)
+    : Either.left(ConfigErrorInvalid([name], `${name} must be a positive, finite duration`))
+}
+
+/**
  * Validates settings given in code, with the same rules as {@link config}.
  *
  * @since 0.1.0
@@ -430,13 +447,8 @@ export const fromOptions = (options: Options): Either.Either<RedisConfig, Config
   const url = Redacted.isRedacted(options.url) ? options.url : Redacted.make(options.url)
   const problem = Either.getLeft(parseUrl(url))
   if (Option.isSome(problem)) return Either.left(ConfigErrorInvalid(["url"], `url ${problem.value}`))
-  const duration = (name: string, input: Duration.DurationInput | undefined, fallback: Duration.Duration) => {
-    if (input === undefined) return Either.right(fallback)
-    const d = Duration.decodeUnknown(input)
-    return Option.isSome(d) && Duration.isFinite(d.value) && Duration.greaterThan(d.value, Duration.zero)
-      ? Either.right(d.value)
-      : Either.left(ConfigErrorInvalid([name], `${name} must be a positive, finite duration`))
-  }
+  const duration = (name: string, input: Duration.DurationInput | undefined, fallback: Duration.Duration) =>
+    input === undefined ? Either.right(fallback) : positiveDuration(name, input)
   const integer = (name: string, input: number | undefined, fallback: number, min: number) =>
     input === undefined
       ? Either.right(fallback)

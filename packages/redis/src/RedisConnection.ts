@@ -56,7 +56,16 @@ export type SocketStatus = "wait" | "connecting" | "connect" | "ready" | "reconn
  * @category models
  */
 export interface RedisConnection {
+  /** The settings it was built with (`commandTimeout` there is the initial deadline: see {@link commandTimeout}). */
   readonly config: RedisConfig.RedisConfig
+  /** The deadline of the calls started now: `config.commandTimeout`, or what {@link setCommandTimeout} last set. */
+  readonly commandTimeout: () => Duration.Duration
+  /**
+   * Changes the deadline of the calls started from now on (runtime tuning); calls in flight keep theirs. Validated as
+   * `commandTimeout` is at start-up (a `ConfigError` changes nothing). The sockets' silence timeout follows it
+   * (deadline + a quarter, as at start-up). Every user of this connection sees the new deadline.
+   */
+  readonly setCommandTimeout: (timeout: Duration.DurationInput) => Effect.Effect<void, ConfigError.ConfigError>
   /** The server; for a Sentinel set, the first sentinel of the URL (the primary changes at every failover). */
   readonly server: { readonly host: string; readonly port: number; readonly tls: boolean }
   /**
@@ -208,14 +217,13 @@ export const batchedCommands: ReadonlyArray<string> = ["mget", "mset"]
  * @category constructors
  */
 export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.ParsedUrl): RedisOptions => {
-  const deadline = Duration.toMillis(config.commandTimeout)
   const options: RedisOptions = {
     ...(url.topology === "standalone" ? { host: url.host, port: url.port } : {}),
     db: url.db,
     lazyConnect: true,
     connectTimeout: Duration.toMillis(config.connectTimeout),
     // A little after the deadline: the caller sees its deadline, then the silent socket is replaced.
-    socketTimeout: deadline + Math.max(50, Math.round(deadline / 4)),
+    socketTimeout: Deadlines.socketTimeoutOf(config.commandTimeout),
     keepAlive: Duration.toMillis(config.keepAlive),
     noDelay: true,
     enableOfflineQueue: false,
@@ -254,7 +262,7 @@ export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.
     }
     return options
   }
-  return Object.assign(options, sentinelOptions(config, url, deadline))
+  return Object.assign(options, sentinelOptions(config, url))
 }
 
 /**
@@ -728,7 +736,7 @@ export const make = (
     }
 
     const deadlines = yield* Deadlines.make(config.commandTimeout)
-    const deadlineMillis = Duration.toMillis(config.commandTimeout)
+    const deadlineMillis = () => Duration.toMillis(deadlines.timeout())
     // Every call is a client span on the caller's tracer, read per call (`Spans`: none under Effect's built-in tracer
     // or `Effect.withTracerEnabled(false)`). The attributes are built once per operation.
     const specs = Deadlines.spanSpecs(spanAttributes)
@@ -744,16 +752,17 @@ export const make = (
     }
 
     const run = <A>(operation: string, choose: () => number, f: (client: Redis) => Promise<A>) => {
-      const onTimeout = () =>
-        new Errors.TransientError({
-          operation,
-          reason: "timeout",
-          message: `${operation} exceeded its ${deadlineMillis} ms deadline`,
-          outcome: "unknown"
-        })
       const spec = specs.of(operation)
       return Effect.suspend(() => {
         const index = choose()
+        const millis = deadlineMillis()
+        const onTimeout = () =>
+          new Errors.TransientError({
+            operation,
+            reason: "timeout",
+            message: `${operation} exceeded its ${millis} ms deadline`,
+            outcome: "unknown"
+          })
         return deadlines.run(() => guarded(index, f), (error) => classifyOn(operation, index, error), onTimeout, spec)
       })
     }
@@ -765,7 +774,7 @@ export const make = (
       new Errors.TransientError({
         operation,
         reason: "timeout",
-        message: `${operation} exceeded its ${deadlineMillis} ms deadline`,
+        message: `${operation} exceeded its ${deadlineMillis()} ms deadline`,
         outcome: "unknown"
       })
     const reads = Batcher.make<string, string | null>({
@@ -826,7 +835,7 @@ export const make = (
       new Errors.TransientError({
         operation: "ready",
         reason: "timeout",
-        message: `no socket ready within ${deadlineMillis} ms`,
+        message: `no socket ready within ${deadlineMillis()} ms`,
         outcome: "not_sent"
       })
     /**
@@ -912,8 +921,22 @@ export const make = (
       Effect.forkScoped
     )
 
+    const setCommandTimeout = (input: Duration.DurationInput) =>
+      Either.match(RedisConfig.commandTimeoutFrom(input), {
+        onLeft: Effect.fail,
+        onRight: (timeout) =>
+          Effect.sync(() => {
+            deadlines.setTimeout(timeout)
+            // ioredis reads it each time it arms a socket's timer.
+            const socketTimeout = Deadlines.socketTimeoutOf(timeout)
+            for (const client of clients) client.options.socketTimeout = socketTimeout
+          })
+      })
+
     return RedisConnection.of({
       config,
+      commandTimeout: deadlines.timeout,
+      setCommandTimeout,
       server,
       execute,
       get: (key) => execute("get", (c) => c.get(key)),

@@ -378,8 +378,8 @@ export const make = (options: Options = {}): Effect.Effect<ScriptedConnection, n
       onRight: Effect.succeed
     })
     const scope = yield* Effect.scope
-    const deadline = config.commandTimeout
-    const deadlineMillis = Duration.toMillis(deadline)
+    // The deadline of the commands started now (`setCommandTimeout` changes it; commands in flight keep theirs).
+    let deadline = config.commandTimeout
 
     // The server: survives down/up, as a real Redis survives a dropped socket.
     const store = new Map<string, Entry>()
@@ -521,11 +521,12 @@ export const make = (options: Options = {}): Effect.Effect<ScriptedConnection, n
         const lost = Deferred.await(closed).pipe(
           Effect.zipRight(Effect.fail(transient(name, "connection_closed", "unknown", "Connection is closed")))
         )
-        const reply = duration < deadlineMillis
+        const own = deadline
+        const reply = duration < Duration.toMillis(own)
           ? Fiber.join(server).pipe(Effect.flatten)
-          : Effect.sleep(deadline).pipe(
+          : Effect.sleep(own).pipe(
             Effect.zipRight(
-              Effect.fail(transient(name, "timeout", "unknown", `${name} exceeded its ${deadlineMillis} ms deadline`))
+              Effect.fail(transient(name, "timeout", "unknown", `${name} exceeded its ${Duration.toMillis(own)} ms deadline`))
             )
           )
         return yield* Effect.raceFirst(reply, lost)
@@ -570,16 +571,23 @@ export const make = (options: Options = {}): Effect.Effect<ScriptedConnection, n
           transient("ready", "connection_unavailable", "not_sent", "Stream isn't writeable and enableOfflineQueue options is false")
         )
       }
+      const own = deadline
       return Deferred.await(opened).pipe(
         Effect.timeoutFail({
-          duration: deadline,
-          onTimeout: () => transient("ready", "timeout", "not_sent", `no socket ready within ${deadlineMillis} ms`)
+          duration: own,
+          onTimeout: () => transient("ready", "timeout", "not_sent", `no socket ready within ${Duration.toMillis(own)} ms`)
         })
       )
     })
 
     const connection = RedisConnection.RedisConnection.of({
       config,
+      commandTimeout: () => deadline,
+      setCommandTimeout: (input) =>
+        Either.match(RedisConfig.commandTimeoutFrom(input), {
+          onLeft: Effect.fail,
+          onRight: (timeout) => Effect.sync(() => void (deadline = timeout))
+        }),
       server: RedisConfig.serverOf(url),
       execute: (operation) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {

@@ -18,6 +18,7 @@
 import { Errors } from "@steadfast/resilience"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -27,7 +28,7 @@ import type * as Scope from "effect/Scope"
 import { Cluster } from "ioredis"
 import type { ClusterOptions, Redis } from "ioredis"
 import * as Classification from "../Classification.js"
-import type * as RedisConfig from "../RedisConfig.js"
+import * as RedisConfig from "../RedisConfig.js"
 import type { RedisConnection, SocketStatus } from "../RedisConnection.js"
 import * as Batcher from "./batcher.js"
 import * as Deadlines from "./deadlines.js"
@@ -232,12 +233,12 @@ export const make = (
     }
 
     const deadlines = yield* Deadlines.make(config.commandTimeout)
-    const deadlineMillis = Duration.toMillis(config.commandTimeout)
+    const deadlineMillis = () => Duration.toMillis(deadlines.timeout())
     const timeoutOf = (operation: string) => () =>
       new Errors.TransientError({
         operation,
         reason: "timeout",
-        message: `${operation} exceeded its ${deadlineMillis} ms deadline`,
+        message: `${operation} exceeded its ${deadlineMillis()} ms deadline`,
         outcome: "unknown"
       })
 
@@ -389,7 +390,7 @@ export const make = (
         new Errors.TransientError({
           operation: "ready",
           reason: "timeout",
-          message: `no cluster connection ready within ${deadlineMillis} ms`,
+          message: `no cluster connection ready within ${deadlineMillis()} ms`,
           outcome: "not_sent"
         }))
     })
@@ -432,8 +433,26 @@ export const make = (
     const statusOf = (c: Cluster): SocketStatus =>
       c.status === "disconnecting" ? "close" : c.status as SocketStatus
 
+    const setCommandTimeout = (input: Duration.DurationInput) =>
+      Either.match(RedisConfig.commandTimeoutFrom(input), {
+        onLeft: Effect.fail,
+        onRight: (timeout) =>
+          Effect.sync(() => {
+            deadlines.setTimeout(timeout)
+            // Each node's client reads it when it arms its socket's timer; nodes added later take the cluster's.
+            const socketTimeout = Deadlines.socketTimeoutOf(timeout)
+            for (const cluster of clients) {
+              const redisOptions = cluster.options.redisOptions
+              if (redisOptions !== undefined) redisOptions.socketTimeout = socketTimeout
+              for (const node of cluster.nodes()) node.options.socketTimeout = socketTimeout
+            }
+          })
+      })
+
     const connection: RedisConnection = {
       config,
+      commandTimeout: deadlines.timeout,
+      setCommandTimeout,
       server,
       execute: (operation, f) => run(operation, (cluster) => f(cluster as unknown as Redis)),
       get: (key) => run("get", (c) => c.get(key)),

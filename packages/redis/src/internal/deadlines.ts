@@ -9,6 +9,10 @@
  * `[timeout - 2 ticks, timeout - tick]` (a tick is a twentieth of the timeout, 5–100 ms): early by at most a tenth of
  * the timeout, and a tick of slack for a loaded event loop's late timers, so it is not late.
  *
+ * The timeout can change while calls are in flight (`setTimeout`, runtime tuning): calls keep the deadline they
+ * started with. Each timeout's calls are a generation of their own (insertion order is deadline order within it), and
+ * a sweep walks every generation that still holds calls; the tick follows the newest timeout.
+ *
  * @internal
  */
 import * as Duration from "effect/Duration"
@@ -42,10 +46,21 @@ export const spanSpecs = (attributes: Readonly<Record<string, unknown>>) => {
   return { of, make }
 }
 
+/**
+ * A socket silent for this long is replaced (ioredis' `socketTimeout`): a little after the deadline, so the caller
+ * sees its deadline first.
+ */
+export const socketTimeoutOf = (commandTimeout: Duration.Duration): number => {
+  const deadline = Duration.toMillis(commandTimeout)
+  return deadline + Math.max(50, Math.round(deadline / 4))
+}
+
 /** A tracked call: `expire` runs if the deadline passes before the call is untracked. */
 export interface Pending {
   readonly at: number
   readonly expire: () => void
+  /** The generation (one timeout's calls) it is tracked in. */
+  readonly home: Set<Pending>
 }
 
 export interface Deadlines {
@@ -53,6 +68,10 @@ export interface Deadlines {
   readonly track: (expire: () => void) => Pending
   /** Stops tracking; `false` if the deadline already passed (the call was expired). */
   readonly untrack: (pending: Pending) => boolean
+  /** The timeout calls started from now get. */
+  readonly timeout: () => Duration.Duration
+  /** Changes the timeout of the calls started from now on; calls in flight keep theirs. */
+  readonly setTimeout: (timeout: Duration.Duration) => void
   /**
    * Starts `start()` and settles with its result, or fails with `onTimeout()` once the deadline passes, whichever
    * comes first. The promise's late result is dropped. With `span`, the call is a client span on the caller's tracer
@@ -66,32 +85,57 @@ export interface Deadlines {
   ) => Effect.Effect<A, E>
 }
 
-export const make = (timeout: Duration.Duration): Effect.Effect<Deadlines, never, Scope.Scope> =>
+export const make = (initial: Duration.Duration): Effect.Effect<Deadlines, never, Scope.Scope> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
-    const timeoutMillis = Duration.toMillis(timeout)
-    const tickMillis = Math.min(100, Math.max(5, Math.floor(timeoutMillis / 20)))
-    const tick = Duration.millis(tickMillis)
-    const expireAfter = Math.max(0, timeoutMillis - 2 * tickMillis)
-    const pending = new Set<Pending>()
+    let timeout = initial
+    let tickMillis = 0
+    let expireAfter = 0
+    const configure = (next: Duration.Duration) => {
+      const timeoutMillis = Duration.toMillis(next)
+      timeout = next
+      tickMillis = Math.min(100, Math.max(5, Math.floor(timeoutMillis / 20)))
+      expireAfter = Math.max(0, timeoutMillis - 2 * tickMillis)
+    }
+    configure(initial)
+    let pending = new Set<Pending>()
+    /** Earlier timeouts' calls still in flight, oldest first. */
+    let older: Array<Set<Pending>> = []
 
-    const sweep = Effect.sync(() => {
-      if (pending.size === 0) return
-      const now = clock.unsafeCurrentTimeMillis()
-      for (const entry of pending) {
+    const sweepOne = (generation: Set<Pending>, now: number) => {
+      for (const entry of generation) {
         if (entry.at > now) break
-        pending.delete(entry)
+        generation.delete(entry)
         entry.expire()
       }
+    }
+    const sweep = Effect.sync(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      if (older.length > 0) {
+        for (const generation of older) sweepOne(generation, now)
+        older = older.filter((generation) => generation.size > 0)
+      }
+      if (pending.size > 0) sweepOne(pending, now)
     })
-    yield* Effect.sleep(tick).pipe(Effect.zipRight(sweep), Effect.forever, Effect.interruptible, Effect.forkScoped)
+    yield* Effect.suspend(() => Effect.sleep(Duration.millis(tickMillis))).pipe(
+      Effect.zipRight(sweep),
+      Effect.forever,
+      Effect.interruptible,
+      Effect.forkScoped
+    )
 
     const track = (expire: () => void): Pending => {
-      const entry = { at: clock.unsafeCurrentTimeMillis() + expireAfter, expire }
+      const entry = { at: clock.unsafeCurrentTimeMillis() + expireAfter, expire, home: pending }
       pending.add(entry)
       return entry
     }
-    const untrack = (entry: Pending) => pending.delete(entry)
+    const untrack = (entry: Pending) => entry.home.delete(entry)
+    const setTimeout = (next: Duration.Duration) => {
+      if (Duration.equals(next, timeout)) return
+      if (pending.size > 0) older.push(pending)
+      pending = new Set()
+      configure(next)
+    }
 
     // No canceler: an interrupted caller ignores the late result, and the entry leaves at settle or expiry.
     // (A canceler per call measured at ~10% of throughput.)
@@ -122,5 +166,5 @@ export const make = (timeout: Duration.Duration): Effect.Effect<Deadlines, never
         )
       })
 
-    return { track, untrack, run }
+    return { track, untrack, run, timeout: () => timeout, setTimeout }
   })
