@@ -10,7 +10,10 @@
  * 4. `RedisConnection.getBatched` (the coalescing MGET batcher, with its deadline);
  * 5. `RedisConnection.get` (one GET per call through `execute`, auto-pipelined by ioredis);
  * 6. strict `RedisCache.get` (`RedisCache.layer()` over `RedisConnection.layer`: breaker, retry, metrics);
- * 7. `ResilientCache.get` with its defaults (the memory mirror and fallback on top).
+ * 7. `ResilientCache.get` with its defaults (the memory mirror and fallback on top);
+ * 8. the same with a tracer installed whose spans do nothing (`Tracer.make`, a no-op span): its step is what making
+ *    a `redis.get` span per call costs (issue 10's "tracing enabled but no-op"). Every other rung runs under Effect's
+ *    built-in tracer, for which no span is made (see `@steadfast/redis` `Spans`).
  *
  * Rungs 3-7 are driven like the happy path's Steadfast: `c` fibers in `Effect.whileLoop`, on layers built once.
  * Every rung is measured in every round, in a rotating order; ratios are medians of per-round ratios to rung 2, and
@@ -22,6 +25,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Runtime from "effect/Runtime"
+import * as Tracer from "effect/Tracer"
 import { Redis } from "ioredis"
 import { makePeer, type Target } from "./contenders.js"
 import { effectLoop, promiseLoop, type Sample } from "./drive.js"
@@ -78,7 +82,8 @@ export const rungs = {
   batched: "RedisConnection.getBatched",
   get: "RedisConnection.get",
   strict: "RedisCache.get (strict)",
-  resilient: "ResilientCache.get (defaults)"
+  resilient: "ResilientCache.get (defaults)",
+  traced: "ResilientCache.get, no-op tracer installed"
 } as const
 
 const parents: Record<string, string | null> = {
@@ -89,8 +94,31 @@ const parents: Record<string, string | null> = {
   [rungs.batched]: rungs.floor,
   [rungs.get]: rungs.floor,
   [rungs.strict]: rungs.batched,
-  [rungs.resilient]: rungs.strict
+  [rungs.resilient]: rungs.strict,
+  [rungs.traced]: rungs.resilient
 }
+
+/** A tracer whose spans record nothing: what a span per call costs Steadfast itself. */
+const noopTracer = Tracer.make({
+  span: (name, parent, context, links, startTime, kind) => ({
+    _tag: "Span",
+    name,
+    spanId: "0",
+    traceId: "0",
+    parent,
+    context,
+    status: { _tag: "Started", startTime },
+    attributes: new Map(),
+    links,
+    sampled: false,
+    kind,
+    end: () => {},
+    attribute: () => {},
+    event: () => {},
+    addLinks: () => {}
+  }),
+  context: (f) => f()
+})
 
 export const runLadder = async (config: LadderConfig): Promise<LadderResult> => {
   const { runtime, target } = config
@@ -131,6 +159,7 @@ export const runLadder = async (config: LadderConfig): Promise<LadderResult> => 
     effected(rungs.batched, conn.getBatched, runOn),
     effected(rungs.get, conn.get, runOn),
     effected(rungs.strict, strictCache.get, strict.run),
+    effected(rungs.traced, resilient.cache.get, (effect) => resilient.run(Effect.withTracer(effect, noopTracer))),
     {
       ...effected(rungs.resilient, resilient.cache.get, resilient.run),
       watch: async () => {
