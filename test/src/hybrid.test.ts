@@ -1,29 +1,51 @@
 /**
- * The hybrid cache across processes: a child Node process (test/src/support/hybridWriter.mjs, run by `node` over the
- * compiled packages) writes hot keys through Steadfast or a plain ioredis client, and reports each write's
- * acknowledgement time; this process reads the same keys through its own hybrid cache with 64 fibers in a loop.
+ * The hybrid cache across processes: separate Node processes share one Redis. A writer process
+ * (test/src/support/hybridWriter.mjs) writes hot keys through Steadfast's hybrid cache, a plain ioredis client or a
+ * spawned `redis-cli`, and reports each write's acknowledgement time; 1 or 3 reader processes
+ * (test/src/support/hybridReader.mjs) read the same keys through their own hybrid caches with 64 fibers each, in a
+ * loop. So a run is 2 or 4 Node processes (this one only starts them and computes the figures).
  *
- * The staleness window of a write: from its acknowledgement (wall clock, in the writer) to the start of the last read
- * here that still returned an older value of its key (0 if none did). Reported as p50 / p99 / max over every write.
+ * The staleness window of a write: from its acknowledgement to the start of the last read, in any reader, that still
+ * returned an older value of its key (0 if none did). Reported as p50 / p99 / max over every write, with a trace of
+ * the worst write (the acknowledgement, each reader's invalidation message and L1 drop, its last old read) and each
+ * reader's event-loop figures.
+ *
+ * Clock: every process runs on this machine, so `performance.timeOrigin + performance.now()` (the wall clock at
+ * sub-millisecond resolution) is comparable across them, once each process corrects it by its own measured offset to
+ * the system clock (support/hybridClock.mjs; the offsets are in the figures, within ±0.5 ms).
+ *
+ * `HYBRID_CACHE_MODULE=<path to a build's index.js>` runs the readers over another build of @steadfast/cache (to
+ * compare a change under the same load); the writer always uses the workspace's.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cache, HybridCache } from "@steadfast/cache"
-import { RedisConnection } from "@steadfast/redis"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
-import { fork } from "node:child_process"
+import { Redis } from "ioredis"
+import { type ChildProcess, fork } from "node:child_process"
 import * as Fs from "node:fs"
 import { fileURLToPath } from "node:url"
 
 const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const writerScript = fileURLToPath(new URL("./support/hybridWriter.mjs", import.meta.url))
+const readerScript = fileURLToPath(new URL("./support/hybridReader.mjs", import.meta.url))
 const compiled = fileURLToPath(new URL("../../packages/cache/dist/HybridCache.js", import.meta.url))
-const wall = () => performance.timeOrigin + performance.now()
 
 const KEYS = 8
 const WRITES = 400
-const READERS = 64
+const PAUSE_MS = 2
+const CONCURRENCY = 64
+/** The default canary interval + timeout. */
+const BOUND_MS = 1500
+/**
+ * What the test asserts. An invalidation path that stopped working leaves L1 answering until the canary's lease runs
+ * out: most writes then show a window of hundreds of ms up to the 1.5 s bound (p50 ~0.7 s, p99 ~1.4 s), which both
+ * limits catch. A working path on this shared 2-core box: p50 0-7 ms, p99 up to 0.6 s when other suites load it (the
+ * reader processes, descheduled, answer from L1 before their next poll; see the README). Once the hybrid cache waits
+ * for a fresh event loop (tracking's `fresh` / `turn`), p99 stays within ~2 ms and these can be tightened.
+ */
+const P50_LIMIT_MS = 50
+const P99_LIMIT_MS = 1000
+
+type WriterKind = "steadfast" | "ioredis" | "redis-cli"
 
 interface Ack {
   readonly key: string
@@ -31,98 +53,195 @@ interface Ack {
   readonly ackAt: number
 }
 
+interface ReaderReport {
+  readonly pid: number
+  readonly clockOffsetMs: number
+  readonly reads: number
+  readonly l1HitRatio: number
+  readonly lastSeen: ReadonlyArray<ReadonlyArray<readonly [number, number]>>
+  /** [key number, received, dropped, the newest value of that key read before] */
+  readonly messages: ReadonlyArray<readonly [number, number, number, number]>
+  readonly loopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number }
+  readonly gc: { readonly count: number; readonly totalMs: number; readonly maxMs: number }
+  readonly readGapsMs: { readonly over1: number; readonly over2: number; readonly over5: number; readonly over10: number; readonly max: number }
+  readonly losses: Record<string, number>
+  readonly canaryFailures: number
+  readonly invalidationMessages: number
+}
+
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 
-const measure = (mode: "steadfast" | "ioredis", prefix: string) =>
-  Effect.gen(function*() {
-    const cache = yield* Cache.Cache
-    for (let k = 0; k < KEYS; k++) yield* cache.set(`k${k}`, "v-1")
-    // Wait until L1 answers.
-    for (let n = 0; n < 100 && !(yield* cache.stats).hybrid!.trusted; n++) yield* Effect.sleep("50 millis")
+const r2 = (n: number) => Math.round(n * 100) / 100
 
-    /** lastSeen[key][i]: the start (wall ms) of the last read that returned v<i>. */
-    const lastSeen = new Map<string, Map<number, number>>()
-    for (let k = 0; k < KEYS; k++) lastSeen.set(`k${k}`, new Map())
-    let done = false
-    let reads = 0
-    const reader = (seed: number) =>
-      Effect.gen(function*() {
-        let n = seed
-        while (!done) {
-          // 90/10: nine reads in ten go to the two hottest keys.
-          n = (n * 1103515245 + 12345) & 0x7fffffff
-          const key = n % 10 < 9 ? `k${n % 2}` : `k${n % KEYS}`
-          const startedAt = wall()
-          const found = yield* cache.get(key)
-          reads++
-          if (Option.isSome(found)) {
-            const i = Number(found.value.slice(1))
-            const seen = lastSeen.get(key)!
-            if ((seen.get(i) ?? 0) < startedAt) seen.set(i, startedAt)
-          }
-          // Other work of a request: lets the event loop (and the invalidation subscriber's socket) run.
-          yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
-        }
-      })
+const messageOf = (child: ChildProcess) => {
+  const waiting: Array<(m: any) => void> = []
+  const queued: Array<any> = []
+  child.on("message", (m) => {
+    const w = waiting.shift()
+    if (w !== undefined) w(m)
+    else queued.push(m)
+  })
+  return (): Promise<any> => (queued.length > 0 ? Promise.resolve(queued.shift()) : new Promise((r) => waiting.push(r)))
+}
 
-    const acks: Array<Ack> = []
-    const child = fork(writerScript, [mode, REDIS_URL, prefix, String(KEYS), String(WRITES), "2"], {
-      stdio: ["ignore", "inherit", "inherit", "ipc"]
-    })
-    const finished = new Promise<void>((resolve, reject) => {
-      child.on("message", (m: Ack | { done: true }) => ("done" in m ? resolve() : acks.push(m)))
-      child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`writer exited with ${code}`))))
-    })
-    const readers = yield* Effect.fork(Effect.forEach(Array.from({ length: READERS }, (_, i) => i + 1), reader, {
-      concurrency: "unbounded",
-      discard: true
-    }))
-    yield* Effect.promise(() => finished)
-    yield* Effect.sleep("100 millis")
-    done = true
-    yield* readers.await
-
-    const windows = acks.map((ack) => {
-      let last = 0
-      for (const [i, at] of lastSeen.get(ack.key)!) if (i < ack.i && at > last) last = at
-      return Math.max(0, last - ack.ackAt)
-    }).sort((a, b) => a - b)
-    const stats = (yield* cache.stats).hybrid!
-    const figures = {
-      mode,
-      writes: acks.length,
-      reads,
-      l1HitRatio: Number((stats.l1.hits / Math.max(1, stats.l1.hits + stats.l1.misses)).toFixed(3)),
-      staleWrites: windows.filter((w) => w > 0).length,
-      p50Ms: Number(percentile(windows, 50).toFixed(2)),
-      p99Ms: Number(percentile(windows, 99).toFixed(2)),
-      maxMs: Number(windows[windows.length - 1]!.toFixed(2)),
-      boundMs: stats.boundMillis,
-      beyondBound: windows.filter((w) => w > stats.boundMillis).length
-    }
-    console.log(`hybrid staleness across processes: ${JSON.stringify(figures)}`)
-    yield* Effect.forEach(Array.from({ length: KEYS }, (_, k) => `k${k}`), (k) => cache.delete(k), { discard: true })
-    return figures
+const exited = (child: ChildProcess, what: string) =>
+  new Promise<void>((resolve, reject) => {
+    if (child.exitCode !== null) return child.exitCode === 0 ? resolve() : reject(new Error(`${what} exited with ${child.exitCode}`))
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${what} exited with ${code}`))))
   })
 
-describe("HybridCache across processes (a child node process writes, this one reads with 64 fibers)", () => {
-  for (const mode of ["steadfast", "ioredis"] as const) {
-    it.live(`writes through ${mode}: staleness window p99 < 5 ms, none beyond the bound`, () => {
-      if (!Fs.existsSync(compiled)) throw new Error(`${compiled} is missing: run \`npx tsc -b\` first (the writer runs the compiled packages)`)
-      return Effect.gen(function*() {
-        const prefix = `steadfast:hybrid-mp:${process.pid}:${mode}:${Math.random().toString(36).slice(2)}:`
-        const figures = yield* measure(mode, prefix).pipe(
-          Effect.provide(HybridCache.layer({ keyPrefix: prefix }).pipe(Layer.provide(RedisConnection.layer({ url: REDIS_URL }))))
-        )
-        expect(figures.writes).toBe(WRITES)
-        expect(figures.beyondBound).toBe(0)
-        // The target is p99 < 5 ms: printed, not asserted. On this shared 2-core box other suites (a 6-server cluster
-        // among them) run at the same time; their pauses reach the tail (seen: p99 0.8-63 ms between runs). The
-        // assertion only catches an invalidation path that stopped working (then the window is the 1.5 s bound).
-        expect(figures.p99Ms).toBeLessThan(250)
-        expect(figures.l1HitRatio).toBeGreaterThan(0.5)
-      })
+const KINDS: ReadonlyArray<WriterKind> = ["steadfast", "ioredis", "redis-cli"]
+
+/**
+ * One run: `readers` reader processes and one writer process, started together; then a phase per writer kind, each on
+ * its own keys (the processes stay up between phases).
+ */
+const run = async (readers: number) => {
+  const prefix = `steadfast:hybrid-mp:${process.pid}:${readers}:${Math.random().toString(36).slice(2)}:`
+  const admin = new Redis(REDIS_URL, { protocol: 2 })
+  const children: Array<ChildProcess> = []
+  const keysOf = (kind: WriterKind) => Array.from({ length: KEYS }, (_, k) => `${prefix}${kind}k${k}`)
+  try {
+    const start = (script: string, args: ReadonlyArray<string>, what: string) => {
+      const child = fork(script, args, { stdio: ["ignore", "ignore", "inherit", "ipc"] })
+      children.push(child)
+      return { child, next: messageOf(child), exit: exited(child, what) }
+    }
+    const readerProcesses = Array.from({ length: readers }, () =>
+      start(readerScript, [REDIS_URL, prefix, String(KEYS), String(CONCURRENCY)], "reader"))
+    const writer = start(writerScript, [REDIS_URL, prefix, String(KEYS), String(WRITES), String(PAUSE_MS)], "writer")
+    if (!(await writer.next()).ready) throw new Error("the writer is not ready")
+
+    const results: Array<{ kind: WriterKind; acks: Array<Ack>; reports: Array<ReaderReport>; writerClockOffsetMs: number }> = []
+    for (const kind of KINDS) {
+      await admin.mset(...keysOf(kind).flatMap((key) => [key, "v-1"]))
+      for (const r of readerProcesses) r.child.send({ phase: kind })
+      const ready = await Promise.all(readerProcesses.map((r) => r.next()))
+      if (!ready.every((m) => m.ready && m.trusted)) throw new Error(`a reader's L1 is not trusted: ${JSON.stringify(ready)}`)
+      await new Promise((r) => setTimeout(r, 200))
+
+      writer.child.send({ go: kind })
+      const acks: Array<Ack> = []
+      let writerClockOffsetMs = 0
+      for (;;) {
+        const m = await writer.next()
+        if (m.done) {
+          writerClockOffsetMs = m.clockOffsetMs
+          break
+        }
+        acks.push(m)
+      }
+      await new Promise((r) => setTimeout(r, 100))
+      for (const r of readerProcesses) r.child.send({ report: true })
+      const reports: Array<ReaderReport> = (await Promise.all(readerProcesses.map((r) => r.next()))).map((m) => m.report)
+      results.push({ kind, acks, reports, writerClockOffsetMs })
+    }
+    for (const r of [...readerProcesses, writer]) r.child.send({ stop: true })
+    await Promise.all([...readerProcesses, writer].map((r) => r.exit))
+    return results
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill()
+    await admin.del(...KINDS.flatMap(keysOf)).catch(() => 0)
+    admin.disconnect()
+  }
+}
+
+/** The figures of a run, and a trace of its worst write. */
+const analyse = ({ kind, acks, reports, writerClockOffsetMs }: Awaited<ReturnType<typeof run>>[number]) => {
+  const lastSeen = reports.map((r) => r.lastSeen.map((entries) => new Map(entries)))
+  /**
+   * Each reader's invalidation messages by the write they are about: a message for key k arriving when the newest value
+   * of k the reader had read was v<j> is about the next write of k after j (Redis tracked k from the read of v<j>),
+   * unless it arrived before that write could have been sent (the writer sends write i after write i - 1's
+   * acknowledgement): then it is about an earlier write of k (the reader had read v<j> from Redis before it heard).
+   */
+  const ackAt = new Map(acks.map((a) => [a.i, a.ackAt]))
+  const messagesOf = reports.map((r) => {
+    const byWrite = new Map<number, readonly [number, number]>()
+    for (const [k, received, dropped, newest] of r.messages) {
+      let i = newest + 1 + ((((k - (newest + 1)) % KEYS) + KEYS) % KEYS)
+      while (i >= KEYS && received < (ackAt.get(i - 1) ?? 0)) i -= KEYS
+      if (!byWrite.has(i)) byWrite.set(i, [received, dropped])
+    }
+    return byWrite
+  })
+  const perWrite = acks.map((ack) => {
+    const k = Number(ack.key.slice(kind.length + 1))
+    const readers = reports.map((_, r) => {
+      let lastOld = 0
+      for (const [i, at] of lastSeen[r]![k]!) if (i < ack.i && at > lastOld) lastOld = at
+      const message = messagesOf[r]!.get(ack.i)
+      return {
+        window: Math.max(0, lastOld - ack.ackAt),
+        lastOld,
+        received: message?.[0],
+        dropped: message?.[1]
+      }
     })
+    return { ack, window: Math.max(...readers.map((r) => r.window)), readers }
+  })
+  const windows = perWrite.map((w) => w.window).sort((a, b) => a - b)
+  const perReaderWindows = reports.map((_, r) => perWrite.map((w) => w.readers[r]!.window).sort((a, b) => a - b))
+  /** Message arrival minus acknowledgement, every write, every reader (negative: the reader heard before the writer). */
+  const delivery = perWrite.flatMap((w) => w.readers.flatMap((r) => (r.received === undefined ? [] : [r.received - w.ack.ackAt])))
+    .sort((a, b) => a - b)
+  const worst = perWrite.reduce((a, b) => (b.window > a.window ? b : a))
+  const relative = (t: number | undefined) => (t === undefined || t === 0 ? null : r2(t - worst.ack.ackAt))
+  return {
+    writer: kind,
+    readers: reports.length,
+    processes: reports.length + 1,
+    writes: acks.length,
+    reads: reports.reduce((a, r) => a + r.reads, 0),
+    l1HitRatio: Math.min(...reports.map((r) => Number(r.l1HitRatio.toFixed(3)))),
+    staleWrites: windows.filter((w) => w > 0).length,
+    p50Ms: r2(percentile(windows, 50)),
+    p99Ms: r2(percentile(windows, 99)),
+    maxMs: r2(windows[windows.length - 1] ?? 0),
+    perReaderP99Ms: perReaderWindows.map((w) => r2(percentile(w, 99))),
+    boundMs: BOUND_MS,
+    beyondBound: windows.filter((w) => w > BOUND_MS).length,
+    deliveryMs: { p50: r2(percentile(delivery, 50)), p99: r2(percentile(delivery, 99)), max: r2(delivery[delivery.length - 1] ?? 0) },
+    messagesMatched: delivery.length,
+    worst: {
+      key: worst.ack.key,
+      i: worst.ack.i,
+      windowMs: r2(worst.window),
+      // ms relative to the writer's acknowledgement
+      readers: worst.readers.map((r) => ({ receivedMs: relative(r.received), droppedMs: relative(r.dropped), lastOldReadMs: relative(r.lastOld) }))
+    },
+    loop: reports.map((r) => ({
+      delayP99Ms: r2(r.loopDelayMs.p99),
+      delayMaxMs: r2(r.loopDelayMs.max),
+      gcMaxMs: r2(r.gc.maxMs),
+      gcCount: r.gc.count,
+      readGapsOver5Ms: r.readGapsMs.over5,
+      readGapMaxMs: r2(r.readGapsMs.max)
+    })),
+    losses: reports.map((r) => r.losses),
+    canaryFailures: reports.reduce((a, r) => a + r.canaryFailures, 0),
+    clockOffsetsMs: { writer: r2(writerClockOffsetMs), readers: reports.map((r) => r2(r.clockOffsetMs)) }
+  }
+}
+
+describe("HybridCache across processes: 1 writer process, 1 or 3 reader processes (64 fibers each)", () => {
+  for (const readers of [1, 3]) {
+    it.live(`${readers + 1} processes, writes through steadfast, ioredis and redis-cli: staleness window, none beyond the bound`, () =>
+      Effect.gen(function*() {
+        if (!Fs.existsSync(compiled)) {
+          throw new Error(`${compiled} is missing: run \`npx tsc -b\` first (the children run the compiled packages)`)
+        }
+        const all = (yield* Effect.promise(() => run(readers))).map(analyse)
+        for (const figures of all) console.log(`hybrid staleness across processes: ${JSON.stringify(figures)}`)
+        for (const figures of all) {
+          expect(figures.writes, figures.writer).toBe(WRITES)
+          expect(figures.beyondBound, figures.writer).toBe(0)
+          // The target is p99 < 5 ms: printed (see the README for the runs), not asserted (see the limits).
+          expect(figures.p50Ms, figures.writer).toBeLessThan(P50_LIMIT_MS)
+          expect(figures.p99Ms, figures.writer).toBeLessThan(P99_LIMIT_MS)
+          expect(figures.l1HitRatio, figures.writer).toBeGreaterThan(0.5)
+        }
+      }))
   }
 })

@@ -16,6 +16,11 @@
  *   `round start + interval + timeout` (the lease), so no value it serves misses a write older than that bound,
  *   whatever happened to the subscriber (stalled, silently dropped, starved). A canary that times out clears L1 and
  *   destroys the subscriber's socket (it reconnects, with a new id).
+ * - Event-loop freshness: an invalidation that reached the process is applied only when its event loop polls the
+ *   subscriber's socket; `fresh` tells whether the loop was seen polling within `maxLoopLagMillis` (a chain of
+ *   `setImmediate` markers while L1 is read), `turn` waits for the next poll. A read that answers from L1 only when
+ *   `fresh` holds, or after `turn`, misses no invalidation older than that: the window no longer grows with a GC
+ *   pause, a busy stretch or the OS running other processes (measured: test/src/hybrid.test.ts).
  *
  * @internal
  */
@@ -51,7 +56,16 @@ export interface TrackingOptions {
   readonly clear: () => void
   /** Trust lost: no L1 entry may be a hit any more, fills in flight are refused (entries may stay as fail-safe values). */
   readonly demote: () => void
+  /**
+   * How long ago (ms, on the Effect clock) the event loop may last have been seen polling its sockets (the
+   * subscriber's among them) for {@link Tracking.fresh} to hold (default {@link defaultLoopLagMillis}); `Infinity`:
+   * always fresh.
+   */
+  readonly maxLoopLagMillis?: number | undefined
 }
+
+/** See {@link TrackingOptions.maxLoopLagMillis}. */
+export const defaultLoopLagMillis = 2
 
 export interface TrackingStatus {
   /** L1 may answer now. */
@@ -71,10 +85,23 @@ export interface TrackingStatus {
   readonly lastCanaryMillis: number | undefined
   /** The staleness bound: canary interval + timeout, ms. */
   readonly boundMillis: number
+  /** See {@link TrackingOptions.maxLoopLagMillis}. */
+  readonly maxLoopLagMillis: number
+  /** Times `fresh` said no: the event loop had not been seen polling its sockets for longer than that. */
+  readonly notFresh: number
 }
 
 export interface Tracking {
+  /** Tracking is established for the current subscriber and the canary's lease runs: L1 may answer. */
   readonly trusted: (now: number) => boolean
+  /**
+   * The event loop is known to have polled its sockets (the subscriber's among them) within `maxLoopLagMillis`: an L1
+   * answer now misses no invalidation that reached this process earlier than that. When it does not hold, answer
+   * from L1 after {@link turn} (or from Redis).
+   */
+  readonly fresh: (now: number) => boolean
+  /** Completes once the event loop has polled its sockets since it was started (one or two turns of the loop). */
+  readonly turn: Effect.Effect<void>
   readonly status: () => TrackingStatus
 }
 
@@ -313,8 +340,73 @@ export const make = (options: TrackingOptions): Effect.Effect<Tracking, never, S
       Effect.forkScoped
     )
 
+    // ---- Event-loop freshness ----------------------------------------------------------------------------------
+    // An invalidation that reached the subscriber's socket is applied when the event loop next polls its sockets. A
+    // process that stopped polling for a while (a GC pause, a long synchronous stretch, the OS running another
+    // process) and answers from L1 before its next poll answers with what Redis already invalidated: that pause is
+    // its staleness window, whatever the canary says. `fresh` tells whether the loop is known to have polled recently.
+    //
+    // The proof is a chain of `setImmediate` markers, kept running while L1 is read (it stops after a loop turn
+    // without a read: it must not spin an idle loop). A marker queued from a check phase runs in the next one, and the
+    // poll phase in between began after it was queued: when it runs, every invalidation that had reached the socket
+    // when it was queued has been applied, so `polledAfter` = that time. `fresh(now)` holds while
+    // `now - polledAfter <= maxLoopLag`. When it does not (the chain was stopped, or the loop has not turned for
+    // longer), a read waits for `turn` (the check phase after the next poll phase: one or two turns of the loop, no
+    // round trip) and is answered then.
+    const maxLoopLag = options.maxLoopLagMillis ?? defaultLoopLagMillis
+    let polledAfter = Number.NEGATIVE_INFINITY
+    let running = false
+    /** When the pending marker was queued from a check phase (undefined: queued elsewhere, it proves nothing). */
+    let markerQueuedAt: number | undefined
+    let readSinceMarker = false
+    let notFresh = 0
+    let immediate: ReturnType<typeof setImmediate> | undefined
+    let ended = false
+    const marker = () => {
+      immediate = undefined
+      if (markerQueuedAt !== undefined) polledAfter = markerQueuedAt
+      if (!readSinceMarker || ended) {
+        running = false
+        markerQueuedAt = undefined
+        return
+      }
+      readSinceMarker = false
+      markerQueuedAt = now()
+      immediate = setImmediate(marker)
+    }
+    const fresh = (at: number): boolean => {
+      if (maxLoopLag === Number.POSITIVE_INFINITY) return true
+      readSinceMarker = true
+      if (!running && !ended) {
+        running = true
+        markerQueuedAt = undefined
+        immediate = setImmediate(marker)
+      }
+      if (at - polledAfter <= maxLoopLag) return true
+      notFresh++
+      return false
+    }
+    /**
+     * Two immediates: the second is queued from a check phase, so a whole poll phase runs before it (which began
+     * after the wait did). One or two turns of the loop.
+     */
+    const turn: Effect.Effect<void> = Effect.async<void>((resume) => {
+      let handle = setImmediate(() => {
+        handle = setImmediate(() => resume(Effect.void))
+      })
+      return Effect.sync(() => clearImmediate(handle))
+    })
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        ended = true
+        if (immediate !== undefined) clearImmediate(immediate)
+      })
+    )
+
     return {
       trusted: (at) => established && at < leaseUntil,
+      fresh,
+      turn,
       status: () => ({
         trusted: established && now() < leaseUntil,
         mode: options.mode,
@@ -327,7 +419,9 @@ export const make = (options: TrackingOptions): Effect.Effect<Tracking, never, S
         flushes,
         invalidationMessages,
         lastCanaryMillis,
-        boundMillis
+        boundMillis,
+        maxLoopLagMillis: maxLoopLag,
+        notFresh
       })
     }
   })
