@@ -1,6 +1,7 @@
 /**
- * `pnpm demo`: a live chaos demonstration (~30 s). The same workload runs through Steadfast and through a plain
- * ioredis client with default options, both through one ChaosProxy in front of a spawned redis-server (or
+ * `pnpm demo`: a live chaos demonstration (~30 s). The same workload runs through Steadfast (the resilient cache),
+ * Steadfast's hybrid cache (an L1 in process in front of it, invalidated by Redis; its row shows its L1 hit ratio)
+ * and a plain ioredis client with default options, all through one ChaosProxy in front of a spawned redis-server (or
  * REDIS_URL), while resets, a stall and a server restart are injected. See `demo/run.ts`.
  *
  *   pnpm demo [--duration <s>] [--topology standalone|cluster|sentinel] [--json <file>] [--html <file>] [--verbose] [--no-color]

@@ -5,8 +5,8 @@ import { isAlive, runDemo } from "../src/demo/run.js"
 
 const required = ["ops", "callerErrors", "wrongValues", "staleReads", "fallbacks", "breakerOpens", "p99Ms", "recovered"] as const
 
-// The demo's main logic, in-process and shortened: a spawned redis-server behind a ChaosProxy, Steadfast and a
-// default ioredis client under the same resets, stall and server restart.
+// The demo's main logic, in-process and shortened: a spawned redis-server behind a ChaosProxy, Steadfast, Steadfast's
+// hybrid cache and a default ioredis client under the same resets, stall and server restart.
 describe("the chaos demo", () => {
   it.live("Steadfast shows no read errors, no wrong values and no stale reads, recovers, and nothing is left behind", () =>
     Effect.gen(function*() {
@@ -23,14 +23,29 @@ describe("the chaos demo", () => {
       expect(typeof summary.clients.ioredis?.staleReads).toBe("number")
       expect(steadfast.recovered, output).toBe(true)
       expect(steadfast.ops).toBeGreaterThan(0)
+      // The hybrid client (L1 + Redis): the same guarantees, and its L1 hit ratio.
+      const hybrid = summary.clients.hybrid!
+      expect(hybrid, output).toBeDefined()
+      expect(hybrid.readErrors, output).toBe(0)
+      expect(hybrid.wrongValues, output).toBe(0)
+      expect(hybrid.staleReads, output).toBe(0)
+      expect(hybrid.recovered, output).toBe(true)
+      expect(hybrid.ops).toBeGreaterThan(0)
+      expect(hybrid.l1HitRatio, output).toBeGreaterThan(0)
+      expect(summary.verdict.steadfastHeld, output).toBe(true)
+      expect(output).toMatch(/^\s+hybrid\s+[\d,]+/m)
+      expect(output).toContain("L1 hit ratio")
+      expect(output).toContain("Steadfast hybrid held")
 
       // The JSON summary has the required fields for both clients.
       const json = JSON.parse(JSON.stringify(summary)) as { clients: Record<string, Record<string, unknown>> }
-      for (const client of ["steadfast", "ioredis"]) {
+      for (const client of ["steadfast", "ioredis", "hybrid"]) {
         for (const field of required) expect(json.clients[client], `${client}.${field}`).toHaveProperty(field)
         expect(typeof json.clients[client]!["ops"]).toBe("number")
         expect(typeof json.clients[client]!["recovered"]).toBe("boolean")
       }
+      expect(typeof json.clients["hybrid"]!["l1HitRatio"]).toBe("number")
+      for (const row of summary.series) expect(row.clients["hybrid"], `row ${row.t}`).toHaveProperty("l1HitRate")
       expect(summary.faults.map((f) => f.fault)).toEqual(["reset all", "repeated resets", "stall", "redis kill+restart"])
       expect(summary.series.length).toBe(8)
 
@@ -61,6 +76,8 @@ describe("the chaos demo", () => {
       expect(steadfast.staleReads, output).toBe(0)
       expect(steadfast.recovered, output).toBe(true)
       expect(typeof summary.clients.ioredis?.callerErrors).toBe("number")
+      // No hybrid client on a cluster.
+      expect(summary.clients.hybrid).toBeUndefined()
       // Six nodes, and the killed one's new process.
       expect(summary.redis.pids).toHaveLength(7)
       expect(summary.redis.pidAliveAfterExit).toBe(false)

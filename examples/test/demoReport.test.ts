@@ -200,6 +200,7 @@ describe("the demo's HTML report", () => {
       for (const row of summary.series) {
         expect(typeof row.clients["steadfast"]?.opsPerS).toBe("number")
         expect(typeof row.clients["ioredis"]?.opsPerS).toBe("number")
+        expect(typeof row.clients["hybrid"]?.opsPerS).toBe("number")
         expect(row.clients["ioredis"]?.breakerOpens).toBeNull()
       }
       // The rows count the opens up to the last row; the total also counts any during the recovery grace after it.
@@ -207,13 +208,18 @@ describe("the demo's HTML report", () => {
         summary.clients.steadfast.breakerOpens
       )
 
-      const dom = yield* Effect.promise(() => dumpDom(renderReport(summary)))
+      const html = renderReport(summary)
+      // The summary table has the hybrid client's column and its L1 hit ratio.
+      expect(html).toContain("<th class=\"hybrid\">steadfast hybrid</th>")
+      expect(html).toContain("<th>L1 hit ratio</th>")
+      const dom = yield* Effect.promise(() => dumpDom(html))
       const charts = expectChartsDrawn(dom, summary)
       expect(summary.faults.length).toBe(4)
-      expect(charts.throughput.series).toHaveLength(2)
+      // steadfast, ioredis and the hybrid client; fallbacks and breaker for both Steadfast clients.
+      expect(charts.throughput.series.map((p) => p["data-client"]).sort()).toEqual(["hybrid", "ioredis", "steadfast"])
       expect(charts.latency.series.filter((p) => p["data-kind"] === "latency").length).toBeGreaterThanOrEqual(1)
-      expect(charts.fallbacks.series).toHaveLength(1)
-      expect(charts.breaker.series).toHaveLength(1)
+      expect(charts.fallbacks.series.map((p) => p["data-client"]).sort()).toEqual(["hybrid", "steadfast"])
+      expect(charts.breaker.series.map((p) => p["data-client"]).sort()).toEqual(["hybrid", "steadfast"])
     }), 90_000)
 
   it("--html takes a file name and combines with --json and --duration", () => {

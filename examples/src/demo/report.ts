@@ -32,10 +32,19 @@ const num = (n: number): string => n.toLocaleString("en-US")
 const summaryTable = (summary: Summary): string => {
   const s = summary.clients.steadfast
   const i = summary.clients.ioredis
+  const h = summary.clients.hybrid
+  /** steadfast, then the hybrid client and ioredis when they ran. */
+  const columns = [s, ...(h === undefined ? [] : [h]), ...(i === undefined ? [] : [i])]
+  const titles: Record<ClientSummary["client"], string> = { steadfast: "steadfast", hybrid: "steadfast hybrid", ioredis: "ioredis (defaults)" }
   const recovered = (c: ClientSummary) =>
     c.recovered === null ? (summary.mode === "memory" ? "n/a (no Redis)" : "not checked") : c.recovered ? `yes, +${msText(c.recoveredAfterMs ?? 0)} ms` : "NO"
   const rows: Array<[string, (c: ClientSummary) => string, boolean]> = [
     ["operations", (c) => num(c.ops), false],
+    ...(h === undefined ? [] : [[
+      "L1 hit ratio",
+      (c: ClientSummary) => (c.l1HitRatio === undefined || c.l1HitRatio === null ? "-" : `${c.l1HitRatio.toFixed(1)}%`),
+      false
+    ] as [string, (c: ClientSummary) => string, boolean]]),
     ["read / write errors (caller)", (c) => `${num(c.readErrors)} / ${num(c.writeErrors)}`, true],
     ["wrong values / stale reads", (c) => `${num(c.wrongValues)} / ${num(c.staleReads)}`, true],
     ["fallbacks (memory)", (c) => (c.client === "ioredis" ? "-" : num(c.fallbacks)), false],
@@ -45,16 +54,15 @@ const summaryTable = (summary: Summary): string => {
     ["seconds with 0 ops done", (c) => num(c.secondsWithoutProgress), true],
     ["recovered (Redis read)", recovered, false]
   ]
-  const cell = (c: ClientSummary | undefined, f: (c: ClientSummary) => string, flag: boolean) => {
-    if (c === undefined) return ""
+  const cell = (c: ClientSummary, f: (c: ClientSummary) => string, flag: boolean) => {
     const text = f(c)
     const bad = flag && /[1-9]/.test(text)
     return `<td${bad ? " class=\"bad\"" : ""}>${escape(text)}</td>`
   }
   return `<table class="summary">
-<thead><tr><th></th><th class="steadfast">steadfast</th>${i === undefined ? "" : "<th class=\"ioredis\">ioredis (defaults)</th>"}</tr></thead>
+<thead><tr><th></th>${columns.map((c) => `<th class="${c.client}">${escape(titles[c.client])}</th>`).join("")}</tr></thead>
 <tbody>
-${rows.map(([label, f, flag]) => `<tr><th>${escape(label)}</th>${cell(s, f, flag)}${cell(i, f, flag)}</tr>`).join("\n")}
+${rows.map(([label, f, flag]) => `<tr><th>${escape(label)}</th>${columns.map((c) => cell(c, f, flag)).join("")}</tr>`).join("\n")}
 </tbody>
 </table>`
 }
@@ -93,7 +101,19 @@ export const renderReport = (summary: Summary, options: ReportOptions = {}): str
 </header>
 <section class="top">
 <div class="verdict">
-${summary.verdict.lines.map((line, index) => `<p class="${index === 0 ? (summary.verdict.steadfastHeld ? "held" : "finding") : ""}">${escape(line)}</p>`).join("\n")}
+${
+    summary.verdict.lines.map((line, index) =>
+      `<p class="${
+        line.startsWith("FINDING")
+          ? "finding"
+          : line.startsWith("Steadfast")
+          ? "held"
+          : index === 0
+          ? (summary.verdict.steadfastHeld ? "held" : "finding")
+          : ""
+      }">${escape(line)}</p>`
+    ).join("\n")
+  }
 <p class="faults-title">Fault windows (shaded on every chart):</p>
 <ul class="faults">${faultList}</ul>
 </div>
@@ -127,6 +147,7 @@ table.summary th, table.summary td { padding: 2px 10px; text-align: right; borde
 table.summary tbody th { text-align: left; font-weight: normal; color: #555; }
 table.summary .steadfast { color: #1565c0; }
 table.summary .ioredis { color: #d84315; }
+table.summary .hybrid { color: #2e7d32; }
 table.summary td.bad { color: #b71c1c; font-weight: 600; }
 figure.chart { margin: 6px 0 0; }
 figure.chart svg { width: 100%; height: auto; display: block; }
@@ -169,8 +190,8 @@ const script = String.raw`
     var series = data.series || [];
     var faults = data.faults || [];
     var clients = Object.keys(data.clients || {});
-    var colors = { steadfast: "#1565c0", ioredis: "#d84315" };
-    var labels = { steadfast: "steadfast", ioredis: "ioredis (defaults)" };
+    var colors = { steadfast: "#1565c0", ioredis: "#d84315", hybrid: "#2e7d32" };
+    var labels = { steadfast: "steadfast", ioredis: "ioredis (defaults)", hybrid: "steadfast hybrid" };
     var xMax = Math.max(data.durationS || 0, 1);
     series.forEach(function (r) { xMax = Math.max(xMax, r.t); });
     faults.forEach(function (f) { xMax = Math.max(xMax, f.endedAtS); });

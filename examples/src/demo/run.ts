@@ -1,13 +1,15 @@
 /**
- * The live chaos demo: the same read/write workload through Steadfast (`ResilientCache` over `RedisConnection`) and
- * through a plain ioredis client with its default options, both through ONE `ChaosProxy` in front of Redis, while a
- * timeline of faults (resets, a stall, a server kill + restart) plays. One row per client per second, a summary at
- * the end.
+ * The live chaos demo: the same read/write workload through Steadfast (`ResilientCache` over `RedisConnection`),
+ * through Steadfast's hybrid cache (`HybridCache`: an L1 in process in front of the resilient cache, invalidated by
+ * Redis' `CLIENT TRACKING`) and through a plain ioredis client with its default options, all through ONE `ChaosProxy`
+ * in front of Redis (the hybrid cache's invalidation subscriber too), while a timeline of faults (resets, a stall, a
+ * server kill + restart) plays. One row per client per second, a summary at the end. (With `--topology cluster` or
+ * `sentinel`, no hybrid client: the hybrid cache is not made for those topologies.)
  *
  * Everything is a scoped resource (server, proxy, connections, workers, timers): `runDemo` returns after all of it
  * is released, also when interrupted.
  */
-import { Cache, MemoryCache, ResilientCache } from "@steadfast/cache"
+import { Cache, HybridCache, MemoryCache, ResilientCache } from "@steadfast/cache"
 import { RedisConnection } from "@steadfast/redis"
 import { ChaosProxy, RedisCluster, RedisSentinel, RedisServer, Workload } from "@steadfast/testing"
 import * as Clock from "effect/Clock"
@@ -63,7 +65,7 @@ export interface DemoOptions {
 }
 
 export interface ClientSummary {
-  readonly client: "steadfast" | "ioredis"
+  readonly client: "steadfast" | "ioredis" | "hybrid"
   readonly ops: number
   readonly reads: number
   readonly writes: number
@@ -100,6 +102,8 @@ export interface ClientSummary {
   readonly oldestPendingMs: number
   /** One-second rows in which this client completed no operation at all. */
   readonly secondsWithoutProgress: number
+  /** The hybrid client only: the share of its reads L1 answered (no round trip), in percent (null without reads). */
+  readonly l1HitRatio?: number | null | undefined
 }
 
 export interface FaultRecord {
@@ -128,6 +132,8 @@ export interface SecondRow {
     readonly maxMs: number
     readonly stuck: number
     readonly oldestMs: number
+    /** The hybrid client only: the share of its reads in this window L1 answered, in percent (null: no read). */
+    readonly l1HitRate?: number | null | undefined
   }>>
 }
 
@@ -155,11 +161,15 @@ export interface Summary {
   readonly proxy: ChaosProxy.Stats | null
   /** Redis failures Steadfast absorbed (retried, then answered from memory), by reason: its own `stats.errors`. */
   readonly steadfastRedisFailures: Readonly<Record<string, number>>
+  /** The same for the hybrid client (absent without one). */
+  readonly hybridRedisFailures?: Readonly<Record<string, number>> | undefined
   /** The plain client's `error` events (connection-level; ioredis prints them itself when nobody listens). */
   readonly ioredisConnectionErrors: number | null
   readonly clients: {
     readonly steadfast: ClientSummary
     readonly ioredis?: ClientSummary
+    /** Steadfast's hybrid cache (standalone runs with Redis; absent in summaries from before it existed). */
+    readonly hybrid?: ClientSummary
   }
   readonly verdict: { readonly steadfastHeld: boolean; readonly lines: ReadonlyArray<string> }
   readonly series: ReadonlyArray<SecondRow>
@@ -463,13 +473,15 @@ const body = (
 ): Effect.Effect<Summary, ConfigError.ConfigError | ChaosProxy.ChaosProxyError, Scope.Scope> =>
   Effect.gen(function*() {
     const runId = options.redisUrl === undefined ? "" : `${process.pid}:`
-    const prefix = { steadfast: `demo:${runId}steadfast:`, ioredis: `demo:${runId}ioredis:` }
-    const probeKey = { steadfast: `${prefix.steadfast}probe`, ioredis: `${prefix.ioredis}probe` }
+    const prefix = { steadfast: `demo:${runId}steadfast:`, ioredis: `demo:${runId}ioredis:`, hybrid: `demo:${runId}hybrid:` }
+    const probeKey = { steadfast: `${prefix.steadfast}probe`, ioredis: `${prefix.ioredis}probe`, hybrid: `${prefix.hybrid}probe` }
     const demoKeys = () => [
       ...Array.from({ length: workloadOptions.keys }, (_, i) => `${prefix.steadfast}${i}`),
       ...Array.from({ length: workloadOptions.keys }, (_, i) => `${prefix.ioredis}${i}`),
+      ...Array.from({ length: workloadOptions.keys }, (_, i) => `${prefix.hybrid}${i}`),
       probeKey.steadfast,
-      probeKey.ioredis
+      probeKey.ioredis,
+      probeKey.hybrid
     ]
 
     // --- Redis: REDIS_URL, else a spawned server, else memory only -------------------------------------------
@@ -537,6 +549,23 @@ const body = (
         Layer.provide(RedisConnection.layer({ url: proxiedUrl, commandTimeout: steadfastSettings.commandTimeout }))
       )
     const cache = Context.get(yield* Layer.build(cacheLayer), Cache.Cache)
+    // The hybrid client: the same resilient cache settings under an L1, on its own connection through the same proxy
+    // (its invalidation subscriber connects to the same URL, so the faults hit both of its paths).
+    const hybrid = proxiedUrl === undefined || backend.mode === "topology" ? undefined : Context.get(
+      yield* Layer.build(
+        HybridCache.layer({ breaker: steadfastSettings.breaker }).pipe(
+          Layer.provide(RedisConnection.layer({ url: proxiedUrl, commandTimeout: steadfastSettings.commandTimeout }))
+        )
+      ),
+      Cache.Cache
+    )
+    if (hybrid !== undefined) {
+      // Tracking set up (a round trip or two): from the first second on, L1 answers.
+      yield* Effect.repeat(Effect.zipRight(Effect.sleep("20 millis"), hybrid.stats), {
+        until: (stats) => stats.hybrid?.trusted === true,
+        times: 100
+      })
+    }
 
     let ioredisConnectionErrors = 0
     const plain = proxiedUrl === undefined ? undefined : yield* Effect.acquireRelease(
@@ -553,6 +582,7 @@ const body = (
 
     const initialStats = yield* cache.stats
     const config = initialStats.config
+    const initialHybrid = hybrid === undefined ? undefined : yield* hybrid.stats
 
     // --- header --------------------------------------------------------------------------------------------------
     const scale = duration / 30
@@ -667,10 +697,10 @@ const body = (
       )
     } else {
       header.push(
-        `Two clients drive the same workload (${w.concurrency} workers each, ${Math.round(w.readRatio * 100)}% GET / ${
-          Math.round((1 - w.readRatio) * 100)
-        }% SET, ${w.keys} keys,`,
-        `own key prefix) through ONE ChaosProxy, so every fault hits both at the same moment:`,
+        `${hybrid === undefined ? "Two" : "Three"} clients drive the same workload (${w.concurrency} workers each, ${
+          Math.round(w.readRatio * 100)
+        }% GET / ${Math.round((1 - w.readRatio) * 100)}% SET, ${w.keys} keys,`,
+        `own key prefix) through ONE ChaosProxy, so every fault hits ${hybrid === undefined ? "both" : "all"} at the same moment:`,
         `  ${p.cyan("steadfast")}  ResilientCache over RedisConnection: command deadline ${config["commandTimeoutMs"]} ms, GET`,
         `             retried ${config["getMaxRetries"]}x (${config["retryDelayMs"]} ms base backoff), breaker opens after ${
           config["breakerFailureThreshold"]
@@ -678,6 +708,13 @@ const body = (
         `             half-open after ${Number(config["breakerHalfOpenAfterMs"]) / 1000} s; memory fallback (mirror ${
           config["mirror"] ? "on" : "off"
         }, ${Number(config["fallbackTtlMs"]) / 1000} s bound)`,
+        ...(hybrid === undefined ? [] : [
+          `  ${p.cyan("hybrid")}     HybridCache: an in-process L1 over the same resilient cache, invalidated by`,
+          `             Redis (CLIENT TRACKING to its own subscriber, also through the proxy); L1 is`,
+          `             off while a path is down (canary bound ${
+            Number(initialHybrid?.config["canaryIntervalMs"] ?? 1000) + Number(initialHybrid?.config["canaryTimeoutMs"] ?? 500)
+          } ms). L1% = reads L1 answered`
+        ]),
         `  ${p.cyan("ioredis")}    new Redis(url) with ioredis' defaults, nothing tuned: offline queue on,`,
         `             20 retries per request, no command timeout, resend in-flight after reconnect`,
         `Faults: ${
@@ -696,7 +733,9 @@ const body = (
     header.forEach((line) => print(line))
     const columns = `${right("time", 5)}  ${left("client", 10)}${right("ops/s", 6)}${right("hit%", 7)}${right("rd-err", 7)}${
       right("wr-err", 7)
-    }${right("fallbk", 7)}  ${left("breaker", 10)}${right("p50", 6)}${right("p99", 7)}${right("max ms", 8)}  stuck`
+    }${right("fallbk", 7)}  ${left("breaker", 10)}${right("p50", 6)}${right("p99", 7)}${right("max ms", 8)}${
+      hybrid === undefined ? "" : right("L1%", 7)
+    }  stuck`
     print(p.bold(columns))
     print(p.dim("─".repeat(columns.length + 4)))
 
@@ -716,11 +755,21 @@ const body = (
     const steadfastLoad = yield* Workload.run(steadfast.target, runOptions(prefix.steadfast))
     const ioredis = plain === undefined ? undefined : tracked(Workload.fromPromises(plain))
     const ioredisLoad = ioredis === undefined ? undefined : yield* Workload.run(ioredis.target, runOptions(prefix.ioredis))
+    const hybridClient = hybrid === undefined ? undefined : tracked(Workload.fromCache(hybrid))
+    const hybridLoad = hybridClient === undefined ? undefined : yield* Workload.run(hybridClient.target, runOptions(prefix.hybrid))
 
     // --- the per-second rows -------------------------------------------------------------------------------------
     const series: Array<SecondRow> = []
     let lastFallbacks = initialStats.fallbacks
     let lastOpens = initialStats.circuitOpens
+    const lastHybrid = {
+      fallbacks: initialHybrid?.fallbacks ?? 0,
+      opens: initialHybrid?.circuitOpens ?? 0,
+      l1Hits: initialHybrid?.hybrid?.l1.hits ?? 0,
+      l1Misses: initialHybrid?.hybrid?.l1.misses ?? 0
+    }
+    /** The L1% column: blank on the other clients' rows (absent without a hybrid client). */
+    const l1Blank = hybrid === undefined ? "" : right("", 7)
     const ticks = Math.ceil(duration)
     const cell = (n: number, width: number, bad = false) => {
       const text = right(count(n), width)
@@ -744,24 +793,25 @@ const body = (
         const s = yield* steadfastLoad.window
         const stats = yield* cache.stats
         const i = ioredisLoad === undefined ? undefined : yield* ioredisLoad.window
+        const h = hybridLoad === undefined ? undefined : yield* hybridLoad.window
+        const hStats = hybrid === undefined ? undefined : yield* hybrid.stats
         const fallbacks = stats.fallbacks - lastFallbacks
         const opens = stats.circuitOpens - lastOpens
         lastFallbacks = stats.fallbacks
         lastOpens = stats.circuitOpens
-        const breakerText = stats.circuitState === "NONE"
-          ? "-"
-          : `${stats.circuitState === "HALF_OPEN" ? "half-open" : stats.circuitState === "OPEN" ? "OPEN" : "closed"}${
-            opens > 0 ? ` +${opens}` : ""
-          }`
-        const breaker = stats.circuitState === "CLOSED" && opens === 0
-          ? left(breakerText, 10)
-          : p.yellow(left(breakerText, 10))
+        const breakerCell = (state: string, opens: number) => {
+          const text = state === "NONE"
+            ? "-"
+            : `${state === "HALF_OPEN" ? "half-open" : state === "OPEN" ? "OPEN" : "closed"}${opens > 0 ? ` +${opens}` : ""}`
+          return state === "CLOSED" && opens === 0 ? left(text, 10) : p.yellow(left(text, 10))
+        }
+        const breaker = breakerCell(stats.circuitState, opens)
         const sStuck = steadfast.waiting(1000)
         const perSecond = (n: number, window: number) => Math.round(n / Math.max(window, 0.001))
         print(
           `${right(`${t}s`, 5)}  ${p.cyan(left("steadfast", 10))}${cell(perSecond(s.ops, s.seconds), 6)}${
             right(percent(s.hits, s.hits + s.misses), 7)
-          }${cell(s.readErrors, 7, true)}${cell(s.writeErrors, 7, true)}${cell(fallbacks, 7)}  ${breaker}${latencies(s)}  ${
+          }${cell(s.readErrors, 7, true)}${cell(s.writeErrors, 7, true)}${cell(fallbacks, 7)}  ${breaker}${latencies(s)}${l1Blank}  ${
             stuckCell(sStuck)
           }`.trimEnd()
         )
@@ -782,12 +832,47 @@ const body = (
             oldestMs: Math.round(sStuck.oldestMs)
           }
         }
+        if (h !== undefined && hStats !== undefined && hybridClient !== undefined) {
+          const hFallbacks = hStats.fallbacks - lastHybrid.fallbacks
+          const hOpens = hStats.circuitOpens - lastHybrid.opens
+          const l1 = hStats.hybrid!.l1
+          const l1Hits = l1.hits - lastHybrid.l1Hits
+          const l1Reads = l1Hits + l1.misses - lastHybrid.l1Misses
+          lastHybrid.fallbacks = hStats.fallbacks
+          lastHybrid.opens = hStats.circuitOpens
+          lastHybrid.l1Hits = l1.hits
+          lastHybrid.l1Misses = l1.misses
+          const hStuck = hybridClient.waiting(1000)
+          print(
+            `${right("", 5)}  ${p.cyan(left("hybrid", 10))}${cell(perSecond(h.ops, h.seconds), 6)}${
+              right(percent(h.hits, h.hits + h.misses), 7)
+            }${cell(h.readErrors, 7, true)}${cell(h.writeErrors, 7, true)}${cell(hFallbacks, 7)}  ${
+              breakerCell(hStats.circuitState, hOpens)
+            }${latencies(h)}${right(percent(l1Hits, l1Reads), 7)}  ${stuckCell(hStuck)}`.trimEnd()
+          )
+          row["hybrid"] = {
+            ops: h.ops,
+            opsPerS: perSecond(h.ops, h.seconds),
+            hitRate: h.hits + h.misses === 0 ? null : round((100 * h.hits) / (h.hits + h.misses)),
+            readErrors: h.readErrors,
+            writeErrors: h.writeErrors,
+            fallbacks: hFallbacks,
+            breaker: hStats.circuitState,
+            breakerOpens: hStats.circuitState === "NONE" ? null : hOpens,
+            p50Ms: round(h.p50Ms),
+            p99Ms: round(h.p99Ms),
+            maxMs: round(h.maxMs),
+            stuck: hStuck.count,
+            oldestMs: Math.round(hStuck.oldestMs),
+            l1HitRate: l1Reads === 0 ? null : round((100 * l1Hits) / l1Reads)
+          }
+        }
         if (i !== undefined && ioredis !== undefined) {
           const iStuck = ioredis.waiting(1000)
           print(
             `${right("", 5)}  ${p.cyan(left("ioredis", 10))}${cell(perSecond(i.ops, i.seconds), 6)}${
               right(percent(i.hits, i.hits + i.misses), 7)
-            }${cell(i.readErrors, 7, true)}${cell(i.writeErrors, 7, true)}${right("-", 7)}  ${left("-", 10)}${latencies(i)}  ${
+            }${cell(i.readErrors, 7, true)}${cell(i.writeErrors, 7, true)}${right("-", 7)}  ${left("-", 10)}${latencies(i)}${l1Blank}  ${
               stuckCell(iStuck)
             }`.trimEnd()
           )
@@ -812,8 +897,12 @@ const body = (
     })
 
     // --- recovery probes -----------------------------------------------------------------------------------------
-    const recovery: { steadfast: number | null; ioredis: number | null } = { steadfast: null, ioredis: null }
-    const probe = (name: "steadfast" | "ioredis", since: number, attempt: (value: string) => Effect.Effect<boolean>) =>
+    const recovery: { steadfast: number | null; ioredis: number | null; hybrid: number | null } = {
+      steadfast: null,
+      ioredis: null,
+      hybrid: null
+    }
+    const probe = (name: "steadfast" | "ioredis" | "hybrid", since: number, attempt: (value: string) => Effect.Effect<boolean>) =>
       Effect.gen(function*() {
         for (let n = 0;; n++) {
           if (backend.mode === "memory") return
@@ -836,6 +925,12 @@ const body = (
       })
     const probeSteadfast = (value: string) =>
       cache.get(probeKey.steadfast).pipe(
+        Effect.map((found) => Option.getOrUndefined(found) === value),
+        Effect.timeout("2 seconds"),
+        Effect.orElseSucceed(() => false)
+      )
+    const probeHybrid = (value: string) =>
+      hybrid === undefined ? Effect.succeed(false) : hybrid.get(probeKey.hybrid).pipe(
         Effect.map((found) => Option.getOrUndefined(found) === value),
         Effect.timeout("2 seconds"),
         Effect.orElseSucceed(() => false)
@@ -871,6 +966,7 @@ const body = (
           const since = performance.now()
           // Scoped, not children of this fiber: they outlive the timeline (until found, or the end of the run).
           probes.push(yield* Effect.forkScoped(probe("steadfast", since, probeSteadfast)))
+          if (hybrid !== undefined) probes.push(yield* Effect.forkScoped(probe("hybrid", since, probeHybrid)))
           if (plain !== undefined) probes.push(yield* Effect.forkScoped(probe("ioredis", since, probeIoredis)))
         }
       }
@@ -882,8 +978,14 @@ const body = (
     if (stopped) print(p.yellow(`\nStopped early at ${seconds(elapsed())}: summary so far, then cleaning up.`))
 
     // A client that has not shown recovery yet gets a short grace (its workload keeps running meanwhile).
-    if (!stopped && probes.length > 0 && (recovery.steadfast === null || (plain !== undefined && recovery.ioredis === null))) {
-      print(p.dim(`… waiting up to ${grace} s for ${recovery.steadfast === null ? "steadfast" : "ioredis"} to read from Redis again`))
+    const unrecovered = () =>
+      [
+        ...(recovery.steadfast === null ? ["steadfast"] : []),
+        ...(hybrid !== undefined && recovery.hybrid === null ? ["hybrid"] : []),
+        ...(plain !== undefined && recovery.ioredis === null ? ["ioredis"] : [])
+      ]
+    if (!stopped && probes.length > 0 && unrecovered().length > 0) {
+      print(p.dim(`… waiting up to ${grace} s for ${unrecovered().join(" and ")} to read from Redis again`))
       yield* Effect.raceFirst(
         Effect.forEach(probes, Fiber.await, { discard: true }).pipe(Effect.timeout(Duration.seconds(grace)), Effect.ignore),
         stop
@@ -895,11 +997,13 @@ const body = (
     const elapsedS = elapsed()
     const sTotal = yield* steadfastLoad.stats
     const iTotal = ioredisLoad === undefined ? undefined : yield* ioredisLoad.stats
+    const hTotal = hybridLoad === undefined ? undefined : yield* hybridLoad.stats
     const finalStats = yield* cache.stats
+    const finalHybrid = hybrid === undefined ? undefined : yield* hybrid.stats
     const proxyStats = proxy === undefined ? null : yield* proxy.stats
     const hasRedis = backend.mode !== "memory"
     const summarize = (
-      client: "steadfast" | "ioredis",
+      client: "steadfast" | "ioredis" | "hybrid",
       stats: Workload.Stats,
       pending: { count: number; oldestMs: number },
       fallbacks: number,
@@ -932,11 +1036,26 @@ const body = (
     })
     const sSummary = summarize("steadfast", sTotal, steadfast.waiting(1000), finalStats.fallbacks, finalStats.circuitOpens)
     const iSummary = iTotal === undefined || ioredis === undefined ? undefined : summarize("ioredis", iTotal, ioredis.waiting(1000), 0, 0)
+    const hSummary: ClientSummary | undefined = hTotal === undefined || hybridClient === undefined || finalHybrid === undefined
+      ? undefined
+      : (() => {
+        // L1's share of the reads since the workload started (the warm-up read before it excluded).
+        const l1 = finalHybrid.hybrid!.l1
+        const l1Hits = l1.hits - (initialHybrid?.hybrid?.l1.hits ?? 0)
+        const l1Reads = l1Hits + l1.misses - (initialHybrid?.hybrid?.l1.misses ?? 0)
+        return {
+          ...summarize("hybrid", hTotal, hybridClient.waiting(1000), finalHybrid.fallbacks, finalHybrid.circuitOpens),
+          l1HitRatio: l1Reads === 0 ? null : Math.round((1000 * l1Hits) / l1Reads) / 10
+        }
+      })()
+    const hybridHeld = hSummary === undefined ||
+      (hSummary.readErrors === 0 && hSummary.wrongValues === 0 && hSummary.staleReads === 0 && (hSummary.recovered ?? true))
 
-    const held = sSummary.readErrors === 0 && sSummary.wrongValues === 0 && sSummary.staleReads === 0 &&
+    const steadfastHeld = sSummary.readErrors === 0 && sSummary.wrongValues === 0 && sSummary.staleReads === 0 &&
       (sSummary.recovered ?? true)
+    const held = steadfastHeld && hybridHeld
     const lines: Array<string> = []
-    if (held) {
+    if (steadfastHeld) {
       lines.push(
         `Steadfast held${stopped ? " (so far)" : ""}: 0 caller-visible read errors, 0 wrong values, 0 stale reads${
           sSummary.recovered ? `, Redis serving its reads again ${ms(sSummary.recoveredAfterMs ?? 0)} ms after the last fault` : ""
@@ -947,6 +1066,18 @@ const body = (
         `FINDING: Steadfast did NOT hold: ${sSummary.readErrors} read errors, ${sSummary.wrongValues} wrong values, ` +
           `${sSummary.staleReads} stale reads, recovered: ${sSummary.recovered}` +
           ` (errors by kind: ${JSON.stringify(sSummary.errorsByKind)}).`
+      )
+    }
+    if (hSummary !== undefined) {
+      lines.push(
+        hybridHeld
+          ? `Steadfast hybrid held${stopped ? " (so far)" : ""}: 0 caller-visible read errors, 0 wrong values, 0 stale reads, ` +
+            `L1 answered ${hSummary.l1HitRatio ?? 0}% of its reads (no round trip)${
+              hSummary.recovered ? `, Redis serving its reads again ${ms(hSummary.recoveredAfterMs ?? 0)} ms after the last fault` : ""
+            }${hSummary.fallbacks > 0 ? ` (${count(hSummary.fallbacks)} operations answered from memory meanwhile)` : ""}.`
+          : `FINDING: Steadfast hybrid did NOT hold: ${hSummary.readErrors} read errors, ${hSummary.wrongValues} wrong values, ` +
+            `${hSummary.staleReads} stale reads, recovered: ${hSummary.recovered}` +
+            ` (errors by kind: ${JSON.stringify(hSummary.errorsByKind)}).`
       )
     }
     if (iSummary !== undefined) {
@@ -987,8 +1118,13 @@ const body = (
       faults,
       proxy: proxyStats,
       steadfastRedisFailures: finalStats.errors,
+      ...(finalHybrid === undefined ? {} : { hybridRedisFailures: finalHybrid.errors }),
       ioredisConnectionErrors: plain === undefined ? null : ioredisConnectionErrors,
-      clients: iSummary === undefined ? { steadfast: sSummary } : { steadfast: sSummary, ioredis: iSummary },
+      clients: {
+        steadfast: sSummary,
+        ...(iSummary === undefined ? {} : { ioredis: iSummary }),
+        ...(hSummary === undefined ? {} : { hybrid: hSummary })
+      },
       verdict: { steadfastHeld: held, lines },
       series
     }
@@ -1011,39 +1147,46 @@ const round = (n: number) => Math.round(n * 100) / 100
 const printSummary = (summary: Summary, print: (line: string) => void, p: Paint) => {
   const s = summary.clients.steadfast
   const i = summary.clients.ioredis
+  const h = summary.clients.hybrid
+  /** The columns: steadfast, then the hybrid client and ioredis when they ran. */
+  const columns = [s, ...(h === undefined ? [] : [h]), ...(i === undefined ? [] : [i])]
+  const titles: Record<ClientSummary["client"], string> = { steadfast: "steadfast", hybrid: "steadfast hybrid", ioredis: "ioredis (defaults)" }
   const labelWidth = 24
-  const colWidth = 22
-  const row = (label: string, a: string, b: string | undefined, paintA = (x: string) => x, paintB = (x: string) => x) =>
-    print(`  ${left(label, labelWidth)}${paintA(right(a, colWidth))}${b === undefined ? "" : paintB(right(b, colWidth))}`)
+  const colWidth = 20
+  const plain = (x: string) => x
+  const row = (label: string, cell: (c: ClientSummary) => string, paint: (c: ClientSummary) => (x: string) => string = () => plain) =>
+    print(`  ${left(label, labelWidth)}${columns.map((c) => paint(c)(right(cell(c), colWidth))).join("")}`)
   const bad = (n: number) => (x: string) => n > 0 ? p.red(x) : p.green(x)
+  const hasBreaker = (c: ClientSummary) => c.client !== "ioredis"
   print("")
   print(p.bold(`Summary · ${seconds(summary.elapsedS)} · ${summary.mode === "memory" ? "memory only" : summary.redis.url ?? ""}`))
-  row("", "steadfast", i === undefined ? undefined : "ioredis (defaults)", p.bold, p.bold)
-  row("operations", count(s.ops), i && count(i.ops))
-  row("hit rate", s.hitRate === null ? "-" : `${s.hitRate.toFixed(1)}%`, i && (i.hitRate === null ? "-" : `${i.hitRate.toFixed(1)}%`))
-  row("read errors (caller)", count(s.readErrors), i && count(i.readErrors), bad(s.readErrors), bad(i?.readErrors ?? 0))
-  row("write errors (caller)", count(s.writeErrors), i && count(i.writeErrors), bad(s.writeErrors), bad(i?.writeErrors ?? 0))
-  row("wrong values", count(s.wrongValues), i && count(i.wrongValues), bad(s.wrongValues), bad(i?.wrongValues ?? 0))
-  row("stale reads", count(s.staleReads), i && count(i.staleReads), bad(s.staleReads), bad(i?.staleReads ?? 0))
-  row("fallbacks (memory)", count(s.fallbacks), i && "-")
-  row("breaker opens", count(s.breakerOpens), i && "-")
-  row("p50 / p99 latency", `${ms(s.p50Ms)} / ${ms(s.p99Ms)} ms`, i && `${ms(i.p50Ms)} / ${ms(i.p99Ms)} ms`)
-  row("slowest operation", `${ms(s.maxMs)} ms`, i && `${ms(i.maxMs)} ms`)
-  row("seconds with 0 ops done", count(s.secondsWithoutProgress), i && count(i.secondsWithoutProgress), bad(s.secondsWithoutProgress), bad(i?.secondsWithoutProgress ?? 0))
-  row("stuck (>1 s) at the end", count(s.pendingAtEnd), i && count(i.pendingAtEnd))
+  row("", (c) => titles[c.client], () => p.bold)
+  row("operations", (c) => count(c.ops))
+  row("hit rate", (c) => (c.hitRate === null ? "-" : `${c.hitRate.toFixed(1)}%`))
+  if (h !== undefined) row("L1 hit ratio", (c) => (c.l1HitRatio === undefined || c.l1HitRatio === null ? "-" : `${c.l1HitRatio.toFixed(1)}%`))
+  row("read errors (caller)", (c) => count(c.readErrors), (c) => bad(c.readErrors))
+  row("write errors (caller)", (c) => count(c.writeErrors), (c) => bad(c.writeErrors))
+  row("wrong values", (c) => count(c.wrongValues), (c) => bad(c.wrongValues))
+  row("stale reads", (c) => count(c.staleReads), (c) => bad(c.staleReads))
+  row("fallbacks (memory)", (c) => (hasBreaker(c) ? count(c.fallbacks) : "-"))
+  row("breaker opens", (c) => (hasBreaker(c) ? count(c.breakerOpens) : "-"))
+  row("p50 / p99 latency", (c) => `${ms(c.p50Ms)} / ${ms(c.p99Ms)} ms`)
+  row("slowest operation", (c) => `${ms(c.maxMs)} ms`)
+  row("seconds with 0 ops done", (c) => count(c.secondsWithoutProgress), (c) => bad(c.secondsWithoutProgress))
+  row("stuck (>1 s) at the end", (c) => count(c.pendingAtEnd))
   const rec = (c: ClientSummary) =>
     c.recovered === null ? (summary.mode === "memory" ? "n/a (no Redis)" : "not checked") : c.recovered ? `yes, +${ms(c.recoveredAfterMs ?? 0)} ms` : "NO"
-  row("recovered (Redis read)", rec(s), i && rec(i), s.recovered === false ? p.red : p.green, i?.recovered === false ? p.red : p.green)
+  row("recovered (Redis read)", rec, (c) => (c.recovered === false ? p.red : p.green))
   const kinds = (c: ClientSummary) =>
     Object.entries(c.errorsByKind).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ×${count(n)}`)
-  for (const c of [s, i]) {
-    if (c === undefined) continue
+  for (const c of columns) {
     const k = kinds(c)
     if (k.length > 0) print(`  ${left(`${c.client} errors by kind`, labelWidth)}${k.join(", ")}`)
   }
-  const absorbed = Object.entries(summary.steadfastRedisFailures).sort((x, y) => y[1] - x[1])
-  if (absorbed.length > 0) {
-    wrap(`steadfast absorbed: ${absorbed.map(([k, n]) => `${k} ×${count(n)}`).join(", ")}`, 94, "    ").forEach((line) =>
+  for (const [name, failures] of [["steadfast", summary.steadfastRedisFailures], ["hybrid", summary.hybridRedisFailures]] as const) {
+    const absorbed = Object.entries(failures ?? {}).sort((x, y) => y[1] - x[1])
+    if (absorbed.length === 0) continue
+    wrap(`${name} absorbed: ${absorbed.map(([k, n]) => `${k} ×${count(n)}`).join(", ")}`, 94, "    ").forEach((line) =>
       print(p.dim(`  ${line}`))
     )
   }
@@ -1059,9 +1202,9 @@ const printSummary = (summary: Summary, print: (line: string) => void, p: Paint)
     print(p.dim(`  redis-server pids ${summary.redis.pids.join(", ")}: ${summary.redis.pidAliveAfterExit ? "STILL ALIVE" : "all gone"}`))
   }
   print("")
-  summary.verdict.lines.forEach((text, index) =>
-    wrap(text, 96, "  ").forEach((line) =>
-      print(index === 0 ? (summary.verdict.steadfastHeld ? p.green(p.bold(line)) : p.red(p.bold(line))) : line)
-    )
-  )
+  // Steadfast's lines (the first, and the hybrid client's) in green when they held, red for a finding.
+  summary.verdict.lines.forEach((text) => {
+    const paint = text.startsWith("FINDING") ? (x: string) => p.red(p.bold(x)) : text.startsWith("Steadfast") ? (x: string) => p.green(p.bold(x)) : plain
+    wrap(text, 96, "  ").forEach((line) => print(paint(line)))
+  })
 }
