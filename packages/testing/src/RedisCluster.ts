@@ -13,14 +13,16 @@
  *
  * @since 0.2.0
  */
-import * as ChildProcess from "node:child_process"
+import * as Command from "@effect/platform/Command"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { live } from "./internal/live.js"
+import * as Platform from "./internal/platform.js"
 import * as Poll from "./internal/poll.js"
 import { freePorts } from "./internal/ports.js"
+import * as Proc from "./internal/process.js"
 import * as Slot from "./internal/slot.js"
 import * as RedisServer from "./RedisServer.js"
 
@@ -226,20 +228,26 @@ interface Member {
 }
 
 const runRedisCli = (args: ReadonlyArray<string>, timeout: Duration.Duration): Effect.Effect<string, RedisClusterError> =>
-  Effect.async((resume) => {
-    const child = ChildProcess.execFile(
-      "redis-cli",
-      args,
-      { timeout: Duration.toMillis(timeout), killSignal: "SIGKILL" },
-      (error, stdout, stderr) =>
-        resume(
-          error
-            ? Effect.fail(fail(`redis-cli ${args.slice(0, 2).join(" ")} failed: ${error.message}\n${stdout}\n${stderr}`, error))
-            : Effect.succeed(stdout)
-        )
+  Proc.run(Command.make("redis-cli", ...args), timeout).pipe(
+    Platform.provide,
+    Effect.mapError((cause) =>
+      fail(
+        `redis-cli ${args.slice(0, 2).join(" ")} failed: ${
+          cause === "timeout" ? `no exit after ${Duration.format(timeout)}, killed` : cause.message
+        }`,
+        cause
+      )
+    ),
+    Effect.flatMap((out) =>
+      out.code === 0
+        ? Effect.succeed(out.stdout)
+        : Effect.fail(fail(
+          `redis-cli ${args.slice(0, 2).join(" ")} failed: ${
+            out.code === undefined ? "killed" : `exit code ${out.code}`
+          }\n${out.stdout}\n${out.stderr}`
+        ))
     )
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
+  )
 
 /**
  * Starts a 3-primary, 3-replica cluster as a scoped resource and waits until it is healthy.

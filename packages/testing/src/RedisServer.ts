@@ -5,23 +5,27 @@
  * directory and a log file, and waits until it accepts connections. Closing the scope kills the process, waits
  * for it to exit and removes the directory, also on failure and interruption.
  *
+ * The process is spawned with `@effect/platform`'s `Command` and the files are written with its `FileSystem`;
+ * Node's implementations are provided inside, so `make` needs nothing but a `Scope`. Admin commands
+ * (`command`) go through ioredis.
+ *
  * @since 0.1.0
  */
-import * as ChildProcess from "node:child_process"
-import * as Fs from "node:fs"
-import * as Net from "node:net"
-import * as Os from "node:os"
-import * as Path from "node:path"
-import * as Tls from "node:tls"
+import * as Command from "@effect/platform/Command"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import { Redis } from "ioredis"
 import { live } from "./internal/live.js"
+import * as Platform from "./internal/platform.js"
 import { freePorts } from "./internal/ports.js"
-import * as Resp from "./internal/resp.js"
+import * as Proc from "./internal/process.js"
+import * as Reply from "./internal/reply.js"
 
 /**
  * Any failure to start, stop or talk to the server. The message of a start failure ends with the tail of the
@@ -42,7 +46,7 @@ export class RedisServerError extends Data.TaggedError("RedisServerError")<{
  * @since 0.1.0
  * @category models
  */
-export type RedisReply = Resp.Reply
+export type RedisReply = Reply.Reply
 
 /**
  * An ACL user created at start-up.
@@ -136,8 +140,9 @@ export interface RedisServer {
   /** `stop` then `start`. */
   readonly restart: Effect.Effect<void, RedisServerError>
   /**
-   * Sends one command on a fresh connection (authenticating first when credentials are configured) and
-   * returns its reply. An error reply is a value; only connection problems and timeouts fail.
+   * Sends one command on a fresh connection (an ioredis client speaking RESP2, authenticating first when
+   * credentials are configured) and returns its reply. An error reply is a value; only connection problems and
+   * timeouts fail.
    */
   readonly command: (...args: ReadonlyArray<string>) => Effect.Effect<RedisReply, RedisServerError>
 }
@@ -155,25 +160,6 @@ export const RedisServer: Context.Tag<RedisServer, RedisServer> = Context.Generi
 const HOST = "127.0.0.1"
 const EXIT_TIMEOUT = Duration.seconds(5)
 
-// Last line of defence: if the test process exits without closing a scope, take the servers with it.
-const running = new Set<ChildProcess.ChildProcess>()
-let exitHookInstalled = false
-const track = (child: ChildProcess.ChildProcess): void => {
-  running.add(child)
-  child.once("exit", () => running.delete(child))
-  if (!exitHookInstalled) {
-    exitHookInstalled = true
-    process.once("exit", () => running.forEach((c) => c.kill("SIGKILL")))
-  }
-}
-
-interface Process {
-  readonly child: ChildProcess.ChildProcess
-  readonly exited: Promise<void>
-  exit: string | undefined
-  stderr: string
-}
-
 const fail = (message: string, cause?: unknown) =>
   new RedisServerError(cause === undefined ? { message } : { message, cause })
 
@@ -182,41 +168,48 @@ const freePort: Effect.Effect<number, RedisServerError> = Effect.map(
   (ports) => ports[0]!
 )
 
-const openssl = (dir: string, args: ReadonlyArray<string>): Effect.Effect<void, RedisServerError> =>
-  Effect.async((resume) => {
-    const child = ChildProcess.execFile("openssl", args, { cwd: dir, timeout: 10_000 }, (error, _out, stderr) =>
-      resume(error ? Effect.fail(fail(`openssl ${args[0]} failed: ${stderr || error.message}`, error)) : Effect.void)
+const openssl = (dir: string, args: ReadonlyArray<string>) =>
+  Proc.run(Command.make("openssl", ...args).pipe(Command.workingDirectory(dir)), Duration.seconds(10)).pipe(
+    Effect.mapError((cause) =>
+      fail(`openssl ${args[0]} failed: ${cause === "timeout" ? "no exit after 10 seconds" : cause.message}`, cause)
+    ),
+    Effect.flatMap((out) =>
+      out.code === 0 ? Effect.void : Effect.fail(fail(`openssl ${args[0]} failed (code ${out.code}): ${out.stderr}`))
     )
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
+  )
 
-const makeCertificates = (dir: string): Effect.Effect<TlsFiles, RedisServerError> =>
+const makeCertificates = (dir: string) =>
   Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
     const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     const days = ["-days", "2"]
     yield* openssl(dir, ["req", "-x509", ...ec, ...days, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=steadfast-test-ca"])
     yield* openssl(dir, ["req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"])
-    Fs.writeFileSync(
-      Path.join(dir, "server.ext"),
+    yield* fs.writeFileString(
+      path.join(dir, "server.ext"),
       "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
     )
     yield* openssl(dir, [
       "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
       "-out", "server.crt", ...days, "-extfile", "server.ext"
     ])
-    const caFile = Path.join(dir, "ca.crt")
+    const caFile = path.join(dir, "ca.crt")
     return {
-      ca: Fs.readFileSync(caFile, "utf8"),
+      ca: yield* fs.readFileString(caFile),
       caFile,
-      certFile: Path.join(dir, "server.crt"),
-      keyFile: Path.join(dir, "server.key")
-    }
-  })
+      certFile: path.join(dir, "server.crt"),
+      keyFile: path.join(dir, "server.key")
+    } satisfies TlsFiles
+  }).pipe(
+    Effect.catchTag("SystemError", "BadArgument", (cause) =>
+      Effect.fail(fail(`cannot write the certificates: ${cause.message}`, cause)))
+  )
 
 /** Redis config files accept double-quoted strings with C-like escapes. */
 const quote = (value: string): string => JSON.stringify(value)
 
-const configFile = (options: Options, dir: string, port: number, tls: TlsFiles | undefined): string =>
+const configFile = (options: Options, dir: string, logPath: string, port: number, tls: TlsFiles | undefined): string =>
   [
     ...(tls
       ? [
@@ -234,7 +227,7 @@ const configFile = (options: Options, dir: string, port: number, tls: TlsFiles |
     "daemonize no",
     "enable-debug-command yes",
     `dir ${quote(dir)}`,
-    `logfile ${quote(Path.join(dir, "redis.log"))}`,
+    `logfile ${quote(logPath)}`,
     ...(options.password === undefined ? [] : [`requirepass ${quote(options.password)}`]),
     ...(options.users ?? []).map((user) =>
       `user ${quote(user.username)} ${user.rules ?? "on ~* &* +@all"} ${quote(`>${user.password}`)}`
@@ -242,7 +235,26 @@ const configFile = (options: Options, dir: string, port: number, tls: TlsFiles |
     ...(options.config ?? [])
   ].join("\n") + "\n"
 
-const tail = (text: string, max = 2000): string => (text.length > max ? "..." + text.slice(-max) : text)
+/**
+ * A client for one admin command: one connection, no reconnection, RESP2, and nothing sent but the command (and
+ * `AUTH`): no `HELLO`, no `CLIENT SETINFO`, no ready check (which would also wait while the server loads, where
+ * the caller wants the `LOADING` reply).
+ */
+const connect = (port: number, tls: TlsFiles | undefined): Redis =>
+  new Redis({
+    host: HOST,
+    port,
+    ...(tls ? { tls: { ca: tls.ca } } : {}),
+    protocol: 2,
+    disableClientInfo: true,
+    enableReadyCheck: false,
+    enableOfflineQueue: true,
+    retryStrategy: () => null,
+    // when the socket is still connecting at `disconnect` (a timeout), destroy it at once rather than after 2 s
+    disconnectTimeout: 0,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false
+  })
 
 /**
  * Starts `redis-server` as a scoped resource and waits until it accepts connections.
@@ -251,122 +263,111 @@ const tail = (text: string, max = 2000): string => (text.length > max ? "..." + 
  * @category constructors
  */
 export const make = (options: Options = {}): Effect.Effect<RedisServer, RedisServerError, Scope.Scope> =>
-  live(Effect.gen(function*() {
+  live(Platform.provide(Effect.gen(function*() {
+    const platform = yield* Effect.context<Platform.Platform>()
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
     const dir = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "steadfast-redis-")),
-        catch: (cause) => fail("cannot create a temporary directory", cause)
-      }),
-      (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+      Effect.mapError(
+        fs.makeTempDirectory({ prefix: "steadfast-redis-" }),
+        (cause) => fail("cannot create a temporary directory", cause)
+      ),
+      (dir) => Effect.orDie(fs.remove(dir, { recursive: true, force: true }))
     )
     const port = options.port ?? (yield* freePort)
     const tls = options.tls === true ? yield* makeCertificates(dir) : undefined
-    const configPath = Path.join(dir, "redis.conf")
-    const logPath = Path.join(dir, "redis.log")
-    Fs.writeFileSync(configPath, configFile(options, dir, port, tls))
+    const configPath = path.join(dir, "redis.conf")
+    const logPath = path.join(dir, "redis.log")
+    yield* Effect.mapError(
+      fs.writeFileString(configPath, configFile(options, dir, logPath, port, tls)),
+      (cause) => fail("cannot write redis.conf", cause)
+    )
     const startTimeout = Duration.decode(options.startTimeout ?? Duration.seconds(10))
     const commandTimeout = Duration.decode(options.commandTimeout ?? Duration.seconds(5))
     const firstUser = options.users?.[0]
     const auth: ReadonlyArray<string> | undefined = options.password !== undefined
       ? [options.password]
       : firstUser && [firstUser.username, firstUser.password]
+    const redisServer = Command.make(
+      "redis-server",
+      ...(options.sentinel === true ? [configPath, "--sentinel"] : [configPath])
+    )
 
-    let current: Process | undefined
+    let current: Proc.Child | undefined
 
-    const readLog = (): string => {
-      try {
-        return Fs.readFileSync(logPath, "utf8")
-      } catch {
-        return "" // not created yet
-      }
-    }
-    const logTail = (proc: Process): string =>
-      `\n--- redis.log ---\n${tail(readLog())}\n--- stderr ---\n${tail(proc.stderr)}`
-
-    const spawn = Effect.sync((): Process => {
-      const args = options.sentinel === true ? [configPath, "--sentinel"] : [configPath]
-      const child = ChildProcess.spawn("redis-server", args, { stdio: ["ignore", "ignore", "pipe"] })
-      track(child)
-      const proc: Process = {
-        child,
-        exit: undefined,
-        stderr: "",
-        exited: new Promise<void>((resolve) => {
-          child.once("exit", (code, signal) => {
-            proc.exit = `exited (code ${code}, signal ${signal})`
-            resolve()
-          })
-          child.on("error", (error) => {
-            // spawn failures (ENOENT) emit "error" and no "exit"; other errors (a failed kill) are harmless
-            if (child.pid === undefined) {
-              proc.exit = `could not be spawned: ${error.message}`
-              resolve()
-            }
-          })
-        })
-      }
-      child.stderr?.on("data", (chunk: Buffer) => {
-        proc.stderr = tail(proc.stderr + chunk.toString("utf8"))
+    const readLog = Effect.orElseSucceed(fs.readFileString(logPath), () => "") // not created yet
+    const logTail = (proc: Proc.Child) =>
+      Effect.gen(function*() {
+        yield* proc.stderrRead(Duration.seconds(1))
+        return `\n--- redis.log ---\n${Proc.tail(yield* readLog)}\n--- stderr ---\n${Proc.tail(proc.stderr())}`
       })
+
+    const spawn = Effect.map(Proc.spawn(redisServer), (proc) => {
       current = proc
       return proc
     })
-
-    const waitExit = (proc: Process) =>
-      Effect.promise(() => proc.exited).pipe(
-        Effect.timeout(EXIT_TIMEOUT),
-        Effect.as(true),
-        Effect.orElseSucceed(() => false)
-      )
 
     const signal = (sig: NodeJS.Signals) =>
       Effect.gen(function*() {
         const proc = current
         if (proc === undefined) return
-        if (proc.exit === undefined) {
-          proc.child.kill(sig)
-          if (!(yield* waitExit(proc)) && sig !== "SIGKILL") {
-            proc.child.kill("SIGKILL")
-            yield* waitExit(proc)
-          }
+        if (!(yield* proc.signal(sig, EXIT_TIMEOUT)) && sig !== "SIGKILL") {
+          yield* proc.signal("SIGKILL", EXIT_TIMEOUT)
         }
+        yield* proc.release
         if (current === proc) current = undefined
       })
 
     const kill = live(signal("SIGKILL"))
     const stop = live(signal("SIGTERM"))
 
+    /**
+     * One command on a fresh ioredis connection, after `AUTH` when credentials are configured, both in one write
+     * (a pipeline): a server that refuses the connection at once (`maxclients`) answers the first command with the
+     * refusal, then resets the connection, so a second write would only get EPIPE. An error reply (also to `AUTH`,
+     * which then is the result) is a value. The connection is destroyed (not just ended, which would wait for a
+     * stalled server's FIN) as soon as the reply is in, and on timeout and interruption.
+     */
     const send = (args: ReadonlyArray<string>, timeout: Duration.Duration): Effect.Effect<RedisReply, RedisServerError> =>
       live(
         Effect.async<RedisReply, RedisServerError>((resume) => {
-          const name = args[0] ?? "(empty)"
-          const socket: Net.Socket = tls
-            ? Tls.connect({ host: HOST, port, ca: tls.ca })
-            : Net.connect({ host: HOST, port })
-          const decoder = new Resp.Decoder()
-          const replies: Array<RedisReply> = []
-          const expected = auth ? 2 : 1
-          let settled = false
-          const settle = (effect: Effect.Effect<RedisReply, RedisServerError>) => {
-            if (settled) return
-            settled = true
-            socket.destroy()
-            resume(effect)
-          }
-          socket.on("data", (chunk: Buffer) => {
-            try {
-              replies.push(...decoder.push(chunk))
-            } catch (cause) {
-              return settle(Effect.fail(fail(`${name}: invalid reply`, cause)))
-            }
-            if (replies.length < expected) return
-            const authReply = auth ? replies[0]! : null
-            settle(Effect.succeed(Resp.isErrorReply(authReply) ? authReply : replies[expected - 1]!))
+          const [name, ...rest] = args
+          if (name === undefined) return resume(Effect.fail(fail("command: no command given")))
+          const client = connect(port, tls)
+          let connectionError: Error | undefined
+          client.on("error", (error: Error) => {
+            connectionError ??= error
           })
-          socket.on("error", (cause) => settle(Effect.fail(fail(`${name}: ${cause.message}`, cause))))
-          socket.on("close", () => settle(Effect.fail(fail(`${name}: connection closed before the reply`))))
-          socket.write(Buffer.concat([...(auth ? [Resp.encode(["AUTH", ...auth])] : []), Resp.encode(args)]))
-          return Effect.sync(() => socket.destroy())
+          const close = () => {
+            // `disconnect` on a connection that is already closed (refused) would leave ioredis' timer behind,
+            // waiting for a `close` event that has come and gone
+            if (client.status !== "end") client.disconnect()
+            client.stream?.destroy()
+          }
+          const pipeline = client.pipeline()
+          if (auth) pipeline.call("AUTH", ...auth)
+          pipeline.call(Reply.wireName(name), ...rest)
+          type Results = ReadonlyArray<[Error | null, unknown]> | null
+          const outcome = (results: Results): Effect.Effect<RedisReply, RedisServerError> => {
+            const [authError] = auth ? results?.[0] ?? [null] : [null]
+            if (Reply.isReplyError(authError)) return Effect.succeed(Reply.fromClient(authError))
+            const [error, value] = results?.[results.length - 1] ?? [new Error("no reply")]
+            if (error === null) return Effect.succeed(Reply.fromClient(value, args))
+            if (Reply.isReplyError(error)) return Effect.succeed(Reply.fromClient(error))
+            const cause = connectionError ?? error
+            return Effect.fail(fail(`${name}: ${cause.message}`, cause))
+          }
+          pipeline.exec().then(
+            (results) => {
+              close()
+              resume(outcome(results))
+            },
+            (error: Error) => {
+              close()
+              resume(Effect.fail(fail(`${name}: ${(connectionError ?? error).message}`, connectionError ?? error)))
+            }
+          )
+          return Effect.sync(close)
         }).pipe(
           Effect.timeoutFail({
             duration: timeout,
@@ -382,36 +383,42 @@ export const make = (options: Options = {}): Effect.Effect<RedisServer, RedisSer
      * on the port is not mistaken for ours (ours then exits with "Address already in use", reported with the
      * log). When INFO is refused (an ACL user without `+info`), fall back to the log.
      */
-    const isOurs = (proc: Process, info: RedisReply): boolean =>
+    const isOurs = (proc: Proc.Child, info: RedisReply): Effect.Effect<boolean> =>
       typeof info === "string"
-        ? info.includes(`process_id:${proc.child.pid}\r\n`)
-        : Resp.isErrorReply(info) && !info.message.startsWith("LOADING") && readLog().includes("Ready to accept")
+        ? Effect.succeed(info.includes(`process_id:${proc.pid}\r\n`))
+        : Reply.isErrorReply(info) && !info.message.startsWith("LOADING")
+        ? Effect.map(readLog, (log) => log.includes("Ready to accept"))
+        : Effect.succeed(false)
 
-    const waitReady = (proc: Process): Effect.Effect<void, RedisServerError> =>
+    const waitReady = (proc: Proc.Child): Effect.Effect<void, RedisServerError> =>
       Effect.gen(function*() {
         while (true) {
-          if (proc.exit !== undefined) {
-            return yield* Effect.fail(fail(`redis-server ${proc.exit} while starting on port ${port}${logTail(proc)}`))
+          const exit = proc.exit()
+          if (exit !== undefined) {
+            return yield* Effect.fail(fail(`redis-server ${exit} while starting on port ${port}${yield* logTail(proc)}`))
           }
           const reply = yield* Effect.option(send(["INFO", "server"], Duration.seconds(1)))
-          if (reply._tag === "Some" && isOurs(proc, reply.value)) return
+          if (reply._tag === "Some" && (yield* isOurs(proc, reply.value))) return
           yield* Effect.sleep(Duration.millis(20))
         }
       }).pipe(
-        Effect.timeoutFail({
-          duration: startTimeout,
-          onTimeout: () =>
-            fail(
-              `redis-server not accepting connections on port ${port} after ${Duration.format(startTimeout)}${
-                logTail(proc)
-              }`
-            )
-        })
+        Effect.timeout(startTimeout),
+        Effect.catchTag("TimeoutException", () =>
+          Effect.flatMap(logTail(proc), (log) =>
+            Effect.fail(
+              fail(`redis-server not accepting connections on port ${port} after ${Duration.format(startTimeout)}${log}`)
+            )))
       )
 
     const start = live(Effect.suspend(() => {
-      if (current !== undefined && current.exit === undefined) return Effect.void
-      return Effect.flatMap(spawn, waitReady)
+      const previous = current
+      if (previous !== undefined && previous.exit() === undefined) return Effect.void
+      // a process that exited on its own (crash, SHUTDOWN) is released before the next one is spawned
+      return Effect.zipRight(previous === undefined ? Effect.void : previous.release, spawn).pipe(
+        Effect.mapError((cause) => fail(`redis-server could not be spawned on port ${port}: ${cause.message}`, cause)),
+        Effect.flatMap(waitReady),
+        Effect.provide(platform)
+      )
     }))
 
     // Registered before the first spawn: whatever happens from here on, the process is killed and reaped.
@@ -436,14 +443,14 @@ export const make = (options: Options = {}): Effect.Effect<RedisServer, RedisSer
         ? { username: firstUser.username, password: firstUser.password }
         : {}),
       ...(tls ? { tls } : {}),
-      pid: Effect.sync(() => (current?.exit === undefined ? current?.child.pid : undefined)),
+      pid: Effect.sync(() => (current?.exit() === undefined ? current?.pid : undefined)),
       stop,
       kill,
       start,
       restart: Effect.zipRight(stop, start),
       command
     } satisfies RedisServer
-  }))
+  })))
 
 /**
  * A layer providing a {@link RedisServer} for the lifetime of the layer.

@@ -1,5 +1,7 @@
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -17,11 +19,47 @@ const isAlive = (pid: number): boolean => {
   }
 }
 
-/** redis-server processes whose parent is this test process. */
-const redisChildren = (): Array<string> =>
+/** Processes named `name` whose parent is this test process. */
+const children = (name: string): Array<string> =>
   ChildProcess.execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)], { encoding: "utf8" })
     .split("\n")
-    .filter((line) => line.includes("redis-server"))
+    .filter((line) => line.includes(name))
+
+/** redis-server processes whose parent is this test process. */
+const redisChildren = (): Array<string> => children("redis-server")
+
+/** Open TCP sockets of this process (`process.getActiveResourcesInfo`). */
+const openSockets = (): number => process.getActiveResourcesInfo().filter((kind) => kind === "TCPSocketWrap").length
+
+/** Active handles and timers of this process, by kind, beyond those in `before`. */
+const resourcesBeyond = (before: ReadonlyArray<string>): Record<string, number> => {
+  const counts: Record<string, number> = {}
+  for (const kind of process.getActiveResourcesInfo()) counts[kind] = (counts[kind] ?? 0) + 1
+  for (const kind of before) counts[kind] = (counts[kind] ?? 0) - 1
+  return Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0))
+}
+
+/** Runs `self` with `process.env[name]` set to `value`, restoring it afterwards. */
+const withEnv = <A, E, R>(name: string, value: string, self: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const before = process.env[name]
+      process.env[name] = value
+      return before
+    }),
+    () => self,
+    (before) =>
+      Effect.sync(() => {
+        if (before === undefined) delete process.env[name]
+        else process.env[name] = before
+      })
+  )
+
+/** A fresh, empty directory to use as TMPDIR, so that the test sees only its own temporary directories. */
+const privateTmp = Effect.acquireRelease(
+  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "steadfast-tmp-test-"))),
+  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
 
 describe("RedisServer", () => {
   it.scoped("starts on a free port and answers commands", () =>
@@ -155,6 +193,21 @@ describe("RedisServer", () => {
       expect(yield* server.command("PING")).toBe("PONG")
     }))
 
+  it.live("a server that exits on its own (SHUTDOWN) reads as stopped, and start spawns a new one", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const pid = (yield* server.pid)!
+      // no reply: the server closes the connection as it exits
+      const shutdown = yield* Effect.flip(server.command("SHUTDOWN", "NOSAVE"))
+      expect(shutdown._tag).toBe("RedisServerError")
+      for (let i = 0; i < 100 && (yield* server.pid) !== undefined; i++) yield* Effect.sleep("10 millis")
+      expect(yield* server.pid).toBeUndefined()
+      expect(isAlive(pid)).toBe(false)
+      yield* server.start
+      expect(yield* server.pid).not.toBe(pid)
+      expect(yield* server.command("PING")).toBe("PONG")
+    })))
+
   it.live("closing the scope kills the process and removes its directory", () =>
     Effect.gen(function*() {
       const { dir, pid } = yield* Effect.scoped(Effect.gen(function*() {
@@ -165,16 +218,6 @@ describe("RedisServer", () => {
       expect(isAlive(pid)).toBe(false)
       expect(Fs.existsSync(dir)).toBe(false)
       expect(redisChildren()).toEqual([])
-    }))
-
-  it.live("interrupting make at any point leaves no process behind", () =>
-    Effect.gen(function*() {
-      for (const delay of [0, 1, 3, 5, 10, 20, 40]) {
-        const fiber = yield* Effect.fork(Effect.scoped(RedisServer.make()))
-        yield* Effect.sleep(delay)
-        yield* Fiber.interrupt(fiber)
-        expect(redisChildren()).toEqual([])
-      }
     }))
 
   it.live("a server that cannot start fails with its log and leaves no process", () =>
@@ -193,6 +236,169 @@ describe("RedisServer", () => {
       expect(error.message).toContain("Address already in use")
       expect(redisChildren()).toHaveLength(1)
     })))
+
+  it.scoped("command gives the same replies as a raw RESP2 connection, whatever the command's case", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const raw = yield* connect(server.port)
+      const commands: ReadonlyArray<ReadonlyArray<string>> = [
+        ["HSET", "h", "f1", "v1", "f2", "v2"],
+        ["hgetall", "h"], // ioredis turns the reply of a lower case `hgetall` into an object
+        ["zadd", "z", "1", "a", "2", "b"],
+        ["zrange", "z", "0", "-1", "WITHSCORES"],
+        ["mset", "a", "1", "b", "2"],
+        ["MGET", "a", "nope", "b"],
+        ["INCRBY", "a", "41"],
+        ["SET", "utf", "héllo ✓"],
+        ["GET", "utf"],
+        ["EVAL", "return {1, 'two', redis.error_reply('MYERR nested'), {3}, false}", "0"],
+        ["EVAL", "return redis.error_reply('TOPERR top level')", "0"],
+        ["XADD", "s", "1-1", "f", "v"],
+        ["xrange", "s", "-", "+"],
+        ["CONFIG", "GET", "maxmemory*"],
+        ["SUBSCRIBE", "ch", "other"], // the first reply of a subscription: the raw connection subscribes too
+        ["psubscribe", "p*"],
+        ["UNSUBSCRIBE", "ch"],
+        ["unsubscribe"]
+      ]
+      for (const args of commands) {
+        const viaCommand = yield* server.command(...args)
+        // the raw connection mirrors the write so that both see the same data
+        const viaRaw = /subscribe/i.test(args[0]!)
+          ? yield* Effect.scoped(Effect.flatMap(connect(server.port), (fresh) => fresh.send(...args)))
+          : yield* raw.send(...(/^(HSET|zadd|mset|INCRBY|SET|XADD)$/.test(args[0]!) ? ["ECHO", "skip"] : args))
+        if (viaRaw !== "skip") expect(viaCommand, args.join(" ")).toEqual(viaRaw)
+      }
+      expect(yield* server.command("hgetall", "h")).toEqual(["f1", "v1", "f2", "v2"])
+      expect(yield* server.command("EVAL", "return {1, redis.error_reply('MYERR nested')}", "0")).toEqual([
+        1,
+        { _tag: "Error", message: "MYERR nested" }
+      ])
+      expect(yield* server.command("GET", "utf")).toBe("héllo ✓")
+    }))
+
+  it.scoped("a refused connection (maxclients) answers with the refusal as the reply, with or without AUTH", () =>
+    Effect.gen(function*() {
+      for (const password of [undefined, "pw"]) {
+        const server = yield* RedisServer.make({ config: ["maxclients 1"], ...(password ? { password } : {}) })
+        const filler = yield* connect(server.port)
+        // the server registered the filler once it answers
+        const answer = yield* filler.send("PING")
+        if (password) expect(answer).toMatchObject({ _tag: "Error", message: expect.stringMatching(/^NOAUTH/) })
+        else expect(answer).toBe("PONG")
+        const refused = yield* server.command("PING")
+        expect(refused).toEqual({ _tag: "Error", message: "ERR max number of clients reached" })
+      }
+    }))
+
+  it.live("a command to a stalled (SIGSTOP) server times out and leaves no socket open", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisServer.make({ commandTimeout: "300 millis" })
+      const pid = (yield* server.pid)!
+      yield* Effect.acquireRelease(
+        Effect.sync(() => process.kill(pid, "SIGSTOP")),
+        () => Effect.sync(() => process.kill(pid, "SIGCONT"))
+      )
+      yield* Effect.sleep("50 millis") // the sockets of the start-up checks finish closing
+      const before = openSockets()
+      const started = Date.now()
+      const error = yield* Effect.flip(server.command("PING"))
+      expect(error.message).toContain("no reply after")
+      expect(Date.now() - started).toBeLessThan(2000)
+      // destroyed at once, not ended (which would wait for the stalled server's FIN up to ioredis' 2 s)
+      yield* Effect.sleep("20 millis")
+      expect(openSockets()).toBe(before)
+    })))
+
+  it.live("closing the scope kills a stalled (SIGSTOP) server and removes its directory", () =>
+    Effect.gen(function*() {
+      const started = Date.now()
+      const { dir, pid } = yield* Effect.scoped(Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        const dir = (yield* server.command("CONFIG", "GET", "dir")) as ReadonlyArray<string>
+        const pid = (yield* server.pid)!
+        process.kill(pid, "SIGSTOP")
+        return { dir: dir[1]!, pid }
+      }))
+      expect(Date.now() - started).toBeLessThan(3000)
+      expect(isAlive(pid)).toBe(false)
+      expect(Fs.existsSync(dir)).toBe(false)
+      expect(redisChildren()).toEqual([])
+    }))
+
+  it.live("stop falls back to SIGKILL when SIGTERM is not acted on (stalled)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const pid = (yield* server.pid)!
+      process.kill(pid, "SIGSTOP") // SIGTERM stays pending while stopped
+      const started = Date.now()
+      yield* server.stop
+      const took = Date.now() - started
+      expect(took).toBeGreaterThanOrEqual(4900) // the bounded wait for SIGTERM
+      expect(took).toBeLessThan(8000)
+      expect(isAlive(pid)).toBe(false)
+      expect(yield* server.pid).toBeUndefined()
+      yield* server.start
+      expect(yield* server.command("PING")).toBe("PONG")
+    })), 20_000)
+
+  it.live("interrupting make at any point leaves no process and no directory behind", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const tmp = yield* privateTmp
+      yield* withEnv(
+        "TMPDIR",
+        tmp,
+        Effect.gen(function*() {
+          for (const delay of [0, 1, 2, 5, 10, 20, 40, 80]) {
+            const fiber = yield* Effect.fork(Effect.scoped(RedisServer.make({ tls: delay % 2 === 0 })))
+            yield* Effect.sleep(delay)
+            yield* Fiber.interrupt(fiber)
+            expect(Fs.readdirSync(tmp), `after ${delay} ms`).toEqual([])
+            expect(redisChildren()).toEqual([])
+            expect(children("openssl")).toEqual([]) // the certificates of a TLS server
+
+          }
+          // and a server that starts uses this TMPDIR, so the check above looks at the right place
+          const dir = yield* Effect.scoped(Effect.flatMap(RedisServer.make(), (server) => {
+            expect(Fs.readdirSync(tmp)).toHaveLength(1)
+            return server.command("CONFIG", "GET", "dir")
+          }))
+          expect(String((dir as ReadonlyArray<string>)[1])).toContain(tmp)
+          expect(Fs.readdirSync(tmp)).toEqual([])
+        })
+      )
+    })))
+
+  it.live("a redis-server that cannot be spawned fails, and its directory is removed", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const tmp = yield* privateTmp
+      const error = yield* withEnv(
+        "TMPDIR",
+        tmp,
+        withEnv("PATH", "/nonexistent", Effect.flip(Effect.scoped(RedisServer.make())))
+      )
+      expect(error._tag).toBe("RedisServerError")
+      expect(error.message).toContain("redis-server could not be spawned")
+      expect(Fs.readdirSync(tmp)).toEqual([])
+    })))
+
+  it.live("leaves no timer, socket or pipe behind once the scope is closed, also after refused commands", () =>
+    Effect.gen(function*() {
+      yield* Effect.sleep("100 millis")
+      const before = process.getActiveResourcesInfo()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const server = yield* RedisServer.make({ password: "pw" })
+        yield* server.kill
+        const refused = yield* Effect.flip(server.command("PING"))
+        expect(refused.message).toContain("ECONNREFUSED")
+        yield* server.start
+        expect(yield* server.command("PING")).toBe("PONG")
+        yield* server.restart
+      }))
+      // ioredis' `disconnect` on a refused (closed) connection would leave its 2 s timer behind
+      yield* Effect.sleep("100 millis")
+      expect(resourcesBeyond(before)).toEqual({})
+    }))
 
   it.effect("layer provides the server as a service", () =>
     Effect.gen(function*() {

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
-import * as Resp from "../../src/internal/resp.js"
+import * as Resp from "./resp.js"
 
 export interface Outcome {
   /** `end` (FIN) was received. */

@@ -1,7 +1,6 @@
 /**
- * A tiny RESP2 encoder and incremental decoder, enough for admin commands in tests.
- *
- * @internal
+ * A tiny RESP2 encoder and incremental decoder for the raw test client (`RespClient.ts`), which needs every reply
+ * and every socket event as they come. `RedisServer.command` goes through ioredis; this is test-only.
  */
 
 /** A `-ERR ...` reply: a value, not a failure. */
