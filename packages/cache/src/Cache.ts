@@ -154,6 +154,12 @@ export interface HybridStats {
   readonly l1: {
     readonly entries: number
     readonly maxEntries: number
+    /** The entries' approximate size: 2 bytes per UTF-16 code unit of each key and value. */
+    readonly bytes?: number | undefined
+    /** `l1.maxBytes`, when set. */
+    readonly maxBytes?: number | undefined
+    /** Fills not kept because the entry alone exceeded `maxBytes`. */
+    readonly oversized?: number | undefined
     readonly hits: number
     readonly misses: number
     /** Fills refused because their key was invalidated (or L1 cleared) while the read was in flight. */
@@ -171,7 +177,10 @@ export interface HybridStats {
     readonly staleServed: number
     readonly byReason: Readonly<Record<string, number>>
   } | undefined
-  /** `getOrSet` factory control (timeouts, background completions, eager refreshes), by event. */
+  /**
+   * `getOrSet` factory control (timeouts, background completions, eager refreshes, and the distributed lock's
+   * `lock_*` events), by event; `inFlight`: factories running in this process.
+   */
   readonly factory?: Readonly<Record<string, number>> | undefined
   readonly subscriber: "ready" | "down"
   readonly subscriberId: number | undefined

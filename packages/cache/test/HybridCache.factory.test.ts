@@ -13,6 +13,7 @@ import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import { Context, Layer } from "effect"
 import { RedisConnection } from "@steadfast/redis"
+import { Redis } from "ioredis"
 import * as Factory from "../src/internal/factory.js"
 import * as HybridCache from "../src/HybridCache.js"
 
@@ -186,6 +187,13 @@ describe("HybridCache.getOrSetWith against the shared Redis", () => {
   it.live("stores in Redis, refills L1 after an eager refresh, and fails typed at the hard timeout", () =>
     Effect.scoped(Effect.gen(function*() {
       const prefix = `steadfast:hybrid-factory:${process.pid}:${Math.random().toString(36).slice(2)}:`
+      yield* Effect.addFinalizer(() =>
+        Effect.promise(async () => {
+          const redis = new Redis(REDIS_URL)
+          await redis.del(`${prefix}k`, `${prefix}slow`)
+          await redis.quit()
+        }).pipe(Effect.ignore)
+      )
       const context = yield* Layer.build(
         HybridCache.layer({ keyPrefix: prefix, l1: { ttl: "400 millis" } }).pipe(
           Layer.provideMerge(RedisConnection.layer({ url: REDIS_URL }))

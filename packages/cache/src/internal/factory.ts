@@ -8,6 +8,10 @@
  * result is not stored when a write or delete of the key went through this process while it ran (`superseded`): the
  * write is newer than what the factory read.
  *
+ * With `lock` (off by default), the flight runs under a distributed lock (`lock.ts`): one instance runs the factory
+ * per key, the others' flights wait for its value (or take the lock over when it expires); the callers' soft and hard
+ * timeouts apply to that wait as to a factory of their own.
+ *
  * Time comes from Effect's `Clock` (`TestClock` drives it in tests).
  *
  * @internal
@@ -20,6 +24,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { SetOptions } from "../Cache.js"
+import * as Lock from "./lock.js"
 
 /**
  * A `getOrSet` factory did not finish within its `hardTimeout` and no stale value could be served. The factory keeps
@@ -48,6 +53,11 @@ export interface FactoryOptions extends SetOptions {
   readonly hardTimeout?: Duration.DurationInput | undefined
   /** On a hit past this fraction of the L1 TTL (0 < f < 1), run the factory in the background. */
   readonly eagerRefresh?: number | undefined
+  /**
+   * Distributed stampede control: `true` (defaults) or {@link Lock.LockOptions}, so that one instance runs the factory
+   * per key while the others wait for its value (off by default: single-flight per process only).
+   */
+  readonly lock?: boolean | Lock.LockOptions | undefined
 }
 
 /** What the factory control needs from the cache. */
@@ -60,7 +70,13 @@ export interface Backend {
   readonly store: (key: string, value: string, options: SetOptions | undefined, refill: boolean) => Effect.Effect<void, unknown>
   /** A stale value was answered (counted by reason). */
   readonly servedStale: (reason: string) => void
-  readonly event: (name: string) => void
+  /** A factory event; `detail` qualifies some (`lock_unavailable`: the reason). */
+  readonly event: (name: string, detail?: string) => void
+  /** The distributed lock's commands, and a read of the key's value in L2 (filling L1); without it, no lock. */
+  readonly locks?: {
+    readonly store: Lock.LockStore
+    readonly peek: (key: string) => Effect.Effect<Option.Option<string>>
+  } | undefined
 }
 
 export type Lookup =
@@ -79,6 +95,7 @@ export interface Resolved {
   readonly softMs: number | undefined
   readonly hardMs: number | undefined
   readonly eager: number | undefined
+  readonly lock: Lock.ResolvedLock | undefined
 }
 
 const millis = (name: string, input: Duration.DurationInput | undefined): number | undefined => {
@@ -94,14 +111,25 @@ const millis = (name: string, input: Duration.DurationInput | undefined): number
 export const resolve = (options: FactoryOptions | undefined): Resolved => {
   const eager = options?.eagerRefresh
   if (eager !== undefined && !(eager > 0 && eager < 1)) throw new Error(`eagerRefresh must be in (0, 1), got ${eager}`)
-  return { softMs: millis("softTimeout", options?.softTimeout), hardMs: millis("hardTimeout", options?.hardTimeout), eager }
+  return {
+    softMs: millis("softTimeout", options?.softTimeout),
+    hardMs: millis("hardTimeout", options?.hardTimeout),
+    eager,
+    lock: Lock.resolve(options?.lock)
+  }
 }
 
 export const make = (backend: Backend, scope: Scope.Scope) => {
   const flights = new Map<string, Flight>()
 
   /** The key's flight, started (forked into the cache's scope) if there is none. */
-  const flight = <E, R>(key: string, compute: Effect.Effect<string, E, R>, options: SetOptions | undefined, background: boolean) =>
+  const flight = <E, R>(
+    key: string,
+    compute: Effect.Effect<string, E, R>,
+    options: SetOptions | undefined,
+    background: boolean,
+    lock: Lock.ResolvedLock | undefined
+  ) =>
     Effect.suspend(() => {
       const existing = flights.get(key)
       if (existing !== undefined) return Effect.succeed(existing)
@@ -109,13 +137,18 @@ export const make = (backend: Backend, scope: Scope.Scope) => {
         const done = yield* Deferred.make<string, unknown>()
         const self: Flight = { done, superseded: false, refill: background }
         flights.set(key, self)
-        const body = Effect.tap(compute, (value) => {
+        const produce = Effect.tap(compute, (value) => {
           if (self.superseded) {
             backend.event("superseded")
             return Effect.void
           }
           return backend.store(key, value, options, self.refill)
         })
+        const locks = backend.locks
+        // Under the distributed lock: the factory runs here, or another instance's value is answered.
+        const body = lock === undefined || locks === undefined
+          ? produce
+          : Lock.run(locks.store, key, lock, { peek: locks.peek(key), produce, refresh: background, event: backend.event })
         yield* body.pipe(
           Effect.onExit((exit) =>
             Effect.suspend(() => {
@@ -132,6 +165,7 @@ export const make = (backend: Backend, scope: Scope.Scope) => {
 
   /** A write or delete of `key` went through this process: a factory running for it must not store its result. */
   const noteWrite = (key: string): void => {
+    if (flights.size === 0) return
     const f = flights.get(key)
     if (f !== undefined) f.superseded = true
   }
@@ -147,14 +181,14 @@ export const make = (backend: Backend, scope: Scope.Scope) => {
       if (hit !== undefined) {
         if (resolved.eager !== undefined && hit.age >= resolved.eager && !flights.has(key)) {
           backend.event("eager_refresh")
-          return Effect.as(flight(key, compute, options, true), hit.value)
+          return Effect.as(flight(key, compute, options, true, resolved.lock), hit.value)
         }
         return Effect.succeed(hit.value)
       }
       return Effect.flatMap(backend.lookup(key), (found): Effect.Effect<string, E | FactoryTimeoutError, R> => {
         if (found._tag === "Value") return Effect.succeed(found.value)
         const stale = found._tag === "Stale" ? found.value : undefined
-        return Effect.flatMap(flight(key, compute, options, false), (f) => wait(key, f, stale, resolved))
+        return Effect.flatMap(flight(key, compute, options, false, resolved.lock), (f) => wait(key, f, stale, resolved))
       })
     })
 

@@ -13,6 +13,16 @@
  * only {@link stale} hands them out, for the cache to serve when Redis fails. An invalidation or a clear still drops
  * them; a demoted entry never becomes a hit again (its epoch is gone), only a fresh fill does.
  *
+ * Byte bound (`maxBytes`, optional): every entry counts {@link sizeOf} (2 bytes per UTF-16 code unit of its key and its
+ * value: O(1) to compute, and an upper bound of what V8 stores for the characters, one byte each for Latin-1 strings;
+ * the `Map` slot and the entry object, about 100 bytes more, are not counted). A fill evicts (the same CLOCK order)
+ * until both bounds hold; a value that alone exceeds `maxBytes` is not kept (`oversized`), so its reads go to Redis.
+ *
+ * Writes through this process ({@link beginWrite} / {@link endWrite}): the key is dropped when the write starts and
+ * again when it ends, and no fill of it is kept in between (a *fence*). A write that never ends (its caller was
+ * interrupted while Redis had it) leaves its fence until the `until` it was given (the longest the write can take):
+ * the key stays out of L1 until then, so no read can bring back a value the write may be replacing.
+ *
  * Synchronous; time is passed in.
  *
  * @internal
@@ -28,10 +38,31 @@ export interface Entry {
 }
 
 const SECOND_CHANCES = 8
+const FENCE_SLOTS = 8192
+
+/** FNV-1a over the key's UTF-16 code units, to a fence slot. */
+const slotOf = (key: string): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+  return (h >>> 0) & (FENCE_SLOTS - 1)
+}
+
+/** An entry's approximate size: 2 bytes per UTF-16 code unit of key and value. */
+export const sizeOf = (key: string, value: string): number => 2 * (key.length + value.length)
 
 export class L1 {
   private readonly entries = new Map<string, Entry>()
   private readonly tombstones = new Map<string, number>()
+  /**
+   * Writes in flight, counted per slot (an FNV-1a hash of the key, 8,192 slots): how many, and until when (at the
+   * latest) fills of keys in that slot are refused. Arrays rather than a map: no insertion and deletion per write
+   * (a map's set + delete measured 70-90 ns a write here, the hash ~40 ns). Keys sharing a slot share its fence: a
+   * fill refused for nothing, the next read fills.
+   */
+  private readonly fenceCounts = new Int32Array(FENCE_SLOTS)
+  private readonly fenceUntil = new Float64Array(FENCE_SLOTS)
+  /** Writes begun and not ended (see {@link writesInFlight}). */
+  private fencing = 0
   private sequence = 0
   /** Reads that started before this number may not fill (a clear, or too many tombstones). */
   private floor = 0
@@ -42,11 +73,29 @@ export class L1 {
   clears = 0
   refusedFills = 0
   evictions = 0
+  /** Fills not kept because the entry alone is larger than `maxBytes`. */
+  oversized = 0
+  private used = 0
 
-  constructor(readonly maxEntries: number, readonly maxTombstones: number = 4096, readonly graceMillis: number = 0) {}
+  constructor(
+    readonly maxEntries: number,
+    readonly maxTombstones: number = 4096,
+    readonly graceMillis: number = 0,
+    readonly maxBytes: number = Infinity
+  ) {}
 
   get size(): number {
     return this.entries.size
+  }
+
+  /** The entries' approximate size ({@link sizeOf}), summed. */
+  get bytes(): number {
+    return this.used
+  }
+
+  private remove(key: string, entry: Entry): void {
+    this.entries.delete(key)
+    this.used -= sizeOf(key, entry.value)
   }
 
   /** A hit: a value filled in the current trust epoch, within its TTL. */
@@ -54,7 +103,7 @@ export class L1 {
     const entry = this.entries.get(key)
     if (entry === undefined) return undefined
     if (entry.expiresAt <= now || entry.epoch !== this.epoch) {
-      if (entry.expiresAt + this.graceMillis <= now) this.entries.delete(key)
+      if (entry.expiresAt + this.graceMillis <= now) this.remove(key, entry)
       return undefined
     }
     entry.referenced = true
@@ -70,7 +119,7 @@ export class L1 {
     const entry = this.entries.get(key)
     if (entry === undefined) return undefined
     if (entry.expiresAt + this.graceMillis <= now) {
-      this.entries.delete(key)
+      this.remove(key, entry)
       return undefined
     }
     return entry
@@ -83,7 +132,7 @@ export class L1 {
 
   /** Redis answered for `key` but the answer may not fill L1: an older entry must not outlive it as a stale value. */
   discard(key: string, entry: Entry): void {
-    if (this.entries.get(key) === entry) this.entries.delete(key)
+    if (this.entries.get(key) === entry) this.remove(key, entry)
   }
 
   /** The time left before the entry's TTL, as a fraction of `ttlMillis` (for eager refresh); a hit only. */
@@ -108,20 +157,29 @@ export class L1 {
 
   /** Keeps what a read that started at `since` found, unless its key was invalidated (or L1 cleared) since. */
   fill(key: string, value: string, since: number, ttlMillis: number, now: number): boolean {
-    if (since < this.floor || (this.tombstones.get(key) ?? -1) > since) {
+    if (since < this.floor || (this.tombstones.get(key) ?? -1) > since || (this.fencing > 0 && this.fenced(key, now))) {
       this.refusedFills++
       return false
     }
     const entry = this.entries.get(key)
+    const size = sizeOf(key, value)
+    if (size > this.maxBytes) {
+      // Alone over the byte bound: not kept (evicting everything else would not make room), nor an older value.
+      this.oversized++
+      if (entry !== undefined) this.remove(key, entry)
+      return false
+    }
     if (entry !== undefined) {
+      this.used += size - sizeOf(key, entry.value)
       entry.value = value
       entry.expiresAt = now + ttlMillis
       entry.referenced = true
       entry.epoch = this.epoch
       entry.throttleUntil = 0
-      return true
+    } else {
+      this.entries.set(key, { value, expiresAt: now + ttlMillis, referenced: false, epoch: this.epoch, throttleUntil: 0 })
+      this.used += size
     }
-    this.entries.set(key, { value, expiresAt: now + ttlMillis, referenced: false, epoch: this.epoch, throttleUntil: 0 })
     this.evictIfOver(key)
     return true
   }
@@ -130,7 +188,8 @@ export class L1 {
   invalidate(key: string): void {
     const seq = ++this.sequence
     this.invalidations++
-    this.entries.delete(key)
+    const entry = this.entries.get(key)
+    if (entry !== undefined) this.remove(key, entry)
     if (this.inFlight === 0) return
     if (this.tombstones.size >= this.maxTombstones && !this.tombstones.has(key)) {
       this.tombstones.clear()
@@ -138,6 +197,44 @@ export class L1 {
       return
     }
     this.tombstones.set(key, seq)
+  }
+
+  /**
+   * A write of `key` through this process starts; it cannot take longer than `until` (a timestamp). Pass what it
+   * returns to {@link endWrite}.
+   */
+  beginWrite(key: string, until: number, now: number): number {
+    this.invalidate(key)
+    const slot = typeof key === "string" ? slotOf(key) : 0
+    const counts = this.fenceCounts
+    // Every write counted in an expired slot ended or was abandoned (none can be under way past its `until`).
+    if (this.fenceUntil[slot]! <= now && counts[slot]! > 0) {
+      this.fencing -= counts[slot]!
+      counts[slot] = 0
+    }
+    counts[slot]!++
+    if (until > this.fenceUntil[slot]!) this.fenceUntil[slot] = until
+    this.fencing++
+    return slot
+  }
+
+  /** The write of `key` ended (Redis answered, or the fallback did): drop the key again, lift its share of the fence. */
+  endWrite(key: string, slot: number): void {
+    this.invalidate(key)
+    if (this.fenceCounts[slot]! > 0) {
+      this.fenceCounts[slot]!--
+      this.fencing--
+    }
+  }
+
+  /** Writes begun and not ended (an interrupted one stays counted until a write of its slot begins after it expired). */
+  get writesInFlight(): number {
+    return this.fencing
+  }
+
+  private fenced(key: string, now: number): boolean {
+    const slot = slotOf(key)
+    return this.fenceCounts[slot]! > 0 && this.fenceUntil[slot]! > now
   }
 
   /**
@@ -157,12 +254,21 @@ export class L1 {
     this.floor = ++this.sequence
     this.clears++
     this.entries.clear()
+    this.used = 0
     this.tombstones.clear()
   }
 
+  /** Evicts until both bounds hold, never `inserted` (the entry just filled: it fits alone). */
   private evictIfOver(inserted: string): void {
-    if (this.entries.size <= this.maxEntries) return
+    while (this.entries.size > this.maxEntries || this.used > this.maxBytes) {
+      if (!this.evictOne(inserted)) return
+    }
+  }
+
+  /** One CLOCK eviction (the oldest entry not referenced since it was last passed over). */
+  private evictOne(inserted: string): boolean {
     let chances = SECOND_CHANCES
+    // Re-inserted entries come round again in this iteration, unreferenced: it ends within size + chances steps.
     for (const [key, entry] of this.entries) {
       if (key === inserted) continue
       if (entry.referenced && chances-- > 0) {
@@ -171,9 +277,10 @@ export class L1 {
         this.entries.set(key, entry)
         continue
       }
-      this.entries.delete(key)
+      this.remove(key, entry)
       this.evictions++
-      return
+      return true
     }
+    return false
   }
 }
