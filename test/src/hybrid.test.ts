@@ -39,13 +39,13 @@ const BOUND_MS = 1500
  * What the test asserts. An invalidation path that stopped working leaves L1 answering until the next canary round
  * fails: measured with a build whose subscriber ignores every message, 2 processes, every writer kind: p50 234-287 ms,
  * p99 715-967 ms, max < 1 s (each failed round clears L1), 0 beyond the bound. The p50 limit catches that; the p99 one
- * only a slower death. A working path on this shared 2-core box: p50 0-5 ms, p99 up to 0.65 s when other suites load it
- * (the reader processes, descheduled, answer from L1 before their next poll; see the README). Once the hybrid cache
- * waits for a fresh event loop (tracking's `fresh` / `turn`), p99 stays within ~2 ms and the p99 limit can come down
- * to catch a dead path too.
+ * only a slower death. Before the hybrid cache waited for a fresh event loop (tracking's `fresh` / `turn`), a working
+ * path on this shared 2-core box reached p99 0.65 s when other suites loaded it (the reader processes, descheduled,
+ * answered from L1 before their next poll). With the wait: p99 0.4-1.8 ms, max 2.2 ms (2026-12-04, load ~1). The p99
+ * limit keeps a wide margin for a loaded machine and still catches a dead path (p99 >= 715 ms).
  */
 const P50_LIMIT_MS = 50
-const P99_LIMIT_MS = 1000
+const P99_LIMIT_MS = 100
 
 type WriterKind = "steadfast" | "ioredis" | "redis-cli"
 
@@ -239,7 +239,7 @@ describe("HybridCache across processes: 1 writer process, 1 or 3 reader processe
         for (const figures of all) {
           expect(figures.writes, figures.writer).toBe(WRITES)
           expect(figures.beyondBound, figures.writer).toBe(0)
-          // The target is p99 < 5 ms: printed (see the README for the runs), not asserted (see the limits).
+          // The target is p99 < 5 ms: printed (see the README for the runs); asserted with a margin (see the limits).
           expect(figures.p50Ms, figures.writer).toBeLessThan(P50_LIMIT_MS)
           expect(figures.p99Ms, figures.writer).toBeLessThan(P99_LIMIT_MS)
           expect(figures.l1HitRatio, figures.writer).toBeGreaterThan(0.5)

@@ -194,4 +194,8 @@ export interface HybridStats {
   readonly losses: Readonly<Record<string, number>>
   readonly flushes: number
   readonly invalidationMessages: number
+  /** An L1 answer needs the event loop seen polling its sockets within this long; otherwise the read waits a turn. */
+  readonly maxLoopLagMillis: number
+  /** Reads that waited a turn of the event loop before answering from L1 (it had not polled for `maxLoopLagMillis`). */
+  readonly notFresh: number
 }

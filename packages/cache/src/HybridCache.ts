@@ -404,12 +404,17 @@ export const make = (options: Options = {}): Effect.Effect<HybridCache, never, R
       return entry.value
     }
 
-    const get = (key: string): Effect.Effect<Option.Option<string>> =>
+    // An L1 answer needs the event loop seen polling its sockets (the subscriber's) within `maxLoopLag` (2 ms): after
+    // a pause (GC, a long task, the process descheduled), the invalidations that arrived meanwhile are applied first,
+    // by waiting one turn of the loop (`tracking.turn`, no round trip), then L1 is asked again. Without it, the window
+    // of a write grew with the reader's pauses (p99 9-397 ms across processes; with it 0-1.5 ms: see the README).
+    const get = (key: string, waited = false): Effect.Effect<Option.Option<string>> =>
       Effect.suspend(() => {
         const at = now()
         if (tracking.trusted(at)) {
           const value = l1.get(key, at)
           if (value !== undefined) {
+            if (!waited && !tracking.fresh(at)) return Effect.zipRight(tracking.turn, get(key, true))
             l1Hits++
             return Effect.succeed(Option.some(value))
           }
@@ -466,7 +471,8 @@ export const make = (options: Options = {}): Effect.Effect<HybridCache, never, R
     const factory = Factory.make({
       hit: (key) => {
         const at = now()
-        if (!tracking.trusted(at)) return undefined
+        // Not fresh (see `get`): this synchronous check cannot wait a turn, so the factory reads L2 instead.
+        if (!tracking.trusted(at) || !tracking.fresh(at)) return undefined
         const value = l1.get(key, at)
         if (value === undefined) return undefined
         l1Hits++
@@ -501,12 +507,14 @@ export const make = (options: Options = {}): Effect.Effect<HybridCache, never, R
         return factory.getOrSet(key, compute, merged, resolvedCall) as Effect.Effect<string, PermanentError | FactoryTimeoutError | E2, R>
       })
 
-    const getMany = (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Option.Option<string>>> =>
+    const getMany = (keys: ReadonlyArray<string>, waited = false): Effect.Effect<ReadonlyArray<Option.Option<string>>> =>
       Effect.suspend(() => {
         const at = now()
+        const trusted = tracking.trusted(at)
+        // As `get`: answer from L1 only once the loop was seen polling recently.
+        if (trusted && !waited && !tracking.fresh(at)) return Effect.zipRight(tracking.turn, getMany(keys, true))
         const out: Array<Option.Option<string>> = new Array(keys.length)
         const missing: Array<number> = []
-        const trusted = tracking.trusted(at)
         let hits = 0
         for (let i = 0; i < keys.length; i++) {
           const value = trusted ? l1.get(keys[i]!, at) : undefined
@@ -684,7 +692,9 @@ export const make = (options: Options = {}): Effect.Effect<HybridCache, never, R
             boundMillis: t.boundMillis,
             losses: t.losses,
             flushes: t.flushes,
-            invalidationMessages: t.invalidationMessages
+            invalidationMessages: t.invalidationMessages,
+            maxLoopLagMillis: t.maxLoopLagMillis,
+            notFresh: t.notFresh
           }
         }
       })

@@ -80,6 +80,31 @@ describe("HybridCache against the shared Redis", () => {
       yield* Effect.promise(() => other.del(`${prefix}k`))
     })))
 
+  it.live("after an event-loop pause, an invalidation waiting in the socket is applied before L1 answers", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const prefix = unique()
+      const { cache } = yield* hybrid(REDIS_URL, { keyPrefix: prefix })
+      const other = yield* plain
+      expect(yield* trusted(cache)).toBe(true)
+      yield* cache.set("k", "v1")
+      expect(yield* warm(cache, "k")).toBe(true)
+      const before = yield* hybridStats(cache)
+      // The write is acknowledged: Redis has sent the invalidation to the subscriber. This process does not poll its
+      // sockets until its event loop turns: the loop is kept busy for 20 ms, then L1 is read in the same step.
+      yield* Effect.promise(() => other.set(`${prefix}k`, "v2"))
+      const read = yield* Effect.suspend(() => {
+        const end = Date.now() + 20
+        while (Date.now() < end) { /* a long synchronous task */ }
+        return cache.get("k")
+      })
+      // L1 still held v1 (the message was not read yet): the read waited a turn of the loop, so the invalidation was
+      // applied and the answer came from Redis.
+      expect(read).toEqual(Option.some("v2"))
+      const after = yield* hybridStats(cache)
+      expect(after.notFresh - before.notFresh).toBeGreaterThanOrEqual(1)
+      yield* Effect.promise(() => other.del(`${prefix}k`))
+    })))
+
   it.live("redis-cli's write and delete reach it too", () =>
     Effect.scoped(Effect.gen(function*() {
       const prefix = unique()
