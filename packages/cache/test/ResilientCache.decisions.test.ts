@@ -658,7 +658,7 @@ describe("FallbackStore (MemoryCache.layerFallback)", () => {
       expect(store.get("a")).toBe("fresh")
     }))
 
-  it.effect("a mirrored entry counts as used by eviction (refreshed in place) and starts unreferenced when new", () =>
+  it.effect("a mirrored entry counts as used by eviction (refreshed in place), starts unreferenced when new, and is admitted one read in 8 when full", () =>
     Effect.gen(function*() {
       const store = yield* MemoryCache.makeFallback({ maxEntries: 3 })
       store.write("a", "1")
@@ -669,11 +669,21 @@ describe("FallbackStore (MemoryCache.layerFallback)", () => {
       expect(["a", "b", "c", "d"].map((k) => store.get(k))).toEqual(["1'", undefined, "3", "4"])
       const small = yield* MemoryCache.makeFallback({ maxEntries: 9 })
       for (let i = 0; i < 9; i++) small.mirror(`k${i}`, "v", small.version())
-      small.mirror("k9", "v", small.version())
-      // Never read: the oldest goes, first in, first out.
+      // Full: of the reads of keys it does not hold, only one in ADMIT_EVERY (8) is kept. The first 7 are not...
+      for (let i = 9; i < 16; i++) small.mirror(`k${i}`, "v", small.version())
+      expect(small.size()).toBe(9)
+      for (let i = 9; i < 16; i++) expect(small.get(`k${i}`)).toBeUndefined()
+      // ... the 8th is, and the oldest entry (never read) goes, first in, first out.
+      small.mirror("k16", "v", small.version())
+      expect(small.get("k16")).toBe("v")
       expect(small.get("k0")).toBeUndefined()
       expect(small.get("k1")).toBe("v")
       expect(small.size()).toBe(9)
+      // A key it holds is always refreshed, and a local write always kept, full or not.
+      small.mirror("k1", "v2", small.version())
+      expect(small.get("k1")).toBe("v2")
+      small.write("w", "x")
+      expect(small.get("w")).toBe("x")
     }))
 
   it.effect("a write's TTL is capped by the store's ttl; bad options are defects", () =>

@@ -26,6 +26,11 @@ interface Entry {
 /** Referenced entries passed over per eviction before the oldest is evicted regardless. */
 export const SECOND_CHANCES = 8
 
+/**
+ * When the map is full, one remote read in this many of a key it does not hold is kept (see {@link LruStore.mirror}).
+ */
+export const ADMIT_EVERY = 8
+
 export class LruStore {
   private readonly entries = new Map<string, Entry>()
   private sequence = 0
@@ -34,6 +39,8 @@ export class LruStore {
    * before it must not mirror a key it finds no entry for, since that entry may have been a newer local write.
    */
   private goneSeq = 0
+  /** Remote reads of keys not held, seen while the map was full (see {@link mirror}'s admission). */
+  private knocks = 0
 
   constructor(readonly maxEntries: number) {}
 
@@ -87,11 +94,18 @@ export class LruStore {
    * Keeps a copy of what a remote read answered (`undefined`: the remote has no value, so drop ours), unless a local
    * write or delete of the key happened since the read started (`since`, from {@link version}): a read answered
    * before a local write must not overwrite it with the value it replaced.
+   *
+   * Admission: while the map is full, a key it does not hold is kept only at one read in {@link ADMIT_EVERY} (the
+   * others are not copied; local writes are always kept). A working set larger than the map would otherwise evict an
+   * entry and allocate one on every read, keeping each value alive long enough to be promoted by the GC, for copies
+   * that are evicted again before an outage could use them (measured: benchmarks/README.md, "the mirror's churn").
+   * Not keeping a copy only costs a miss during an outage; it never makes an answer older.
    */
   mirror(key: string, value: string | undefined, since: number, ttlMillis: number, now: number): void {
     const entry = this.entries.get(key)
     if (entry === undefined) {
       if (value === undefined || this.goneSeq > since) return
+      if (this.entries.size >= this.maxEntries && ++this.knocks % ADMIT_EVERY !== 0) return
       this.entries.set(key, { value, expiresAt: now + ttlMillis, seq: since, referenced: false })
       this.evictIfOver(key)
       return
