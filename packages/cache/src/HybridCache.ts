@@ -471,8 +471,8 @@ export const make = (options: Options = {}): Effect.Effect<HybridCache, never, R
     const factory = Factory.make({
       hit: (key) => {
         const at = now()
-        // Not fresh (see `get`): this synchronous check cannot wait a turn, so the factory reads L2 instead.
-        if (!tracking.trusted(at) || !tracking.fresh(at)) return undefined
+        // Freshness (see `get`) is settled before the factory is asked: `getOrSetWith` waits a turn when needed.
+        if (!tracking.trusted(at)) return undefined
         const value = l1.get(key, at)
         if (value === undefined) return undefined
         l1Hits++
@@ -504,7 +504,11 @@ export const make = (options: Options = {}): Effect.Effect<HybridCache, never, R
         } catch (error) {
           return Effect.die(new Cause.IllegalArgumentException(`getOrSet ${(error as Error).message}`))
         }
-        return factory.getOrSet(key, compute, merged, resolvedCall) as Effect.Effect<string, PermanentError | FactoryTimeoutError | E2, R>
+        const run = factory.getOrSet(key, compute, merged, resolvedCall) as Effect.Effect<string, PermanentError | FactoryTimeoutError | E2, R>
+        // As `get`: the factory's synchronous L1 check (which also decides an eager refresh) runs only once the event
+        // loop was seen polling recently; otherwise after one turn of it.
+        const at = now()
+        return tracking.trusted(at) && !tracking.fresh(at) ? Effect.zipRight(tracking.turn, run) : run
       })
 
     const getMany = (keys: ReadonlyArray<string>, waited = false): Effect.Effect<ReadonlyArray<Option.Option<string>>> =>
