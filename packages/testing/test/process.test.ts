@@ -41,6 +41,9 @@ describe("internal/process", () => {
       const ignoresTerm = Command.make("sh", "-c", "trap '' TERM; echo starting >&2; sleep 30")
       const child = yield* Platform.provide(Proc.spawn(ignoresTerm))
       expect(child.exit()).toBeUndefined()
+      // The shell has set its trap once it wrote to stderr: a SIGTERM sent before that would kill it.
+      for (let i = 0; i < 500 && !child.stderr().includes("starting"); i++) yield* Effect.sleep("10 millis")
+      expect(child.stderr()).toBe("starting\n")
       expect(yield* child.signal("SIGTERM", "300 millis")).toBe(false)
       expect(child.exit()).toBeUndefined()
       expect(yield* child.signal("SIGKILL", "5 seconds")).toBe(true)
