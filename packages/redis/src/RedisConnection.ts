@@ -922,15 +922,8 @@ export const make = (
     )
 
     const setCommandTimeout = (input: Duration.DurationInput) =>
-      Either.match(RedisConfig.commandTimeoutFrom(input), {
-        onLeft: Effect.fail,
-        onRight: (timeout) =>
-          Effect.sync(() => {
-            deadlines.setTimeout(timeout)
-            // ioredis reads it each time it arms a socket's timer.
-            const socketTimeout = Deadlines.socketTimeoutOf(timeout)
-            for (const client of clients) client.options.socketTimeout = socketTimeout
-          })
+      Deadlines.retune(deadlines, input, (millis) => {
+        for (const client of clients) client.options.socketTimeout = millis
       })
 
     return RedisConnection.of({

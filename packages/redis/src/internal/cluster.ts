@@ -18,7 +18,6 @@
 import { Errors } from "@steadfast/resilience"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -28,7 +27,7 @@ import type * as Scope from "effect/Scope"
 import { Cluster } from "ioredis"
 import type { ClusterOptions, Redis } from "ioredis"
 import * as Classification from "../Classification.js"
-import * as RedisConfig from "../RedisConfig.js"
+import type * as RedisConfig from "../RedisConfig.js"
 import type { RedisConnection, SocketStatus } from "../RedisConnection.js"
 import * as Batcher from "./batcher.js"
 import * as Deadlines from "./deadlines.js"
@@ -433,20 +432,14 @@ export const make = (
     const statusOf = (c: Cluster): SocketStatus =>
       c.status === "disconnecting" ? "close" : c.status as SocketStatus
 
+    // Each node's client reads it when it arms its socket's timer; nodes added later take the cluster's options.
     const setCommandTimeout = (input: Duration.DurationInput) =>
-      Either.match(RedisConfig.commandTimeoutFrom(input), {
-        onLeft: Effect.fail,
-        onRight: (timeout) =>
-          Effect.sync(() => {
-            deadlines.setTimeout(timeout)
-            // Each node's client reads it when it arms its socket's timer; nodes added later take the cluster's.
-            const socketTimeout = Deadlines.socketTimeoutOf(timeout)
-            for (const cluster of clients) {
-              const redisOptions = cluster.options.redisOptions
-              if (redisOptions !== undefined) redisOptions.socketTimeout = socketTimeout
-              for (const node of cluster.nodes()) node.options.socketTimeout = socketTimeout
-            }
-          })
+      Deadlines.retune(deadlines, input, (millis) => {
+        for (const cluster of clients) {
+          const redisOptions = cluster.options.redisOptions
+          if (redisOptions !== undefined) redisOptions.socketTimeout = millis
+          for (const node of cluster.nodes()) node.options.socketTimeout = millis
+        }
       })
 
     const connection: RedisConnection = {

@@ -15,10 +15,13 @@
  *
  * @internal
  */
+import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
+import * as RedisConfig from "../RedisConfig.js"
 import * as Spans from "../Spans.js"
 
 /** A client span to make around a call (see `Spans`): its name and attributes, built once per operation. */
@@ -54,6 +57,25 @@ export const socketTimeoutOf = (commandTimeout: Duration.Duration): number => {
   const deadline = Duration.toMillis(commandTimeout)
   return deadline + Math.max(50, Math.round(deadline / 4))
 }
+
+/**
+ * A connection's `setCommandTimeout`: validated as `commandTimeout` is at start-up (a `ConfigError` changes nothing),
+ * then the calls started from now get it and `setSocketTimeout` is given the sockets' new silence timeout (ioredis
+ * reads it each time it arms a socket's timer).
+ */
+export const retune = (
+  deadlines: Deadlines,
+  input: Duration.DurationInput,
+  setSocketTimeout: (millis: number) => void
+): Effect.Effect<void, ConfigError.ConfigError> =>
+  Either.match(RedisConfig.commandTimeoutFrom(input), {
+    onLeft: Effect.fail,
+    onRight: (timeout) =>
+      Effect.sync(() => {
+        deadlines.setTimeout(timeout)
+        setSocketTimeout(socketTimeoutOf(timeout))
+      })
+  })
 
 /** A tracked call: `expire` runs if the deadline passes before the call is untracked. */
 export interface Pending {
