@@ -109,8 +109,10 @@ export interface RedisConnection {
   ) => Effect.Effect<readonly [string, ReadonlyArray<string>], Errors.RedisFailure>
   /**
    * Succeeds once a socket is ready: at once if one is, otherwise when the reconnect under way completes, failing
-   * with its error (or at the command deadline). Fails at once if no socket is (re)connecting. For a breaker's
-   * probe: one call, worth waiting for, where a "not connected yet" would waste the probe.
+   * with its error (or at the command deadline). Fails at once if no socket is (re)connecting, and with the
+   * `PermanentError` of a socket that cannot connect for a reason retrying cannot fix (a wrong password) when no other
+   * socket is worth waiting for. For a breaker's probe: one call, worth waiting for, where a "not connected yet" would
+   * waste the probe.
    */
   readonly ready: Effect.Effect<void, Errors.RedisFailure>
   /**
@@ -871,14 +873,18 @@ export const make = (
       waiting.set(index, promise)
       return promise
     }
+    const notWriteable = () => new Error("Stream isn't writeable and enableOfflineQueue options is false")
     const ready: Effect.Effect<void, Errors.RedisFailure> = Effect.suspend(() => {
       if (clients.some(usable)) return Effect.void
-      let index = clients.findIndex((c) => reconnecting.has(c.status))
-      if (index < 0) index = clients.findIndex(dying)
+      // A socket down for a reason retrying cannot fix (a wrong password, a missing ACL permission) reconnects only
+      // every `permanentReconnectDelay`: it is not worth waiting for, and the caller is told why at once, as a command
+      // would be (`PermanentError`, "not connected: …"), rather than with a transient timeout a deadline later.
+      const worthWaiting = (c: Redis, i: number) => permanentFailure[i] === undefined && (reconnecting.has(c.status) || dying(c))
+      let index = clients.findIndex((c, i) => worthWaiting(c, i) && reconnecting.has(c.status))
+      if (index < 0) index = clients.findIndex(worthWaiting)
       if (index < 0) {
-        return Effect.fail(
-          classifyOn("ready", Math.max(0, next), new Error("Stream isn't writeable and enableOfflineQueue options is false"))
-        )
+        const permanent = permanentFailure.findIndex((failure) => failure !== undefined)
+        return Effect.fail(classifyOn("ready", permanent >= 0 ? permanent : Math.max(0, next), notWriteable()))
       }
       return deadlines.run(() => nextReady(index), (error) => classifyOn("ready", index, error), readyTimeout)
     })

@@ -123,6 +123,24 @@ describe("RedisConnection: a wrong password is permanent", () => {
       expect((yield* accepted()) - before).toBeLessThanOrEqual(1)
     }))
 
+  it.scopedLive("ready fails at once with the PermanentError, not a transient timeout a deadline later", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make({ password: "right-password" })
+      const logs = LogCapture.make()
+      const url = `redis://:wrong-password@${server.host}:${server.port}`
+      const redis = yield* connect({ url, connectTimeout: "500 millis", commandTimeout: "3 seconds" }).pipe(
+        Effect.provide(logs.layer)
+      )
+      yield* eventually(Effect.sync(() => logs.lines.some((l) => l.level === "ERROR")), 2000)
+      const started = Date.now()
+      const error = yield* Effect.flip(redis.ready)
+      // Waiting for the socket's next reconnect would take the 3 s deadline (it retries every 5 s).
+      expect(Date.now() - started).toBeLessThan(1000)
+      expect(error).toMatchObject({ _tag: "PermanentError", reason: "auth", operation: "ready" })
+      expect(error.message.startsWith("not connected: ")).toBe(true)
+      expect(error.message).not.toContain("wrong-password")
+    }))
+
   it.scopedLive("the right password after a restart: commands succeed again", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.make({ users: [{ username: "app", password: "pw", rules: "on >pw ~* &* +@all" }] })
