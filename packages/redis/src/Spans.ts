@@ -119,6 +119,28 @@ export const end = (started: Started, exit: Exit.Exit<unknown, unknown>): void =
 }
 
 /**
+ * Ends spans that finish at the same instant (the callers of one coalesced reply) with {@link end}'s semantics, reading
+ * each clock once for all of them rather than once per span. Make one per instant; do not keep it.
+ *
+ * @since 0.5.0
+ */
+export type Ender = (started: Started, exit: Exit.Exit<unknown, unknown>) => void
+
+/** @since 0.5.0 */
+export const ender = (): Ender => {
+  let clock: Clock.Clock | undefined | null = null
+  let at = zero
+  return ({ clock: own, span }, exit) => {
+    if (span.status._tag === "Ended") return
+    if (own !== clock) {
+      clock = own
+      at = own === undefined ? zero : own.unsafeCurrentTimeNanos()
+    }
+    span.end(at, exit)
+  }
+}
+
+/**
  * Records `name` as an event on the running fiber's current span; when it has none (or only an external parent), as
  * a span of its own that starts and ends now, so the event is never invisible. Nothing under Effect's built-in tracer
  * or with tracing off. `attributes` is only called when something is recorded.

@@ -10,12 +10,19 @@ const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 
 /** A tracer that records the spans it is asked for (what an OpenTelemetry exporter would receive). */
 const recordingTracer = () => {
-  const spans: Array<{ name: string; kind: string; attributes: Map<string, unknown>; ends: Array<Exit.Exit<unknown, unknown>> }> = []
+  const spans: Array<{
+    name: string
+    kind: string
+    attributes: Map<string, unknown>
+    ends: Array<Exit.Exit<unknown, unknown>>
+    endTimes: Array<bigint>
+  }> = []
   const tracer = Tracer.make({
     span: (name, parent, context, links, startTime, kind) => {
       const attributes = new Map<string, unknown>()
       const ends: Array<Exit.Exit<unknown, unknown>> = []
-      spans.push({ name, kind, attributes, ends })
+      const endTimes: Array<bigint> = []
+      spans.push({ name, kind, attributes, ends, endTimes })
       return {
         _tag: "Span",
         name,
@@ -28,7 +35,10 @@ const recordingTracer = () => {
         links,
         sampled: true,
         kind,
-        end: (_endTime, exit) => void ends.push(exit),
+        end: (endTime, exit) => {
+          ends.push(exit)
+          endTimes.push(endTime)
+        },
         attribute: (key, value) => void attributes.set(key, value),
         event: () => {},
         addLinks: () => {}
@@ -87,5 +97,48 @@ describe("RedisConnection spans", () => {
       expect(Exit.isFailure(last.ends[0]!)).toBe(true)
       yield* redis.del([key])
     }).pipe(Effect.provide(RedisConnection.layer({ url: REDIS_URL })))
+  })
+
+  it.live("coalesced calls: each traced caller's span ends once with its own outcome, at the reply's instant", () => {
+    const { spans, tracer } = recordingTracer()
+    const key = (i: number) => `steadfast:test:tracing:batch:${process.pid}:${i}`
+    return Effect.gen(function*() {
+      const redis = yield* RedisConnection.RedisConnection
+      yield* redis.set(key(1), "one", Option.none())
+      yield* redis.set(key(3), "three", Option.none())
+      // Four reads in one tick (one MGET): the second with tracing off, the others traced.
+      const values = yield* Effect.all([
+        redis.getBatched(key(1)).pipe(Effect.withTracer(tracer)),
+        redis.getBatched(key(2)).pipe(Effect.withTracerEnabled(false), Effect.withTracer(tracer)),
+        redis.getBatched(key(3)).pipe(Effect.withTracer(tracer)),
+        redis.getBatched(key(4)).pipe(Effect.withTracer(tracer))
+      ], { concurrency: "unbounded" })
+      expect(values).toEqual(["one", null, "three", null])
+      expect(spans.map((s) => s.attributes.get("db.operation.name"))).toEqual(["MGET", "MGET", "MGET"])
+      expect(spans.map((s) => s.ends.map((exit) => Exit.isSuccess(exit) ? exit.value : "failed"))).toEqual([
+        ["one"],
+        ["three"],
+        [null]
+      ])
+      // One reply, one instant: the clock is read once for the batch's spans.
+      expect(new Set(spans.map((s) => s.endTimes[0])).size).toBe(1)
+      expect(spans[0]!.endTimes[0]! > 0n).toBe(true)
+      yield* redis.del([key(1), key(3)])
+    }).pipe(Effect.provide(RedisConnection.layer({ url: REDIS_URL })))
+  })
+
+  it.live("a coalesced batch that fails ends every traced caller's span with the failure", () => {
+    const { spans, tracer } = recordingTracer()
+    return Effect.gen(function*() {
+      const redis = yield* RedisConnection.RedisConnection
+      // A closed connection: the batch's send fails for all its callers.
+      const failures = yield* Effect.all([
+        Effect.flip(redis.getBatched("steadfast:test:tracing:x").pipe(Effect.withTracer(tracer))),
+        Effect.flip(redis.getBatched("steadfast:test:tracing:y").pipe(Effect.withTracer(tracer)))
+      ], { concurrency: "unbounded" })
+      expect(failures.map((f) => f.operation)).toEqual(["get", "get"])
+      expect(spans.map((s) => s.ends.length)).toEqual([1, 1])
+      expect(spans.every((s) => Exit.isFailure(s.ends[0]!))).toBe(true)
+    }).pipe(Effect.provide(RedisConnection.layer({ url: "redis://127.0.0.1:1", connectTimeout: "200 millis" })))
   })
 })

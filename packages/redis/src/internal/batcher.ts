@@ -28,16 +28,27 @@ export const make = <I, O>(options: {
   let items: Array<I> = []
   // Each waiter is resumed with an `Exit` (it is the effect that resumes the caller, and a span's outcome).
   let waiters: Array<(exit: Exit.Exit<O, Errors.RedisFailure>) => void> = []
+  // Each waiter's span, if it has one; `undefined` while no waiter of the batch has one (the untraced common case).
+  let spans: Array<Spans.Started | undefined> | undefined
 
   const flush = () => {
     const batch = items
     const resumes = waiters
+    const started = spans
     items = []
     waiters = []
+    spans = undefined
     if (batch.length === 0) return
+    // The waiters of one reply finish at the same instant: their spans end with one reading of the clock.
+    const settle = (i: number, exit: Exit.Exit<O, Errors.RedisFailure>, end: Spans.Ender | undefined) => {
+      const span = started?.[i]
+      if (span !== undefined) end!(span, exit)
+      resumes[i]!(exit)
+    }
     const failAll = (error: Errors.RedisFailure) => {
       const failed = Exit.fail(error)
-      for (const resume of resumes) resume(failed)
+      const end = started === undefined ? undefined : Spans.ender()
+      for (let i = 0; i < resumes.length; i++) settle(i, failed, end)
     }
     const entry = deadlines.track(() => failAll(onTimeout()))
     let sent: ReturnType<typeof send>
@@ -50,9 +61,10 @@ export const make = <I, O>(options: {
     sent.reply.then(
       (results) => {
         if (!deadlines.untrack(entry)) return
+        const end = started === undefined ? undefined : Spans.ender()
         for (let i = 0; i < resumes.length; i++) {
           const result = results[i] as O | Error
-          resumes[i]!(result instanceof Error ? Exit.fail(classify(sent.index, result)) : Exit.succeed(result))
+          settle(i, result instanceof Error ? Exit.fail(classify(sent.index, result)) : Exit.succeed(result), end)
         }
       },
       (error) => {
@@ -64,13 +76,11 @@ export const make = <I, O>(options: {
   return {
     submit: (item, span) =>
       Effect.async<O, Errors.RedisFailure>((register) => {
-        const started = span === undefined ? undefined : Spans.start(span.name, "client", span.attributes)
-        const resume = started === undefined ? register : (exit: Exit.Exit<O, Errors.RedisFailure>) => {
-          Spans.end(started, exit)
-          register(exit)
-        }
+        const traced = span === undefined ? undefined : Spans.start(span.name, "client", span.attributes)
+        if (traced !== undefined) (spans ??= new Array(waiters.length))[waiters.length] = traced
+        else if (spans !== undefined) spans[waiters.length] = undefined
         items.push(item)
-        if (waiters.push(resume) === 1) queueMicrotask(flush)
+        if (waiters.push(register) === 1) queueMicrotask(flush)
         else if (waiters.length >= maxBatch) flush()
       })
   }
