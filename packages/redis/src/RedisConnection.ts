@@ -789,6 +789,7 @@ export const make = (
       classify: (index, error) => classifyOn("get", index, error),
       onTimeout: batchTimeout("get")
     })
+    const noResults: ReadonlyArray<void> = []
     const writes = Batcher.make<readonly [string, string, Option.Option<Duration.Duration>], void>({
       deadlines,
       maxBatch,
@@ -796,10 +797,21 @@ export const make = (
         const index = pick()
         const client = clients[index]!
         if (onFenced(client)) return { index, reply: guarded(index, () => Promise.resolve(entries.map(() => undefined))) }
-        // No TTL anywhere: one MSET. Otherwise one pipeline of SETs, each answering for itself.
-        if (entries.every(([, , ttl]) => Option.isNone(ttl))) {
-          return { index, reply: client.mset(...entries.flatMap(([k, v]) => [k, v])).then(() => entries.map(() => undefined)) }
+        // No TTL anywhere: one MSET, its arguments built in one array. Otherwise one pipeline of SETs, each answering
+        // for itself.
+        const args: Array<string> = new Array(entries.length * 2)
+        let untimed = true
+        for (let i = 0; i < entries.length; i++) {
+          const [key, value, ttl] = entries[i]!
+          if (Option.isSome(ttl)) {
+            untimed = false
+            break
+          }
+          args[2 * i] = key
+          args[2 * i + 1] = value
         }
+        // An MSET succeeds or fails as a whole: no per-key results (the batcher reads a missing one as success).
+        if (untimed) return { index, reply: client.mset(args).then(() => noResults) }
         const pipeline = client.pipeline()
         for (const [key, value, ttl] of entries) {
           if (Option.isSome(ttl)) pipeline.set(key, value, "PX", ttlMillis(ttl.value))

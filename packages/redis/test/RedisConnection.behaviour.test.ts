@@ -175,6 +175,23 @@ describe("RedisConnection: writes that fail per key", () => {
     }))
 })
 
+describe("RedisConnection: coalesced writes land under their own keys", () => {
+  it.scopedLive("one setBatched alone, then five in one tick (one MSET each time): each value under its key, nothing else", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const redis = yield* connect({ url: `redis://${server.host}:${server.port}` })
+      yield* redis.setBatched("alone", "v0", Option.none())
+      yield* Effect.all(
+        Array.from({ length: 5 }, (_, i) => redis.setBatched(`k${i}`, `v${i + 1}`, Option.none())),
+        { concurrency: "unbounded" }
+      )
+      expect(yield* commandCalls(server, "mset")).toBe(2)
+      const keys = (yield* server.command("KEYS", "*")) as ReadonlyArray<string>
+      expect([...keys].sort()).toEqual(["alone", "k0", "k1", "k2", "k3", "k4"])
+      expect(yield* redis.mget(["alone", "k0", "k4"])).toEqual(["v0", "v1", "v5"])
+    }))
+})
+
 describe("RedisConnection: SCAN", () => {
   it.scopedLive("steps until cursor 0, returning every matching key once", () =>
     Effect.gen(function*() {

@@ -18,7 +18,10 @@ export interface Batcher<I, O> {
 export const make = <I, O>(options: {
   readonly deadlines: Deadlines
   readonly maxBatch: number
-  /** Sends the batch; answers, per item, its value or the `Error` that item failed with. */
+  /**
+   * Sends the batch; answers, per item, its value or the `Error` that item failed with (an item past the end of a
+   * shorter answer gets `undefined`: a `void` batch that succeeded as a whole may answer `[]`).
+   */
   readonly send: (items: ReadonlyArray<I>) => { readonly index: number; readonly reply: Promise<ReadonlyArray<O | Error>> }
   /** Classifies a failure of the request (or of one item) for the socket it went to. */
   readonly classify: (index: number, error: unknown) => Errors.RedisFailure
