@@ -95,8 +95,12 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
     close: client.close
   })
 
+  // `HAPPY_CONTENDERS=ioredis,ioredis-autopipeline,steadfast` measures only those (a diagnostic: what the other
+  // contenders' heaps and garbage, in the same process, cost the ones measured).
+  const only = process.env["HAPPY_CONTENDERS"]?.split(",").map((s) => s.trim())
+  const wanted = (name: string) => only === undefined || only.includes(name)
   const contenders: Array<Contender> = []
-  for (const name of peerNames as ReadonlyArray<PeerName>) {
+  for (const name of (peerNames as ReadonlyArray<PeerName>).filter(wanted)) {
     const client = await makePeer(name, target, settings)
     if (name === "bentocache" || name === "cache-manager") {
       // These store their own envelope: fill their keyspace through their own API.
@@ -112,7 +116,7 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
     }
     contenders.push(fromClient(client))
   }
-  for (const [name, coalesce] of [["steadfast", undefined], ["steadfast coalesce:false", false]] as const) {
+  for (const [name, coalesce] of ([["steadfast", undefined], ["steadfast coalesce:false", false]] as const).filter(([n]) => wanted(n))) {
     const sf = await buildSteadfast(name, { url, ...(coalesce === undefined ? {} : { coalesce }) }, config.runtime)
     contenders.push({
       name,

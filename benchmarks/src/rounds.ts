@@ -46,6 +46,8 @@ export const interleave = async <C>(config: RoundsConfig<C>, entrants: ReadonlyA
   for (const entrant of entrants) {
     for (const cell of cells) await entrant.measure(cell, config.warmupMs)
   }
+  // The live heap every measurement shares (all entrants of a scenario run in this one process).
+  log(`${config.label}: live heap after warm-up ${(gcHeap() / 2 ** 20).toFixed(0)} MiB`)
   const samples = new Map<string, Array<Sample>>()
   const id = (entrant: string, cell: C) => `${entrant}|${cellName(cell)}`
   for (let round = 0; round < config.rounds; round++) {
