@@ -27,6 +27,8 @@
  *
  * @internal
  */
+import { ClockHand } from "./lru.js"
+
 export interface Entry {
   value: string
   expiresAt: number
@@ -37,7 +39,6 @@ export interface Entry {
   throttleUntil: number
 }
 
-const SECOND_CHANCES = 8
 const FENCE_SLOTS = 8192
 
 /** FNV-1a over the key's UTF-16 code units, to a fence slot. */
@@ -52,6 +53,7 @@ export const sizeOf = (key: string, value: string): number => 2 * (key.length + 
 
 export class L1 {
   private readonly entries = new Map<string, Entry>()
+  private readonly clock = new ClockHand(this.entries)
   private readonly tombstones = new Map<string, number>()
   /**
    * Writes in flight, counted per slot (an FNV-1a hash of the key, 8,192 slots): how many, and until when (at the
@@ -254,6 +256,7 @@ export class L1 {
     this.floor = ++this.sequence
     this.clears++
     this.entries.clear()
+    this.clock.reset()
     this.used = 0
     this.tombstones.clear()
   }
@@ -265,22 +268,12 @@ export class L1 {
     }
   }
 
-  /** One CLOCK eviction (the oldest entry not referenced since it was last passed over). */
+  /** One CLOCK eviction (the oldest entry not referenced since it was last passed over: {@link ClockHand}). */
   private evictOne(inserted: string): boolean {
-    let chances = SECOND_CHANCES
-    // Re-inserted entries come round again in this iteration, unreferenced: it ends within size + chances steps.
-    for (const [key, entry] of this.entries) {
-      if (key === inserted) continue
-      if (entry.referenced && chances-- > 0) {
-        entry.referenced = false
-        this.entries.delete(key)
-        this.entries.set(key, entry)
-        continue
-      }
-      this.remove(key, entry)
-      this.evictions++
-      return true
-    }
-    return false
+    const victim = this.clock.victim(inserted)
+    if (victim === undefined) return false
+    this.remove(victim[0], victim[1])
+    this.evictions++
+    return true
   }
 }
