@@ -24,7 +24,7 @@ const conn = await buildLayer(RedisConnection.layer({ url }), runtime)
 const c = Context.get(conn.context, RedisConnection.RedisConnection)
 const strict = await buildLayer(RedisCache.layer().pipe(Layer.provide(RedisConnection.layer({ url }))), runtime)
 const sc = Context.get(strict.context, RedisCache.RedisCache)
-const sf = await buildSteadfast("sf", { url }, runtime)
+const sf = await buildSteadfast("sf", { url, ...(process.env.MIRROR === "false" ? { mirror: false } : {}) }, runtime)
 const k = (i) => keys[i % 10000]
 const none = Option.none()
 const rungs = OP === "set" ? {
