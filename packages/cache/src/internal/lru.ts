@@ -6,8 +6,9 @@
  * instead of re-inserting it (a `Map` delete + set and a new object per read were 5.8% of the resilient cache's CPU).
  * When the map is over its bound, the oldest entry is evicted unless it was referenced since it last reached the old
  * end; a referenced one loses its bit and moves to the young end (at most {@link SECOND_CHANCES} of them per eviction,
- * then the oldest goes whatever its bit). {@link ClockHand} finds it without rescanning the map. An entry read since it was last passed over therefore survives the next
- * eviction, as with LRU; between two entries both read, eviction order is by insertion (the documented difference).
+ * then the oldest goes whatever its bit; {@link ClockHand} finds it without rescanning the map). An entry read since it
+ * was last passed over therefore survives the next eviction, as with LRU; between two entries both read, eviction order
+ * is by insertion (the documented difference).
  *
  * Every local write takes the next number of a sequence, so a value read from elsewhere (Redis) before a local write
  * can never overwrite it: see {@link LruStore.mirror}.
