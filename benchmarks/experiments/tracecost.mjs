@@ -4,7 +4,7 @@
 // - "no-op tracer": `Tracer.make` returning a new do-nothing span object per call (as the ladder's rung);
 // - "shared-span tracer": the tracer returns one shared do-nothing span, so what is left is Steadfast's own work.
 // Run from the repository root after `npx tsc -b`: `node --expose-gc benchmarks/experiments/tracecost.mjs`
-// (C=1 for one caller, ROUNDS=n). Leaves its bench:trace:* keys (10,000 x 100 B) in the shared Redis.
+// (C=1 for one caller, OP=set for SET, ROUNDS=n). Leaves its bench:trace:* keys (10,000 x 100 B) in the shared Redis.
 import { buildSteadfast, makeRuntime } from "../dist/steadfast.js"
 import { effectLoop } from "../dist/drive.js"
 import * as Effect from "effect/Effect"
@@ -28,7 +28,8 @@ const fresh = Tracer.make({
 })
 const one = fresh.span("shared", { _tag: "None" }, undefined, [], 0n, "client")
 const shared = Tracer.make({ span: () => one, context: (f) => f() })
-const loop = () => effectLoop((i) => sf.cache.get(keys[i % 10000]), C, 2e6, 400)
+const OP = process.env.OP ?? "get"
+const loop = () => effectLoop(OP === "set" ? (i) => sf.cache.set(keys[i % 10000], v) : (i) => sf.cache.get(keys[i % 10000]), C, 2e6, 400)
 const entrants = {
   "no tracer": () => sf.run(loop()),
   "no-op tracer": () => sf.run(Effect.withTracer(loop(), fresh)),
@@ -56,7 +57,7 @@ for (let r = 0; r < ROUNDS; r++) {
   for (const n of names) cpu[n].push(used[n] / used["no tracer"])
 }
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
-console.log(`c=${C}, ${ROUNDS} rounds of 400 ms, median per-round ratio to "no tracer":`)
+console.log(`${OP.toUpperCase()} 100 B c=${C}, ${ROUNDS} rounds of 400 ms, median per-round ratio to "no tracer":`)
 for (const n of names) console.log(`  ${n}: ${median(ratios[n]).toFixed(3)}x  (rounds ${ratios[n].map((x) => x.toFixed(2)).join(" ")})`)
 console.log(`CPU time per call, median per-round ratio to "no tracer" (> 1 costs more):`)
 for (const n of names) console.log(`  ${n}: ${median(cpu[n]).toFixed(3)}x  (rounds ${cpu[n].map((x) => x.toFixed(2)).join(" ")})`)

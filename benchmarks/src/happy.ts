@@ -4,12 +4,13 @@
  * warm-up; each figure is the median over rounds, each ratio the median of per-round ratios to raw ioredis with
  * auto-pipelining (and to raw ioredis defaults) measured in the same round.
  */
+import * as Effect from "effect/Effect"
 import { Redis } from "ioredis"
 import { makePeer, type PeerName, peerNames, type PromiseClient, type ResilienceSettings, type Target } from "./contenders.js"
 import { effectLoop, promiseLoop, type Sample } from "./drive.js"
 import { benchValue, fill, unlinkMatching } from "./keyspace.js"
 import { type Entrant, interleave, p99, throughput } from "./rounds.js"
-import { buildSteadfast, type Steadfast, statsLine } from "./steadfast.js"
+import { buildSteadfast, noopTracer, type Steadfast, statsLine } from "./steadfast.js"
 import type * as Runtime from "effect/Runtime"
 import { log } from "./util.js"
 
@@ -22,6 +23,9 @@ export interface Cell {
 export const cells: ReadonlyArray<Cell> = (["get", "set"] as const).flatMap((op) =>
   ([100, 10240] as const).flatMap((size) => ([1, 64] as const).map((concurrency) => ({ op, size, concurrency })))
 )
+
+/** The happy path's Steadfast (defaults) with a no-op tracer installed around its loop. */
+export const traced = "steadfast (no-op tracer)"
 
 export const cellName = (c: Cell) => `${c.op.toUpperCase()} ${c.size === 100 ? "100 B" : "10 KB"} c=${c.concurrency}`
 
@@ -38,6 +42,8 @@ export interface HappyRow {
   readonly throughputVsAutoPipeline: number
   readonly p99VsAutoPipeline: number
   readonly throughputVsIoredis: number
+  /** The no-op-tracer row only: median of per-round ratios to Steadfast without a tracer (1 = tracing costs nothing). */
+  readonly vsUntraced?: number
   readonly rounds: ReadonlyArray<Sample>
   readonly emptyReads: number
   readonly errors: number
@@ -116,6 +122,13 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
     }
     contenders.push(fromClient(client))
   }
+  const steadfastOp = (sf: Steadfast, cell: Cell) => {
+    const ks = keys[cell.size]
+    const v = values[cell.size]
+    return cell.op === "get"
+      ? (i: number) => sf.cache.get(ks[i % keyspace]!)
+      : (i: number) => sf.cache.set(ks[i % keyspace]!, v)
+  }
   for (const [name, coalesce] of ([["steadfast", undefined], ["steadfast coalesce:false", false]] as const).filter(([n]) => wanted(n))) {
     const sf = await buildSteadfast(name, { url, ...(coalesce === undefined ? {} : { coalesce }) }, config.runtime)
     contenders.push({
@@ -131,16 +144,18 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
           if (config.verbose) log(`  ${name} ${cellName(cell)}: ${Math.round(sample.opsPerSec)} ops/s; ${statsLine(after)}`)
         }
       },
-      measure: (cell, durationMs) => {
-        const ks = keys[cell.size]
-        const v = values[cell.size]
-        const op = cell.op === "get"
-          ? (i: number) => sf.cache.get(ks[i % keyspace]!)
-          : (i: number) => sf.cache.set(ks[i % keyspace]!, v)
-        return sf.run(effectLoop(op, cell.concurrency, 2_000_000, durationMs))
-      },
+      measure: (cell, durationMs) => sf.run(effectLoop(steadfastOp(sf, cell), cell.concurrency, 2_000_000, durationMs)),
       close: sf.close
     })
+    if (name === "steadfast" && wanted(traced)) {
+      // The same instance, its loop run under a tracer whose spans do nothing: a span is made for every Redis call.
+      contenders.push({
+        name: traced,
+        measure: (cell, durationMs) =>
+          sf.run(Effect.withTracer(effectLoop(steadfastOp(sf, cell), cell.concurrency, 2_000_000, durationMs), noopTracer)),
+        close: async () => {}
+      })
+    }
   }
 
   const samples = await interleave(
@@ -169,6 +184,7 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
         throughputVsAutoPipeline: samples.ratio(contender.name, "ioredis-autopipeline", cell, throughput),
         p99VsAutoPipeline: samples.ratio(contender.name, "ioredis-autopipeline", cell, p99),
         throughputVsIoredis: samples.ratio(contender.name, "ioredis", cell, throughput),
+        ...(contender.name === traced ? { vsUntraced: samples.ratio(traced, "steadfast", cell, throughput) } : {}),
         rounds: list,
         emptyReads: cell.op === "get" ? list.reduce((n, s) => n + s.empty, 0) : 0,
         errors: list.reduce((n, s) => n + s.errors, 0)

@@ -25,13 +25,12 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Runtime from "effect/Runtime"
-import * as Tracer from "effect/Tracer"
 import { Redis } from "ioredis"
 import { makePeer, type Target } from "./contenders.js"
 import { effectLoop, promiseLoop, type Sample } from "./drive.js"
 import { benchKeys, benchValue, fill, unlinkMatching } from "./keyspace.js"
 import { type Entrant, interleave, p99, throughput } from "./rounds.js"
-import { buildLayer, buildSteadfast, statsLine } from "./steadfast.js"
+import { buildLayer, buildSteadfast, noopTracer, statsLine } from "./steadfast.js"
 import { log } from "./util.js"
 
 export type LadderCell = 1 | 64
@@ -97,28 +96,6 @@ const parents: Record<string, string | null> = {
   [rungs.resilient]: rungs.strict,
   [rungs.traced]: rungs.resilient
 }
-
-/** A tracer whose spans record nothing: what a span per call costs Steadfast itself. */
-const noopTracer = Tracer.make({
-  span: (name, parent, context, links, startTime, kind) => ({
-    _tag: "Span",
-    name,
-    spanId: "0",
-    traceId: "0",
-    parent,
-    context,
-    status: { _tag: "Started", startTime },
-    attributes: new Map(),
-    links,
-    sampled: false,
-    kind,
-    end: () => {},
-    attribute: () => {},
-    event: () => {},
-    addLinks: () => {}
-  }),
-  context: (f) => f()
-})
 
 export const runLadder = async (config: LadderConfig): Promise<LadderResult> => {
   const { runtime, target } = config
