@@ -1,5 +1,5 @@
 // Experiment (issue 12): where a single caller's GET 100 B spends CPU, rung by rung (raw ioredis with its defaults,
-// RedisConnection.getBatched, strict RedisCache.get, ResilientCache.get): throughput ratio to raw and this process' CPU
+// RedisConnection.getBatched, strict RedisCache.get, ResilientCache.get, with and without its mirror): throughput ratio to raw and this process' CPU
 // time per call (user + system, which includes the socket writes), medians of per-round values, interleaved.
 // `node --expose-gc benchmarks/experiments/c1cpu.mjs` after `npx tsc -b` (ROUNDS=n, C=1). Uses bench:c1:* keys.
 import { buildSteadfast, makeRuntime, buildLayer } from "../dist/steadfast.js"
@@ -23,13 +23,15 @@ const c = Context.get(conn.context, RedisConnection.RedisConnection)
 const strict = await buildLayer(RedisCache.layer().pipe(Layer.provide(RedisConnection.layer({ url }))), runtime)
 const sc = Context.get(strict.context, RedisCache.RedisCache)
 const sf = await buildSteadfast("sf", { url }, runtime)
+const noMirror = await buildSteadfast("sf-nomirror", { url, mirror: false }, runtime)
 const k = (i) => keys[i % 10000]
 const entr = {
   "raw ioredis": () => promiseLoop((i) => plain.get(k(i)), C, 2e6, MS),
   "Effect floor (tryPromise)": () => conn.run(effectLoop((i) => Effect.tryPromise(() => plain.get(k(i))), C, 2e6, MS)),
   "getBatched": () => conn.run(effectLoop((i) => c.getBatched(k(i)), C, 2e6, MS)),
   "strict get": () => strict.run(effectLoop((i) => sc.get(k(i)), C, 2e6, MS)),
-  "resilient get": () => sf.run(effectLoop((i) => sf.cache.get(k(i)), C, 2e6, MS))
+  "resilient get": () => sf.run(effectLoop((i) => sf.cache.get(k(i)), C, 2e6, MS)),
+  "resilient get, mirror: false": () => noMirror.run(effectLoop((i) => noMirror.cache.get(k(i)), C, 2e6, MS))
 }
 const names = Object.keys(entr)
 for (const n of names) await entr[n]()
