@@ -3,9 +3,10 @@
  * "Redis"): a test double that differs from Redis makes its users' tests pass wrongly.
  *
  * `matchGlob` is checked against Redis itself: a `redis-server` spawned here (never the shared one) holds a set of
- * keys, and for every pattern `KEYS` must answer exactly the keys `matchGlob` accepts. The keys are ASCII and not empty:
- * Redis matches bytes where `matchGlob` matches UTF-16 code units (`?` matches `é` in `matchGlob`, not in Redis), and
- * Redis answers `**` without the empty key (only `*` alone is special-cased); both are reported, not tested here.
+ * keys, and for every pattern `KEYS` must answer exactly the keys `matchGlob` accepts. The keys are ASCII: Redis matches
+ * bytes where `matchGlob` matches UTF-16 code units (`?` matches `é` in `matchGlob`, not in Redis). And Redis answers
+ * `**` (any run of two stars or more) without the empty key, where `matchGlob` matches it (only `*` alone is
+ * special-cased in Redis). Both differences are reported (MUTATION.md), not asserted here.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Errors } from "@steadfast/resilience"
@@ -63,9 +64,14 @@ const keys: ReadonlyArray<string> = [
     "b-",
     "[",
     "]",
-    "^"
+    "^",
+    "",
+    // Deep and long keys: Redis gives up past 1000 nested stars, and must not take exponential time.
+    "a".repeat(1100) + "b",
+    "a".repeat(60),
+    "xab"
   ])
-].filter((k) => k !== "")
+]
 
 const patterns: ReadonlyArray<string> = [
   ...new Set([
@@ -107,7 +113,11 @@ const patterns: ReadonlyArray<string> = [
     "?*",
     "[a-c]*[^a]",
     "*[c-a]",
-    "[!a]"
+    "[!a]",
+    "x" + "*".repeat(1100) + "b", // a run of stars is one star, not 1100 nested ones
+    "a**" + "*".repeat(1100),
+    "a*a*a*a*a*a*a*a*a*a*a*a*c", // exponential without Redis' "skip longer" cut
+    ...[998, 999, 1000, 1001, 1002].map((n) => "a*".repeat(n) + "b") // 1000 nested stars match, 1001 do not
   ])
 ].filter((p) => p !== "")
 
@@ -133,8 +143,10 @@ describe("ScriptedConnection.matchGlob: as Redis' KEYS matches", () => {
       patterns.forEach((pattern, i) => {
         const expected = answers[i]!
         if (expected.length > 0 && expected.length < keys.length) nonTrivial++
-        const matched = keys.filter((k) => ScriptedConnection.matchGlob(pattern, k)).sort()
-        expect(matched, `pattern ${JSON.stringify(pattern)}`).toEqual(expected)
+        // Known difference (reported): Redis special-cases `*` alone; `**` and longer runs do not match the empty key.
+        const known = /^\*{2,}$/.test(pattern) ? (k: string) => k !== "" : () => true
+        const matched = keys.filter((k) => known(k) && ScriptedConnection.matchGlob(pattern, k)).sort()
+        expect(matched, `pattern ${JSON.stringify(pattern).slice(0, 80)}`).toEqual(expected)
       })
       // The generated patterns are not all "everything" or "nothing".
       expect(nonTrivial).toBeGreaterThan(100)
@@ -521,6 +533,8 @@ describe("ScriptedConnection: store, log and options", () => {
     Effect.gen(function*() {
       const named = yield* withScripted(setup, { url: "rediss://cache.internal:7000/2" })
       expect(named.redis.server).toEqual({ host: "cache.internal", port: 7000, tls: true })
+      // The control handle's tag is found by its key (two copies of the package share it).
+      expect(ScriptedConnection.ScriptedConnection.key).toBe("@steadfast/redis/ScriptedConnection")
       const plain = yield* withScripted(setup, {})
       expect(plain.redis.server).toEqual({ host: "scripted", port: 6379, tls: false })
       expect(Duration.toMillis(plain.redis.config.commandTimeout)).toBe(2000)
