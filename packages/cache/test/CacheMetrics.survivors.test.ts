@@ -17,6 +17,8 @@ import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as RedisCache from "../src/RedisCache.js"
+import * as ResilientCache from "../src/ResilientCache.js"
+import { Cache } from "../src/Cache.js"
 import * as TestClock from "effect/TestClock"
 
 type Kind = "counter" | "gauge" | "histogram"
@@ -184,4 +186,42 @@ describe("the cache's counters and their labels", () => {
       expect((yield* countOf("cache_timeout_total", {})) - timeouts).toBe(1)
       expect((yield* countOf("cache_get_error_total", labels)) - getErrors).toBe(1)
     }).pipe(Effect.provide(scripted)))
+
+  it.effect("a read refused with a socket timeout counts as a timeout too", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      const timeouts = yield* countOf("cache_timeout_total", {})
+      yield* redis.push("get", ScriptedConnection.rejected("socket_timeout"))
+      expect(yield* Effect.flip(cache.get("k"))).toMatchObject({ reason: "socket_timeout" })
+      expect((yield* countOf("cache_timeout_total", {})) - timeouts).toBe(1)
+      expect(yield* countOf("cache_get_error_total", { operation: "get", backend: "redis", reason: "socket_timeout" })).toBe(1)
+    }).pipe(Effect.provide(scripted)))
+
+  it.effect("latency is labelled by operation and backend only; a fallback by operation and backend only", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* cache.set("k", "v")
+      const latencySeries = yield* Effect.map(Metric.snapshot, (pairs) =>
+        pairs.filter((p) => p.metricKey.name === "cache_operation_duration_seconds").map((p) => labelsOf(p.metricKey.tags))
+          // The untagged series is the one the first test registered by reading the metric.
+          .filter((labels) => Object.keys(labels).length > 0))
+      expect(latencySeries).toContainEqual({ operation: "set", backend: "redis" })
+      expect(latencySeries.every((labels) => Object.keys(labels).sort().join() === "backend,operation")).toBe(true)
+      const fallbacks = yield* countOf("cache_fallback_total", { operation: "get", backend: "resilient" })
+      const errors = yield* countOf("cache_error_total", { operation: "get", backend: "redis", reason: "wrong_type" })
+      yield* redis.push("get", ScriptedConnection.permanent("wrong_type"))
+      expect(yield* cache.get("k")).toEqual(Option.some("v"))
+      expect((yield* countOf("cache_fallback_total", { operation: "get", backend: "resilient" })) - fallbacks).toBe(1)
+      const fallbackSeries = yield* Effect.map(Metric.snapshot, (pairs) =>
+        pairs.filter((p) => p.metricKey.name === "cache_fallback_total").map((p) => labelsOf(p.metricKey.tags))
+          .filter((labels) => Object.keys(labels).length > 0))
+      expect(fallbackSeries.length).toBeGreaterThan(0)
+      expect(fallbackSeries.every((labels) => Object.keys(labels).sort().join() === "backend,operation")).toBe(true)
+      // The error behind the fallback is counted by the Redis layer, with its reason.
+      expect((yield* countOf("cache_error_total", { operation: "get", backend: "redis", reason: "wrong_type" })) - errors).toBe(1)
+    }).pipe(Effect.provide(
+      ResilientCache.layer({ keyPrefix: "m:", retry: { get: Retry.none } }).pipe(Layer.provideMerge(ScriptedConnection.layer()))
+    )))
 })
