@@ -10,6 +10,10 @@
  * time (the first read shard 0 answered after its new primary was elected) and the acknowledged writes lost (after
  * the workers stopped and the cache reconciled, every key is read back from the cluster and judged by the model).
  *
+ * The stalled primary stays stalled until shard 0 has recovered (then it is resumed and rejoins as a replica): the
+ * client has to follow the promotion on its own, as it must when a primary does not come back, instead of being told
+ * by the old primary's `MOVED` once it resumes.
+ *
  * Besides the failovers (graceful, a primary killed, a primary stalled): a resharding under load (16 slots of shard 1
  * moved to shard 0 with `RedisCluster.migrateSlots`: clients meet `ASK` and `MOVED`, which ioredis follows; no call may
  * fail, no breaker open), and a killed primary restarted under load (it rejoins as a replica). The redirections the
@@ -146,7 +150,12 @@ const failoverScenario = (
   name: string,
   fault: (
     cluster: RedisCluster.RedisCluster
-  ) => Effect.Effect<{ readonly duration: Duration.Duration; readonly extra?: Record<string, unknown> }, RedisCluster.RedisClusterError>,
+  ) => Effect.Effect<{
+    readonly duration: Duration.Duration
+    readonly extra?: Record<string, unknown>
+    /** Run once shard 0 has recovered (or the wait for it ended), under load: the end of the fault. */
+    readonly heal?: Effect.Effect<void, RedisCluster.RedisClusterError>
+  }, RedisCluster.RedisClusterError>,
   /** Count the redirections the nodes sent during the fault (INFO errorstats before and after it). */
   countRedirects = false
 ) =>
@@ -177,13 +186,16 @@ const failoverScenario = (
         const during = { ok: { ...counts.ok }, failed: { ...counts.failed } }
         Object.assign(counts, after)
         const recovered = yield* waitUntil(Effect.sync(() => counts.firstOkAfter[FAULTY] !== undefined), RECOVERY_BOUND_MS + 2000, 5)
+        const healStarted = performance.now()
+        if (change.heal !== undefined) yield* change.heal
+        const healMs = change.heal === undefined ? undefined : Math.round(performance.now() - healStarted)
         yield* Effect.sleep("1500 millis")
         const reconcileMs = yield* reconciled(stack.cache, 5000)
         return {
           workload,
           during,
           faultMs: Duration.toMillis(change.duration),
-          extra: change.extra ?? {},
+          extra: healMs === undefined ? change.extra ?? {} : { ...change.extra, healMs },
           redirectReplies: Object.fromEntries(Object.entries(redirectsAfter).map(([k, v]) => [k, v - (redirectsBefore[k] ?? 0)])),
           recoveryMs: recovered === undefined ? null : Math.round(counts.firstOkAfter[FAULTY]! - electedAt),
           reconcileMs
@@ -262,18 +274,28 @@ describe("chaos: Cluster failovers through the resilient cache, one breaker per 
       expect(f.fallbacks).toBeGreaterThan(0)
     }))
 
-  it.live("shard 0's primary stalled (SIGSTOP) under 16-way load, resumed after the promotion", () =>
+  it.live("shard 0's primary stalled (SIGSTOP) under 16-way load, promoted away while still stalled, resumed after the recovery", () =>
     Effect.gen(function*() {
       const f = yield* failoverScenario("cluster-stall-primary", (c) =>
         Effect.gen(function*() {
           const began = performance.now()
           const node = yield* c.stallNode(0)
-          yield* c.awaitHealthy.pipe(Effect.ensuring(c.resume(node)))
-          yield* c.awaitHealthy
-          return { duration: Duration.millis(performance.now() - began) }
+          // The promotion (every running node agrees on the replica as primary); the old primary is still stalled.
+          yield* c.awaitHealthy.pipe(Effect.onError(() => c.resume(node)))
+          return {
+            duration: Duration.millis(performance.now() - began),
+            heal: c.resume(node).pipe(Effect.zipRight(c.awaitHealthy), Effect.asVoid)
+          }
         }))
       expectShardIsolation(f)
-      expect(f.shards[FAULTY]?.opens ?? 0).toBeGreaterThanOrEqual(1)
+      // Shard 0's calls failed (at their deadline) until the promotion was followed, and its keys were answered from
+      // the fallback meanwhile. Whether its breaker opened is not asserted: the calls stalled together fail together,
+      // and with countOverlappingOnce each such wave counts once, so the 5th count comes about 5 deadlines (2.5 s)
+      // into the stall, which is about when every node agrees on the promoted replica (2.2-5.1 s into it in 36 runs
+      // at load 20-33). It opened in 22 of those 36 runs, and in 10 of 12 of the scenario before (load 5-11), whose
+      // other 2 failed on `opens >= 1` alone (2026-12-04).
+      expect(f.failedReadsDuringFault[FAULTY] ?? 0).toBeGreaterThan(0)
+      expect(f.fallbacks).toBeGreaterThan(0)
     }))
 
   it.live("16 slots of shard 1 (with their keys) migrated to shard 0 under 16-way load: MOVED / ASK followed", () =>

@@ -1,7 +1,8 @@
 /**
  * Cluster support: the `redis+cluster://` form (parsing, typed errors, redaction), the ioredis `Cluster` options it
  * maps to, slot grouping, the cluster classification rows, and the connection against a real cluster
- * (`RedisCluster.make`: 3 primaries, 3 replicas) across slots, through a graceful failover and a killed primary.
+ * (`RedisCluster.make`: 3 primaries, 3 replicas) across slots, through a graceful failover, a killed primary, and a
+ * stalled primary whose promotion the client must follow with no calls to tell it (as while the shard's breaker is open).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { LogCapture, RedisCluster } from "@steadfast/testing"
@@ -14,7 +15,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Classification from "../src/Classification.js"
-import { bySlot } from "../src/internal/cluster.js"
+import { bySlot, mapDiffers, slotRanges } from "../src/internal/cluster.js"
 import { slot } from "../src/internal/slot.js"
 import * as RedisConfig from "../src/RedisConfig.js"
 import * as RedisConnection from "../src/RedisConnection.js"
@@ -202,6 +203,49 @@ const connect = (cluster: RedisCluster.RedisCluster, extra: Partial<RedisConfig.
     ...extra
   })))
 
+describe("Cluster: following the slot map", () => {
+  const reply = [
+    [0, 5460, ["127.0.0.1", 7000, "id-a"], ["127.0.0.1", 7003, "id-d"]],
+    [5461, 10922, ["127.0.0.1", 7001, "id-b"], ["127.0.0.1", 7004, "id-e"], ["", 7009, "id-x"]],
+    [10923, 16383, ["127.0.0.1", 7002, "id-c"]]
+  ]
+  const mapOf = (ranges: ReturnType<typeof slotRanges>) => {
+    const slots: Array<Array<string> | undefined> = new Array(16384).fill(undefined)
+    for (const r of ranges) for (let s = r.start; s <= r.end; s++) slots[s] = [...r.nodes]
+    return slots
+  }
+
+  it("reads CLUSTER SLOTS as ioredis does (primary first, no host: skipped) and ignores what is not a range", () => {
+    expect(slotRanges(reply)).toEqual([
+      { start: 0, end: 5460, nodes: ["127.0.0.1:7000", "127.0.0.1:7003"] },
+      { start: 5461, end: 10922, nodes: ["127.0.0.1:7001", "127.0.0.1:7004"] },
+      { start: 10923, end: 16383, nodes: ["127.0.0.1:7002"] }
+    ])
+    expect(slotRanges("ERR")).toEqual([])
+    expect(slotRanges([[1, 0, ["h", 1]], [0, 16384, ["h", 1]], ["a", 2, ["h", 1]], [0, 1], [0, 1, [""]]])).toEqual([])
+  })
+
+  it("a map differs when a range has another primary or other replicas, not when the replicas are listed in another order", () => {
+    const ranges = slotRanges(reply)
+    const slots = mapOf(ranges)
+    expect(mapDiffers(slots, ranges)).toBe(false)
+    const promoted = slotRanges([[0, 5460, ["127.0.0.1", 7003, "id-d"]], ...reply.slice(1)])
+    expect(mapDiffers(slots, promoted)).toBe(true)
+    expect(mapDiffers(mapOf(promoted), promoted)).toBe(false)
+    const moreReplicas = slotRanges([[0, 5460, ["127.0.0.1", 7000, "id-a"], ["127.0.0.1", 7003, "id-d"], ["127.0.0.1", 7005, "id-f"]]])
+    expect(mapDiffers(slots, moreReplicas)).toBe(true)
+    const reordered = mapOf(moreReplicas)
+    reordered[0] = ["127.0.0.1:7000", "127.0.0.1:7005", "127.0.0.1:7003"]
+    reordered[5460] = reordered[0]
+    expect(mapDiffers(reordered, moreReplicas)).toBe(false)
+    // A range ioredis does not know yet (a slot it never loaded), or only partly (a migration), differs.
+    const partly = mapOf(ranges)
+    partly[5460] = ["127.0.0.1:7001"]
+    expect(mapDiffers(partly, ranges)).toBe(true)
+    expect(mapDiffers(new Array(16384).fill(undefined), ranges)).toBe(true)
+  })
+})
+
 describe("Cluster: against a real cluster", () => {
   it.scopedLive("connects; get/set/del across slots; batches and multi-key commands grouped by slot, in order", () =>
     Effect.gen(function*() {
@@ -349,5 +393,47 @@ describe("Cluster: against a real cluster", () => {
       expect(yield* redis.mget(ks)).toEqual(ks.map(() => "v"))
       // No log line holds a secret (none here), and the kill was logged as transient.
       expect(logs.byLevel.ERROR ?? 0).toBe(0)
+    }), { timeout: 60_000 })
+  it.scopedLive("a stalled primary's promotion is followed with no call to the shard in between (as while its breaker is open)", () =>
+    Effect.gen(function*() {
+      // A node timeout of 5 s: ioredis' own retries of the one call below (a closed socket is retried up to 5 times,
+      // each waiting for the silent socket's timeout, ~4 s) are over before the promotion, so only the client's
+      // follower can see it; without it the map waited for ioredis' 5 s refresh interval.
+      const cluster = yield* RedisCluster.make({ requireFullCoverage: false, nodeTimeout: "5 seconds" })
+      const redis = yield* connect(cluster, { commandTimeout: "500 millis" })
+      const ks = keys(30)
+      // (Retried: a busy machine can make a healthy call miss the short deadline.)
+      yield* redis.mset(ks.map((k) => [k, "v"] as const), Option.none()).pipe(Effect.retry({ times: 4 }))
+      const key = ks.find((k) => redis.shardOf!(k) === "slots:0")!
+      const replica = (yield* cluster.nodes).find((n) => n.shard === 0 && n.role === "replica")!
+      const replicaServer = cluster.servers.find((s) => s.port === replica.port)!
+      const client = yield* redis.execute("peek", (c) => Promise.resolve(c as unknown as { readonly slots: ReadonlyArray<ReadonlyArray<string>> }))
+      const owner = () => client.slots[slot(key)]?.[0]
+      yield* Effect.addFinalizer(() => cluster.resume())
+      const stalled = yield* cluster.stallNode(0)
+      expect(owner()).toBe(`127.0.0.1:${stalled.port}`)
+      // One call meets the silent primary and times out; then none, as while the shard's breaker is open.
+      const timedOut = yield* Effect.exit(redis.get(key))
+      expect(Exit.isFailure(timedOut)).toBe(true)
+      const stalledAt = performance.now()
+      // The promotion, as the replica itself reports it.
+      let promotedAt = 0
+      while (promotedAt === 0 && performance.now() - stalledAt < 30_000) {
+        const role = yield* Effect.orElseSucceed(replicaServer.command("ROLE"), () => null)
+        if (Array.isArray(role) && role[0] === "master") promotedAt = performance.now()
+        else yield* Effect.sleep("10 millis")
+      }
+      expect(promotedAt).toBeGreaterThan(0)
+      while (owner() !== `127.0.0.1:${replica.port}` && performance.now() - promotedAt < 10_000) yield* Effect.sleep("5 millis")
+      const followedMs = performance.now() - promotedAt
+      console.log(
+        `cluster stalled primary: promoted ${Math.round(promotedAt - stalledAt)} ms after the timed-out call; the client's map ` +
+          `named the new primary ${Math.round(followedMs)} ms after the promotion`
+      )
+      expect(owner()).toBe(`127.0.0.1:${replica.port}`)
+      // Within the follower's pace (deadline / 10: 50 ms) plus one refresh, which may first wait 500 ms on the silent node.
+      expect(followedMs).toBeLessThan(1000)
+      // The old primary is still stalled: the new one answers.
+      expect(yield* redis.get(key).pipe(Effect.retry({ times: 4 }))).toBe("v")
     }), { timeout: 60_000 })
 })

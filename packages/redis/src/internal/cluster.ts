@@ -12,12 +12,15 @@
  *   name survives a failover (a shard keeps its slots), so a per-shard breaker follows its shard through it.
  * - `scan` walks the shards' primaries one after the other (cursor `<shard>:<cursor>`).
  * - `ping` PINGs every primary (fails if one fails); the health check PINGs every primary of an idle client.
+ * - A failover is followed without traffic: while a node that errs or goes silent still serves slots, the client asks
+ *   another node for the slot map every deadline / 10 and refreshes its own as soon as it changed (see `follow`).
  *
  * @internal
  */
 import { Errors } from "@steadfast/resilience"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -43,6 +46,47 @@ export interface Shared {
 
 const SLOTS = 16384
 const quitTimeout = Duration.millis(1000)
+/** How long a suspect node is followed at the fast pace (deadline / 10), then once a second (see `follow`). */
+const followFastMillis = 30_000
+const followSlowMillis = 1000
+
+/** `host:port` of each node serving a slot range in a `CLUSTER SLOTS` reply, primary first; the range's bounds. */
+export const slotRanges = (
+  reply: unknown
+): Array<{ readonly start: number; readonly end: number; readonly nodes: ReadonlyArray<string> }> => {
+  if (!Array.isArray(reply)) return []
+  const ranges: Array<{ start: number; end: number; nodes: Array<string> }> = []
+  for (const range of reply) {
+    if (!Array.isArray(range) || range.length < 3) continue
+    const start = Number(range[0])
+    const end = Number(range[1])
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end >= SLOTS || start > end) continue
+    const nodes: Array<string> = []
+    for (const node of range.slice(2)) {
+      // ioredis skips entries without a host (a node whose address is unknown): so does this.
+      if (Array.isArray(node) && typeof node[0] === "string" && node[0] !== "") nodes.push(`${node[0]}:${Number(node[1])}`)
+    }
+    if (nodes.length > 0) ranges.push({ start, end, nodes })
+  }
+  return ranges
+}
+
+/**
+ * Whether `ranges` (a fresh `CLUSTER SLOTS`) disagree with a client's slot map (ioredis' `slots`: per slot the
+ * `host:port` of its primary, then its replicas): another primary, or other replicas (in any order).
+ */
+export const mapDiffers = (
+  slots: ReadonlyArray<ReadonlyArray<string> | undefined>,
+  ranges: ReadonlyArray<{ readonly start: number; readonly end: number; readonly nodes: ReadonlyArray<string> }>
+): boolean => {
+  const same = (have: ReadonlyArray<string> | undefined, want: ReadonlyArray<string>) => {
+    if (have === undefined || have.length !== want.length || have[0] !== want[0]) return false
+    if (want.length <= 2) return want.length === 1 || have[1] === want[1]
+    const rest = new Set(have.slice(1))
+    return want.slice(1).every((n) => rest.has(n))
+  }
+  return ranges.some((r) => !same(slots[r.start], r.nodes) || !same(slots[r.end], r.nodes))
+}
 
 /** Groups indexes of `keys` by hash slot, in first-seen order. */
 export const bySlot = (keys: ReadonlyArray<string>): Map<number, Array<number>> => {
@@ -110,6 +154,21 @@ export const make = (
       shardList = [...firstOf.values()].sort((a, b) => a - b).map((first) => ({ name: `slots:${first}`, first }))
     }
 
+    const nodeKey = (r: Redis) => `${r.options.host}:${r.options.port}`
+
+    /**
+     * Per client: the nodes (`host:port`) whose socket erred or went silent, with when they were first suspected. See
+     * `follow`, started by `startFollowing` once the connection is set up.
+     */
+    const suspects: Array<Map<string, number>> = []
+    const following: Array<boolean> = []
+    let startFollowing: ((index: number) => void) | undefined
+    const suspect = (index: number, address: string) => {
+      const nodes = suspects[index] ?? (suspects[index] = new Map())
+      if (!nodes.has(address)) nodes.set(address, clock.unsafeCurrentTimeMillis())
+      if (following[index] !== true) startFollowing?.(index)
+    }
+
     const publishPoolSize = () =>
       runFork(Metric.set(shared.poolSizeGauge, clients.reduce((n, c) => n + (c.status === "ready" ? c.nodes("master").filter((r) => r.status === "ready").length : 0), 0)))
 
@@ -139,6 +198,7 @@ export const make = (
           })
           // A node's own socket errors (a node killed, reset) reach the cluster as "node error".
           cluster.on("node error", (error: unknown, address: string) => {
+            if (typeof address === "string") suspect(index, address)
             const failure = classify("connection", error)
             runFork(
               Effect.logDebug("redis cluster node error").pipe(
@@ -241,6 +301,106 @@ export const make = (
         outcome: "unknown"
       })
 
+    /**
+     * Following a failover when nothing else would. ioredis refreshes a client's slot map when a command meets `MOVED`,
+     * `CLUSTERDOWN` or a connection that closed, and every `slotsRefreshInterval` (5 s). A primary that stops
+     * answering (stalled, cut off, killed) gives none of these once calls stop going to it, and that is what its
+     * shard's breaker does when it opens: the promotion of its replica went unseen for up to 5 s, and every probe of
+     * the breaker went to the silent node, timed out and re-opened it (chaos, a stalled primary: the shard answered
+     * again 2.4 s after every node agreed on the new primary, after a failed probe).
+     *
+     * So a node whose socket errs or times out (ioredis' `node error`) is suspect. While a suspect node still appears
+     * in the client's slot map, the client asks another node, one not suspect, for `CLUSTER SLOTS` on its open socket
+     * every deadline / 10 (10-100 ms; once a second after 30 s) and, as soon as the two differ, loads its own map from
+     * that node (`reload`). A suspect node stops being one when it answers a `PING` or no longer appears in the map.
+     * Loading the map does what any ioredis refresh does, only sooner: a node that no longer serves a slot is
+     * disconnected, and what was still waiting on it is retried by ioredis on the new map (its handling of a closed
+     * connection, which the silent socket's own timeout triggers anyway).
+     */
+    const followDelay = (since: number) =>
+      clock.unsafeCurrentTimeMillis() - since < followFastMillis
+        ? Math.min(100, Math.max(10, Math.round(deadlineMillis() / 10)))
+        : followSlowMillis
+    const mapped = (cluster: Cluster): Set<string> => {
+      const nodes = new Set<string>()
+      const slots = cluster.slots
+      let previous: ReadonlyArray<string> | undefined
+      for (let s = 0; s < SLOTS; s++) {
+        const entry = slots[s]
+        if (entry === undefined || entry === previous) continue
+        previous = entry
+        for (const node of entry) nodes.add(node)
+      }
+      return nodes
+    }
+    /**
+     * Loads `cluster`'s slot map from `node`, one known to answer. ioredis' own `refreshSlotsCache` asks its nodes in
+     * a random order, the silent one included, and waits `slotsRefreshTimeout` on it before the next; and while such a
+     * refresh runs, another one only waits for it (seen: the change found by the probe applied 400 ms later, after
+     * ioredis' refresh gave up on the stalled node). So this uses the step that refresh runs for each node it asks
+     * (ioredis 6's `getInfoFromNode`, private in its typings), and falls back to `refreshSlotsCache` if it is gone.
+     */
+    const reload = (cluster: Cluster, node: Redis) =>
+      Effect.async<void>((resume) => {
+        const load = (cluster as unknown as {
+          readonly getInfoFromNode?: (node: Redis, callback: (error?: Error | null) => void) => void
+        }).getInfoFromNode
+        if (typeof load !== "function") return cluster.refreshSlotsCache(() => resume(Effect.void))
+        load.call(cluster, node, (error) => {
+          if (error === undefined || error === null) rebuildShards(cluster)
+          resume(Effect.void)
+        })
+      }).pipe(Effect.timeout(Duration.times(deadlines.timeout(), 2)), Effect.ignore)
+    const follow = (index: number) =>
+      Effect.gen(function*() {
+        const cluster = clients[index]!
+        const nodes = suspects[index]!
+        const pinging = new Set<string>()
+        let turn = 0
+        while (nodes.size > 0) {
+          yield* Effect.sleep(Duration.millis(followDelay(Math.min(...nodes.values()))))
+          if (cluster.status === "end" || cluster.status === "close" || cluster.status === "disconnecting") {
+            nodes.clear()
+            return
+          }
+          // Not ready: ioredis is connecting the whole client again, and loads the map when it is ready.
+          if (cluster.status !== "ready") continue
+          const inMap = mapped(cluster)
+          for (const address of [...nodes.keys()]) if (!inMap.has(address)) nodes.delete(address)
+          if (nodes.size === 0) return
+          const pool = cluster.nodes("all")
+          for (const address of nodes.keys()) {
+            const node = pool.find((n) => n.status === "ready" && nodeKey(n) === address)
+            if (node === undefined || pinging.has(address)) continue
+            pinging.add(address)
+            node.ping().then(() => nodes.delete(address), () => {}).finally(() => pinging.delete(address))
+          }
+          const askable = [...cluster.nodes("master"), ...cluster.nodes("slave")].filter((n) =>
+            n.status === "ready" && !nodes.has(nodeKey(n))
+          )
+          if (askable.length === 0) continue
+          const asked = askable[turn++ % askable.length]!
+          const reply = yield* Effect.tryPromise(() => asked.call("CLUSTER", "SLOTS")).pipe(
+            Effect.timeout(deadlines.timeout()),
+            Effect.option
+          )
+          if (reply._tag === "Some" && mapDiffers(cluster.slots, slotRanges(reply.value))) yield* reload(cluster, asked)
+        }
+      }).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          following[index] = false
+        }))
+      )
+    const runFollower = yield* FiberSet.makeRuntime<never>()
+    startFollowing = (index) => {
+      if (clients[index] === undefined) return
+      following[index] = true
+      runFollower(follow(index))
+    }
+    for (let index = 0; index < clients.length; index++) {
+      if ((suspects[index]?.size ?? 0) > 0 && following[index] !== true) startFollowing(index)
+    }
+
     // Every call is a client span on the caller's tracer, read per call (see `Spans`).
     const specs = Deadlines.spanSpecs(spanAttributes)
     const run = <A>(operation: string, f: (cluster: Cluster) => Promise<A>) => {
@@ -329,7 +489,6 @@ export const make = (
     const setBatched = (key: string, value: string, ttl: Option.Option<Duration.Duration>) =>
       writes.submit([key, value, ttl] as const, msetSpec)
 
-    const nodeKey = (r: Redis) => `${r.options.host}:${r.options.port}`
     /** PING every primary of `cluster`; fails with the first failure. */
     const pingAll = (cluster: Cluster) => {
       const masters = cluster.nodes("master")
