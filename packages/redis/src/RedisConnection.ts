@@ -333,6 +333,8 @@ export const sentinelOptions = (
  * - `slotsRefreshInterval: 5000` (ioredis: none, the slot map is refreshed only on `MOVED`, `CLUSTERDOWN` and closed
  *   connections). One `CLUSTER SLOTS` per client every 5 s bounds how long a change that produces no error goes
  *   unseen (a replica added or promoted, which `scaleReads` would read from; a resharding of keys not read lately).
+ *   A primary that errs or goes silent is followed faster than that, without traffic (see `internal/cluster.ts`,
+ *   "Following a failover": its replica's promotion is seen within a tenth of the deadline).
  * - `maxRedirections: 6` (ioredis: 16) with `retryDelayOnFailover` / `retryDelayOnClusterDown` / `retryDelayOnTryAgain`
  *   a tenth of the command deadline, between 10 and 100 ms (ioredis: 100 ms; 100 ms at the default 2 s deadline, 50 ms
  *   at 500 ms): ioredis' own retry loop gives up after at most 5 delayed retries, half the deadline at most (0.5 s at
