@@ -5,7 +5,7 @@
  * with each caller's TTL, a refused SET fails only its own caller, and a batch that cannot be sent fails every caller.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { RedisServer } from "@steadfast/testing"
+import { ChaosProxy, RedisServer } from "@steadfast/testing"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -41,6 +41,9 @@ describe("Batcher: coalesced reads", () => {
         last = now
       }
       expect(counts).toEqual([1, 1, 1, 1, 2, 2, 2, 3])
+      // A batch flushed at the bound leaves nothing for the tick's flush: no MGET without keys reaches the server.
+      const info = String(yield* server.command("INFO", "commandstats"))
+      expect(/cmdstat_mget:[^\r\n]*failed_calls=0/.test(info) && /cmdstat_mget:[^\r\n]*rejected_calls=0/.test(info), info).toBe(true)
       // Reads in successive ticks are separate requests.
       expect(yield* redis.getBatched("k1")).toBe("v1")
       expect(yield* redis.getBatched("k2")).toBe("v2")
@@ -53,16 +56,46 @@ describe("Batcher: coalesced reads", () => {
       const redis = yield* connect({ url: server.url, maxConnections: 1, commandTimeout: "1 second" })
       yield* redis.set("k", "v", Option.none())
       yield* server.stop
+      // Each caller fails with the error of the request (not at the deadline, not with a timeout), all with the same.
+      const started = Date.now()
       const failures = yield* together(Array.from({ length: 5 }, (_, i) => Effect.flip(redis.getBatched(`k${i}`))))
-      for (const error of failures) {
-        expect(error).toMatchObject({ _tag: "TransientError", operation: "get" })
-      }
       const writes = yield* together(Array.from({ length: 3 }, (_, i) => Effect.flip(redis.setBatched(`w${i}`, "v", Option.none()))))
-      for (const error of writes) expect(error).toMatchObject({ _tag: "TransientError", operation: "set" })
+      expect(Date.now() - started).toBeLessThan(900)
+      for (const error of [...failures, ...writes]) {
+        expect(error._tag).toBe("TransientError")
+        expect(error._tag === "TransientError" && error.reason).not.toBe("timeout")
+      }
+      expect(new Set(failures.map((e) => e.message)).size).toBe(1)
+      expect(failures.map((e) => e.operation)).toEqual(["get", "get", "get", "get", "get"])
+      expect(writes.map((e) => e.operation)).toEqual(["set", "set", "set"])
       yield* server.start
       yield* redis.ready
       yield* redis.set("k", "again", Option.none()) // the spawned server keeps no data across a restart
       expect(yield* together([redis.getBatched("k"), redis.getBatched("nope")])).toEqual(["again", null])
+    }), { timeout: 30_000 })
+})
+
+describe("Batcher: the batch's deadline", () => {
+  it.scopedLive("a stalled server: every coalesced caller fails with its deadline (timeout), before the socket is dropped", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      // Deadline 2 s (fails within [1.8, 1.9] s); the silent socket is only dropped at 2.5 s.
+      const redis = yield* connect({ url: proxy.url(), maxConnections: 1, commandTimeout: "2 seconds" })
+      yield* redis.ready
+      yield* proxy.setFault(ChaosProxy.Stall())
+      const [reads, writes] = yield* together([
+        together([redis.getBatched("a"), redis.getBatched("b")].map(Effect.flip)),
+        together([redis.setBatched("a", "1", Option.none()), redis.setBatched("b", "2", Option.none())].map(Effect.flip))
+      ])
+      for (const error of reads) {
+        expect(error).toMatchObject({ _tag: "TransientError", operation: "get", reason: "timeout", outcome: "unknown" })
+        expect(error.message).toBe("get exceeded its 2000 ms deadline")
+      }
+      for (const error of writes) {
+        expect(error).toMatchObject({ _tag: "TransientError", operation: "set", reason: "timeout", outcome: "unknown" })
+        expect(error.message).toBe("set exceeded its 2000 ms deadline")
+      }
     }), { timeout: 30_000 })
 })
 

@@ -63,6 +63,17 @@ describe("Deadlines: the tick's bounds", () => {
 })
 
 describe("Deadlines.run: settling", () => {
+  it.scoped("a call answered in time succeeds, and onTimeout is never called for it afterwards", () =>
+    Effect.gen(function*() {
+      const deadlines = yield* Deadlines.make(Duration.millis(100))
+      const timeouts: Array<number> = []
+      const value = yield* deadlines.run(() => Promise.resolve("v"), () => "error", () => (timeouts.push(1), "timeout"))
+      expect(value).toBe("v")
+      yield* TestClock.adjust("1 second")
+      expect(timeouts).toEqual([])
+    }))
+
+
   it.scoped("a start that throws fails with onError at once, and never with onTimeout", () =>
     Effect.gen(function*() {
       const deadlines = yield* Deadlines.make(Duration.millis(100))
