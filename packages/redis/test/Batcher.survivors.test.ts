@@ -84,10 +84,10 @@ describe("Batcher: the batch's deadline", () => {
       const redis = yield* connect({ url: proxy.url(), maxConnections: 1, commandTimeout: "2 seconds" })
       yield* redis.ready
       yield* proxy.setFault(ChaosProxy.Stall())
-      const [reads, writes] = yield* together([
+      const [reads, writes] = yield* Effect.all([
         together([redis.getBatched("a"), redis.getBatched("b")].map(Effect.flip)),
         together([redis.setBatched("a", "1", Option.none()), redis.setBatched("b", "2", Option.none())].map(Effect.flip))
-      ])
+      ], { concurrency: "unbounded" })
       for (const error of reads) {
         expect(error).toMatchObject({ _tag: "TransientError", operation: "get", reason: "timeout", outcome: "unknown" })
         expect(error.message).toBe("get exceeded its 2000 ms deadline")
