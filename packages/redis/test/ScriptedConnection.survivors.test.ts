@@ -396,6 +396,52 @@ describe("ScriptedConnection: deadlines, slow replies and availability", () => {
 })
 
 describe("ScriptedConnection: store, log and options", () => {
+  it.effect("scan returns the empty key too, and every key once when stepped two at a time", () =>
+    withScripted(Effect.gen(function*() {
+      const { redis, scripted } = yield* setup
+      for (const key of ["", "a", "b", "c", "d", "e"]) yield* scripted.put(key, "v")
+      const found: Array<string> = []
+      let cursor = "0"
+      let steps = 0
+      do {
+        const [next, page] = yield* redis.scan(cursor, "*", 2)
+        found.push(...page)
+        cursor = next
+        steps++
+      } while (cursor !== "0" && steps < 20)
+      expect(found).toEqual(["", "a", "b", "c", "d", "e"])
+      expect(steps).toBe(3)
+    })))
+
+  it.effect("del counts the keys that existed; set is not batched; keys are sorted, expired ones left out unread", () =>
+    withScripted(Effect.gen(function*() {
+      const { redis, scripted } = yield* setup
+      yield* scripted.put("x", "1")
+      yield* scripted.put("y", "2")
+      expect(yield* redis.del(["x", "y", "z"])).toBe(2)
+      expect(yield* redis.del(["z"])).toBe(0)
+      yield* redis.set("s", "v", none)
+      expect((yield* scripted.log).at(-1)).toMatchObject({ command: "set", batched: false })
+      yield* scripted.put("b", "v")
+      yield* scripted.put("a", "v")
+      yield* scripted.put("c", "v", "1 millis")
+      yield* TestClock.adjust("1 millis")
+      expect(yield* scripted.keys).toEqual(["a", "b", "s"])
+    })))
+
+  it.effect("up while already up changes nothing: a later drop still fails a caller waiting for a slow reply", () =>
+    withScripted(Effect.gen(function*() {
+      const { redis, scripted } = yield* setup
+      yield* scripted.push("get", ScriptedConnection.slow("400 millis"))
+      const fiber = yield* Effect.fork(Effect.flip(redis.get("k")))
+      yield* TestClock.adjust("10 millis")
+      yield* scripted.up
+      yield* scripted.down()
+      yield* TestClock.adjust("10 millis")
+      expect(Option.isSome(yield* Fiber.poll(fiber))).toBe(true)
+      expect(yield* Fiber.join(fiber)).toMatchObject({ reason: "connection_closed", message: "Connection is closed (scripted get)" })
+    })))
+
   it.effect("TTLs are whole milliseconds, rounded up, at least 1 ms (as SET PX)", () =>
     withScripted(Effect.gen(function*() {
       const { redis, scripted } = yield* setup
@@ -523,6 +569,7 @@ describe("ScriptedConnection: store, log and options", () => {
       for (const count of [0, -1, 1.5, Number.NaN]) {
         expect(yield* Effect.flip(redis.scan("0", "*", count)), String(count)).toMatchObject({
           _tag: "PermanentError",
+          operation: "scan",
           reason: "syntax",
           message: "ERR syntax error (scripted scan)"
         })
