@@ -51,6 +51,8 @@ export const steadfastMetrics: ReadonlyArray<AnyMetric> = [
   CacheMetrics.pendingReads,
   CacheMetrics.pendingKeys,
   CacheMetrics.latency,
+  CacheMetrics.staleServed,
+  CacheMetrics.factoryEvents,
   RedisConnection.poolSizeGauge,
   RedisConnection.healthCheckIntervalGauge,
   RedisConnection.healthCheckFailures
