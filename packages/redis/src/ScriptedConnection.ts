@@ -256,14 +256,16 @@ export const ScriptedConnection = Context.GenericTag<ScriptedConnection>("@stead
 
 /**
  * Redis' glob matching (`stringmatchlen`, case-sensitive), as `SCAN ... MATCH` and `KEYS` use it: `*` any run of
- * characters, `?` any one character, `[abc]`, `[^abc]`, `[a-z]` a set, `\x` the character `x` itself. A pattern of
- * stars alone matches every key, the empty one too (as `SCAN` and `KEYS` special-case `*`).
+ * characters, `?` any one character, `[abc]`, `[^abc]`, `[a-z]` a set, `\x` the character `x` itself. `*` alone matches
+ * every key, the empty one too (`SCAN` and `KEYS` special-case it); `**` does not match the empty key, as in Redis 7.0.
+ * One difference: this matches UTF-16 code units where Redis matches bytes (`?` is one non-ASCII character here, one
+ * byte of its UTF-8 in Redis).
  *
  * @since 0.2.0
  * @category utils
  */
 export const matchGlob = (pattern: string, key: string): boolean => {
-  if (/^\*+$/.test(pattern)) return true
+  if (pattern === "*") return true
   const skipLonger = { value: false }
   return globFrom(pattern, 0, key, 0, skipLonger, 0)
 }
