@@ -47,12 +47,51 @@ const parentOf = (span: Tracer.AnySpan | undefined): Option.Option<Tracer.AnySpa
   return Option.none()
 }
 
+/** What a span made on a fiber takes from its fiber refs (see {@link settingsOf}). */
+interface Settings {
+  /** Tracing turned on (`Effect.withTracerEnabled`). */
+  readonly enabled: boolean
+  /** The clock spans are timed with; `undefined` with timing off (`Effect.withTracerTiming(false)`). */
+  readonly clock: Clock.Clock | undefined
+  readonly links: ReadonlyArray<Tracer.SpanLink>
+  /** `Effect.annotateSpans`' annotations; `undefined` when there are none. */
+  readonly annotations: HashMap.HashMap<string, unknown> | undefined
+}
+
+/**
+ * The settings of a fiber's refs, kept per `FiberRefs` value. Effect never changes a `FiberRefs` in place (setting a
+ * ref makes a new one), so while a fiber's refs are the same object the settings read from them are the same: a span
+ * then costs one lookup here instead of a lookup per ref (five reads of the fiber's refs and services per span were
+ * most of what a span cost Steadfast under load, measured with `benchmarks/experiments/tracecost.mjs`). The refs object
+ * is read from Effect's fiber (`_fiberRefs`, not in its typings: `getFiberRefs()` copies the refs each call); were it
+ * ever missing, every span reads its refs again, as before.
+ */
+const settingsByRefs = new WeakMap<object, Settings>()
+const readSettings = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Settings => {
+  const annotations = fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)
+  return {
+    enabled: fiber.getFiberRef(FiberRef.currentTracerEnabled),
+    clock: fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
+      ? Context.get(fiber.currentDefaultServices, Clock.Clock)
+      : undefined,
+    links: Chunk.toReadonlyArray(fiber.getFiberRef(FiberRef.currentTracerSpanLinks)),
+    annotations: HashMap.size(annotations) > 0 ? annotations : undefined
+  }
+}
+const settingsOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Settings => {
+  const refs = (fiber as unknown as { readonly _fiberRefs?: object })._fiberRefs
+  if (refs === undefined) return readSettings(fiber)
+  let settings = settingsByRefs.get(refs)
+  if (settings === undefined) settingsByRefs.set(refs, settings = readSettings(fiber))
+  return settings
+}
+
 /** The running fiber, when it has a tracer that reads spans and tracing is on; `undefined` otherwise. */
 const tracingFiber = () => {
   const current = Fiber.getCurrentFiber()
   if (current._tag === "None") return undefined
   const fiber = current.value
-  return fiber.currentTracer === nativeTracer || !fiber.getFiberRef(FiberRef.currentTracerEnabled) ? undefined : fiber
+  return fiber.currentTracer === nativeTracer || !settingsOf(fiber).enabled ? undefined : fiber
 }
 
 /**
@@ -86,22 +125,21 @@ export const start = (
   kind: Tracer.SpanKind,
   attributes: Readonly<Record<string, unknown>>
 ): Started | undefined => {
-  const fiber = tracingFiber()
-  if (fiber === undefined) return undefined
-  const clock = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
-    ? Context.get(fiber.currentDefaultServices, Clock.Clock)
-    : undefined
-  const links = fiber.getFiberRef(FiberRef.currentTracerSpanLinks)
+  const current = Fiber.getCurrentFiber()
+  if (current._tag === "None") return undefined
+  const fiber = current.value
+  if (fiber.currentTracer === nativeTracer) return undefined
+  const { annotations, clock, enabled, links } = settingsOf(fiber)
+  if (!enabled) return undefined
   const span = fiber.currentTracer.span(
     name,
     parentOf(fiber.currentSpan),
     Context.empty(),
-    Chunk.toReadonlyArray(links),
+    links,
     clock === undefined ? zero : clock.unsafeCurrentTimeNanos(),
     kind
   )
-  const annotations = fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)
-  if (HashMap.size(annotations) > 0) HashMap.forEach(annotations, (value, key) => span.attribute(key, value))
+  if (annotations !== undefined) HashMap.forEach(annotations, (value, key) => span.attribute(key, value))
   for (const key in attributes) span.attribute(key, attributes[key])
   return { span, clock }
 }
