@@ -11,6 +11,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/TestClock"
 import { BreakerRule, CircuitBreaker, TransientError } from "@steadfast/resilience"
+import { recordingRule } from "./recordingRule.js"
 
 const transient = new TransientError({ operation: "get", reason: "connection_refused", message: "refused" })
 type Breaker = CircuitBreaker.CircuitBreaker
@@ -65,20 +66,7 @@ describe("slowCalls: a call taking exactly the threshold is slow", () => {
 describe("a custom rule is given each call's duration", () => {
   it.effect("a failed call's duration is its own, measured from its start, whatever the clock reads", () =>
     Effect.gen(function*() {
-      const seen: Array<readonly [boolean, number]> = []
-      const rule: BreakerRule.Rule = {
-        name: "recording",
-        timed: true,
-        countsSuccesses: true,
-        make: () => ({
-          record: (failed, durationMillis) => {
-            seen.push([failed, durationMillis])
-            return false
-          },
-          reset: () => {},
-          view: () => ({ calls: seen.length, failures: 0, slowCalls: 0, failureRatio: 0 })
-        })
-      }
+      const { rule, seen } = recordingRule("recording", true)
       const breaker = yield* CircuitBreaker.make({ rule })
       yield* TestClock.adjust("10 seconds")
       yield* timedCall(breaker, 300, Effect.fail(transient))

@@ -14,6 +14,7 @@ import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import * as TestClock from "effect/TestClock"
 import { BreakerRule, CircuitBreaker, TransientError } from "@steadfast/resilience"
+import { recordingRule } from "./recordingRule.js"
 
 const transient = new TransientError({ operation: "get", reason: "connection_refused", message: "refused" })
 
@@ -169,20 +170,7 @@ describe("two probes timing out together", () => {
 describe("a custom rule that is not timed is given 0 as every call's duration", () => {
   it.effect("successes and failures that take 50 ms are recorded with 0 ms (the breaker does not time them)", () =>
     Effect.gen(function*() {
-      const seen: Array<readonly [boolean, number]> = []
-      const rule: BreakerRule.Rule = {
-        name: "recording, untimed",
-        timed: false,
-        countsSuccesses: true,
-        make: () => ({
-          record: (failed, durationMillis) => {
-            seen.push([failed, durationMillis])
-            return false
-          },
-          reset: () => {},
-          view: () => ({ calls: seen.length, failures: 0, slowCalls: 0, failureRatio: 0 })
-        })
-      }
+      const { rule, seen } = recordingRule("recording, untimed", false)
       const breaker = yield* CircuitBreaker.make({ rule })
       expect(breaker.timed).toBe(false)
       for (const outcome of [Effect.succeed("v"), Effect.fail(transient)] as const) {
