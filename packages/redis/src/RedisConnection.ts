@@ -27,6 +27,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -89,6 +90,23 @@ export interface RedisConnection {
     value: string,
     ttl: Option.Option<Duration.Duration>
   ) => Effect.Effect<void, Errors.RedisFailure>
+  /**
+   * `getBatched` and `setBatched` without an effect of their own, for a layer above that settles its own effect from
+   * the reply (`@steadfast/cache` does: one asynchronous step per call instead of four). Queue the call and call
+   * `onExit` once with its outcome, from the reply's callback (on no fiber; it must not throw). Call them only
+   * synchronously from a step a fiber is running: the call's span is that fiber's child. Optional: a connection
+   * without them (`ScriptedConnection`) is used through `getBatched` / `setBatched`.
+   *
+   * @since 0.6.0
+   */
+  readonly unsafeGetBatched?: (key: string, onExit: (exit: Exit.Exit<string | null, Errors.RedisFailure>) => void) => void
+  /** See {@link unsafeGetBatched}. @since 0.6.0 */
+  readonly unsafeSetBatched?: (
+    key: string,
+    value: string,
+    ttl: Option.Option<Duration.Duration>,
+    onExit: (exit: Exit.Exit<void, Errors.RedisFailure>) => void
+  ) => void
   readonly mget: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | null>, Errors.RedisFailure>
   /** `SET key value [PX ttl]`. */
   readonly set: (key: string, value: string, ttl: Option.Option<Duration.Duration>) => Effect.Effect<void, Errors.RedisFailure>
@@ -835,6 +853,14 @@ export const make = (
     const getBatched = (key: string) => reads.submit(key, mgetSpec)
     const setBatched = (key: string, value: string, ttl: Option.Option<Duration.Duration>) =>
       writes.submit([key, value, ttl] as const, msetSpec)
+    const unsafeGetBatched = (key: string, onExit: (exit: Exit.Exit<string | null, Errors.RedisFailure>) => void) =>
+      reads.unsafeSubmit(key, mgetSpec, onExit)
+    const unsafeSetBatched = (
+      key: string,
+      value: string,
+      ttl: Option.Option<Duration.Duration>,
+      onExit: (exit: Exit.Exit<void, Errors.RedisFailure>) => void
+    ) => writes.unsafeSubmit([key, value, ttl] as const, msetSpec, onExit)
 
     const ttlMillis = (ttl: Duration.Duration) => Math.max(1, Math.ceil(Duration.toMillis(ttl)))
 
@@ -955,6 +981,8 @@ export const make = (
       get: (key) => execute("get", (c) => c.get(key)),
       getBatched,
       setBatched,
+      unsafeGetBatched,
+      unsafeSetBatched,
       mget: (keys) => keys.length === 0 ? Effect.succeed([]) : execute("mget", (c) => c.mget(...keys)),
       set: (key, value, ttl) =>
         execute("set", (c) =>

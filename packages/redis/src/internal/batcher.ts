@@ -13,6 +13,12 @@ import type { Deadlines, SpanSpec } from "./deadlines.js"
 export interface Batcher<I, O> {
   /** Queues `item` for the next request; with `span`, the call is a client span (see `Spans`). */
   readonly submit: (item: I, span?: SpanSpec) => Effect.Effect<O, Errors.RedisFailure>
+  /**
+   * `submit` without an effect of its own: queues `item` and calls `onExit` once with its outcome (from the reply's
+   * callback, on no fiber). Must be called synchronously from a step a fiber is running (the span's parent is that
+   * fiber's). `onExit` must not throw: it runs in the loop that settles the whole batch.
+   */
+  readonly unsafeSubmit: (item: I, span: SpanSpec | undefined, onExit: (exit: Exit.Exit<O, Errors.RedisFailure>) => void) => void
 }
 
 export const make = <I, O>(options: {
@@ -76,15 +82,16 @@ export const make = <I, O>(options: {
     )
   }
 
+  const unsafeSubmit = (item: I, span: SpanSpec | undefined, onExit: (exit: Exit.Exit<O, Errors.RedisFailure>) => void) => {
+    const traced = span === undefined ? undefined : Spans.start(span.name, "client", span.attributes)
+    if (traced !== undefined) (spans ??= new Array(waiters.length))[waiters.length] = traced
+    else if (spans !== undefined) spans[waiters.length] = undefined
+    items.push(item)
+    if (waiters.push(onExit) === 1) queueMicrotask(flush)
+    else if (waiters.length >= maxBatch) flush()
+  }
   return {
-    submit: (item, span) =>
-      Effect.async<O, Errors.RedisFailure>((register) => {
-        const traced = span === undefined ? undefined : Spans.start(span.name, "client", span.attributes)
-        if (traced !== undefined) (spans ??= new Array(waiters.length))[waiters.length] = traced
-        else if (spans !== undefined) spans[waiters.length] = undefined
-        items.push(item)
-        if (waiters.push(register) === 1) queueMicrotask(flush)
-        else if (waiters.length >= maxBatch) flush()
-      })
+    submit: (item, span) => Effect.async<O, Errors.RedisFailure>((register) => unsafeSubmit(item, span, register)),
+    unsafeSubmit
   }
 }
