@@ -361,7 +361,11 @@ export const sentinelOptions = (
  *   retry and its breaker nothing to count until late. With 0.5 s, a call on the failed shard fails within its
  *   deadline, the cache retries once or twice, the shard's breaker opens after its threshold and the shard's keys are
  *   answered from the fallback until a probe finds the new primary. Six still follows a `MOVED` (at once,
- *   `retryDelayOnMoved` 0), an `ASK`, and a `TRYAGAIN` during a slot migration several times over.
+ *   `retryDelayOnMoved` 0), an `ASK`, and a `TRYAGAIN` during a slot migration several times over. (The delays are
+ *   not the whole loop: a retry after "Connection is closed." first waited for the socket's timeout, 1.25 x the
+ *   deadline, so ioredis could send a command again long after its caller's deadline, over a newer write of the key.
+ *   It no longer does: a command is never sent again once its caller has its answer, see `internal/cluster.ts`,
+ *   "Re-sends".)
  * - `clusterRetryStrategy`: the reconnect backoff of the standalone sockets (first at once, then 50 ms doubling to
  *   500 ms), forever (ioredis: `min(100 + 2n, 2000)` ms).
  * - `scaleReads` (`master` by default, as ioredis): `REDIS_CLUSTER_SCALE_READS` / `scaleReads` (`replica` is ioredis'

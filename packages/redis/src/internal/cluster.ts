@@ -14,6 +14,9 @@
  * - `ping` PINGs every primary (fails if one fails); the health check PINGs every primary of an idle client.
  * - A failover is followed without traffic: while a node that errs or goes silent still serves slots, the client asks
  *   another node for the slot map every deadline / 10 and refreshes its own as soon as it changed (see `follow`).
+ * - No command is sent again once its caller has its answer (see "Re-sends"): ioredis re-sends a command after
+ *   `MOVED` / `ASK` / `TRYAGAIN` / `CLUSTERDOWN` or a closed socket; one written after the caller's deadline could
+ *   overwrite a newer, acknowledged write of the same key.
  *
  * @internal
  */
@@ -100,6 +103,22 @@ export const bySlot = (keys: ReadonlyArray<string>): Map<number, Array<number>> 
   return groups
 }
 
+/**
+ * A call's ioredis commands may be written to a node only while the call is not `over`: until its caller was told
+ * anything (its deadline passed, it failed, it succeeded). See "Re-sends" in `make`.
+ */
+interface Call {
+  over: boolean
+}
+
+/** What ioredis' `Command` is to the re-send guard (ioredis 6.0's `Command`: `reject` is an own, replaceable field). */
+interface SentCommand {
+  readonly name: string
+  reject: (error: Error) => void
+  readonly promise: Promise<unknown>
+}
+type SendCommand = (command: SentCommand, ...rest: Array<unknown>) => unknown
+
 export const make = (
   config: RedisConfig.RedisConfig,
   url: RedisConfig.ClusterUrl,
@@ -169,6 +188,95 @@ export const make = (
       if (following[index] !== true) startFollowing?.(index)
     }
 
+    /**
+     * Re-sends. ioredis' `Cluster` keeps a command it sent and sends it again, on a timer (`retryDelayOnFailover`,
+     * `...OnClusterDown`, `...OnTryAgain`, then after a slot refresh) or at once (`MOVED`, `ASK`), up to
+     * `maxRedirections` times: after a redirection, and after "Connection is closed." (its node's socket closed: the
+     * socket timeout, 1.25 x the deadline, does that to a silent node; so does a slot refresh that drops a node). The
+     * deadline does not cancel it: the caller is told "timeout" (outcome unknown) and may write the key again, be
+     * acknowledged, and then the older write, re-sent, lands over it (reproduced: `Cluster.resend.test.ts`, a primary
+     * pausing writes). So each call's commands carry their `Call` (set while the call creates them, synchronously:
+     * `within`), and once the call is over:
+     *
+     * - an error ioredis would retry settles the command instead (`command.reject`, wrapped after ioredis' own);
+     * - a retry already scheduled is refused where it would be written: every node's `sendCommand` (nodes are
+     *   guarded as ioredis creates them, `+node`), which also sees a command leaving a node's offline queue (a node
+     *   connecting), and the `ASKING` that precedes a command redirected by `ASK`.
+     *
+     * Commands created after an `await` in an `execute` callback are not tied to the call (ioredis may still re-send
+     * them until its redirection budget runs out), nor are a `Pipeline`'s.
+     */
+    /** The call whose commands are being created (synchronously, in `within`). */
+    let current: Call | undefined
+    /** The call whose command ioredis is redirecting (synchronously, in its `reject`): an `ASK` sends `ASKING` first. */
+    let redirecting: Call | undefined
+    const callOf = new WeakMap<object, Call>()
+    const within = <A>(call: Call, start: () => Promise<A>): Promise<A> => {
+      const end = () => {
+        call.over = true
+      }
+      const previous = current
+      current = call
+      let promise: Promise<A>
+      try {
+        promise = start()
+      } catch (error) {
+        end()
+        throw error
+      } finally {
+        current = previous
+      }
+      promise.then(end, end)
+      return promise
+    }
+    const notResent = (command: SentCommand, node: string) =>
+      new Error(`${command.name} not sent to ${node}: its caller already had its answer (deadline passed or call settled)`)
+    /** Tags `command` with the call creating it (if any) and settles, not retries, its errors once the call is over. */
+    const tag = (index: number, cluster: Cluster) => {
+      const send = (cluster as unknown as { sendCommand: SendCommand }).sendCommand
+      ;(cluster as unknown as { sendCommand: SendCommand }).sendCommand = function(this: Cluster, command, ...rest) {
+        const call = current
+        if (call === undefined || callOf.has(command)) return send.call(this, command, ...rest)
+        callOf.set(command, call)
+        const settle = command.reject
+        const sent = send.call(this, command, ...rest)
+        const retry = command.reject
+        if (retry !== settle) {
+          command.reject = function(this: unknown, error: Error) {
+            if (call.over) {
+              runFork(
+                Effect.logDebug("redis cluster command not retried: its caller already had its answer").pipe(
+                  Effect.annotateLogs({ socket: index, command: command.name, error_message: error?.message })
+                )
+              )
+              return settle.call(this, error)
+            }
+            const previous = redirecting
+            redirecting = call
+            try {
+              return retry.call(this, error)
+            } finally {
+              redirecting = previous
+            }
+          }
+        }
+        return sent
+      }
+    }
+    /** Refuses to write a command whose call is over (a retry ioredis scheduled earlier), or the `ASKING` before it. */
+    const guard = (node: Redis) => {
+      const send = (node as unknown as { sendCommand: SendCommand }).sendCommand
+      ;(node as unknown as { sendCommand: SendCommand }).sendCommand = function(this: Redis, command, ...rest) {
+        if (command.name === "asking" && redirecting !== undefined) callOf.set(command, redirecting)
+        const call = callOf.get(command)
+        if (call === undefined || !call.over) return send.call(this, command, ...rest)
+        // (Logged by the command's `reject`, above; an `ASKING` has no caller to reject to.)
+        if (command.name === "asking") command.promise.catch(() => {})
+        command.reject(notResent(command, nodeKey(node)))
+        return command.promise
+      }
+    }
+
     const publishPoolSize = () =>
       runFork(Metric.set(shared.poolSizeGauge, clients.reduce((n, c) => n + (c.status === "ready" ? c.nodes("master").filter((r) => r.status === "ready").length : 0), 0)))
 
@@ -184,6 +292,8 @@ export const make = (
             }
             // ioredis' declared option types predate exactOptionalPropertyTypes; the object is a plain ClusterOptions.
           } as never)
+          tag(index, cluster)
+          cluster.on("+node", guard)
           let down = false
           cluster.on("error", (error: unknown) => {
             const failure = classify("connection", error)
@@ -405,9 +515,14 @@ export const make = (
     const specs = Deadlines.spanSpecs(spanAttributes)
     const run = <A>(operation: string, f: (cluster: Cluster) => Promise<A>) => {
       const spec = specs.of(operation)
+      const onTimeout = timeoutOf(operation)
       return Effect.suspend(() => {
         const cluster = pick()
-        return deadlines.run(() => f(cluster), (error) => classifyFor(cluster, operation, error), timeoutOf(operation), spec)
+        const call: Call = { over: false }
+        return deadlines.run(() => within(call, () => f(cluster)), (error) => classifyFor(cluster, operation, error), () => {
+          call.over = true
+          return onTimeout()
+        }, spec)
       })
     }
 
@@ -463,22 +578,42 @@ export const make = (
 
     // Coalesced reads and writes: calls made in the same tick share one deadline; each key answers for itself.
     const clientIndex = (cluster: Cluster) => clients.indexOf(cluster)
+    /**
+     * The batchers' deadlines: a batch's `Call` is made where the batcher starts its deadline (`track`, right before
+     * it calls `send`, synchronously) and is over when that deadline passes or the reply settles.
+     */
+    let batchCall: Call | undefined
+    const batchDeadlines: Deadlines.Deadlines = {
+      ...deadlines,
+      track: (expire) => {
+        const call: Call = batchCall = { over: false }
+        return deadlines.track(() => {
+          call.over = true
+          expire()
+        })
+      }
+    }
+    const sendBatch = <A>(start: () => Promise<A>): Promise<A> => {
+      const call = batchCall ?? { over: false }
+      batchCall = undefined
+      return within(call, start)
+    }
     const reads = Batcher.make<string, string | null>({
-      deadlines,
+      deadlines: batchDeadlines,
       maxBatch: shared.maxBatch,
       send: (keys) => {
         const cluster = pick()
-        return { index: clientIndex(cluster), reply: mgetBySlot(cluster, keys) }
+        return { index: clientIndex(cluster), reply: sendBatch(() => mgetBySlot(cluster, keys)) }
       },
       classify: (index, error) => classifyFor(clients[Math.max(0, index)]!, "get", error),
       onTimeout: timeoutOf("get")
     })
     const writes = Batcher.make<readonly [string, string, Option.Option<Duration.Duration>], void>({
-      deadlines,
+      deadlines: batchDeadlines,
       maxBatch: shared.maxBatch,
       send: (entries) => {
         const cluster = pick()
-        return { index: clientIndex(cluster), reply: setBySlot(cluster, entries) }
+        return { index: clientIndex(cluster), reply: sendBatch(() => setBySlot(cluster, entries)) }
       },
       classify: (index, error) => classifyFor(clients[Math.max(0, index)]!, "set", error),
       onTimeout: timeoutOf("set")
