@@ -26,6 +26,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -309,6 +310,9 @@ export const make = (
     const coalesce = options.coalesce ?? true
     const read = coalesce ? connection.getBatched : connection.get
     const write = coalesce ? connection.setBatched : connection.set
+    // The callback forms of the coalesced calls, when the connection has them (see `guardedFast`).
+    const readNow = coalesce ? connection.unsafeGetBatched : undefined
+    const writeNow = coalesce ? connection.unsafeSetBatched : undefined
     const clock = yield* Effect.clock
     let logEvery = Duration.toMillis(Duration.decode(options.logInterval ?? Duration.seconds(1)))
 
@@ -454,6 +458,40 @@ export const make = (
         : Effect.map(logFailure(operation, error, failedBreaker), () => orElse(error))
     }
 
+    /** A healthy call's bookkeeping, from its answer `a`: records the latency and answers `onSuccess(a)`. */
+    const settled = <A, B>(operation: Operation, start: bigint, onSuccess: (a: A) => B, a: A): B => {
+      recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)
+      return onSuccess(a)
+    }
+
+    /**
+     * A CLOSED call (admitted with `permit`) whose attempt failed with `cause`: the breaker counts it, then the
+     * retries, then the failure's bookkeeping (or the caller's `orElse`).
+     */
+    const closedFailure = <A, B>(
+      operation: Operation,
+      cause: Cause.Cause<Errors.RedisFailure>,
+      first: Effect.Effect<A, Errors.RedisFailure>,
+      call: Effect.Effect<A, Errors.RedisFailure>,
+      onSuccess: (a: A) => B,
+      orElse: ((error: RedisCacheError) => B) | undefined,
+      breaker: CircuitBreaker.CircuitBreaker,
+      permit: CircuitBreaker.Permit,
+      start: bigint
+    ): Effect.Effect<B, RedisCacheError> => {
+      const failure = Cause.failureOption(cause)
+      if (Option.isNone(failure)) {
+        // A defect or an interruption: no outcome for the breaker, and nothing to retry.
+        breaker.unsafeRelease(permit)
+        return Effect.failCause(cause)
+      }
+      breaker.unsafeFail(permit, failure.value, Number(clock.unsafeCurrentTimeNanos() - start) / 1e6)
+      return Effect.matchEffect(retry(operation, breaker.execute(operation, first), call, failure.value, start, breaker), {
+        onSuccess: (a) => Effect.sync(() => settled(operation, start, onSuccess, a)),
+        onFailure: (error) => failed(operation, error, start, orElse, breaker)
+      })
+    }
+
     const guarded = <A, B>(
       operation: Operation,
       call: Effect.Effect<A, Errors.RedisFailure>,
@@ -464,10 +502,7 @@ export const make = (
       Effect.suspend(() => {
         const start = clock.unsafeCurrentTimeNanos()
         const breaker = perShard ? breakerFor(operation, key) : breakerOf(operation)
-        const succeeded = (a: A) => {
-          recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)
-          return Effect.succeed(onSuccess(a))
-        }
+        const succeeded = (a: A) => Effect.succeed(settled(operation, start, onSuccess, a))
         if (breaker.unsafeState() !== "CLOSED") {
           // Admitted while the breaker is not CLOSED, a call is its probe: it waits for the reconnect under way whatever
           // its attempt, rather than be spent on "not connected yet" (ioredis retries up to ~550 ms apart).
@@ -491,20 +526,47 @@ export const make = (
             breaker.unsafeSucceed(permit, breaker.timed ? Number(clock.unsafeCurrentTimeNanos() - start) / 1e6 : 0)
             return succeeded(a)
           },
-          onFailure: (cause): Effect.Effect<B, RedisCacheError> => {
-            const failure = Cause.failureOption(cause)
-            if (Option.isNone(failure)) {
-              // A defect or an interruption: no outcome for the breaker, and nothing to retry.
-              breaker.unsafeRelease(permit)
-              return Effect.failCause(cause)
-            }
-            breaker.unsafeFail(permit, failure.value, Number(clock.unsafeCurrentTimeNanos() - start) / 1e6)
-            return Effect.matchEffect(retry(operation, breaker.execute(operation, first), call, failure.value, start, breaker), {
-              onSuccess: succeeded,
-              onFailure: (error) => failed(operation, error, start, orElse, breaker)
-            })
-          }
+          onFailure: (cause) => closedFailure(operation, cause, first, call, onSuccess, orElse, breaker, permit, start)
         })
+      })
+
+    /**
+     * `guarded` for a coalesced call the connection can take as a callback (`register`, its `unsafeGetBatched` /
+     * `unsafeSetBatched`): the healthy case is two steps (one `async`, resumed with the `sync` that settles it)
+     * instead of the four of `guarded`'s (its `suspend`, the match, the connection's `async`, the answer's `succeed`): measured
+     * with `benchmarks/experiments/c1cpu.mjs`, see benchmarks/README.md. Anything else (a breaker not CLOSED, a
+     * socket reconnecting, a failure) continues as `guarded` does, with `call()` as the call.
+     */
+    const guardedFast = <A, B>(
+      operation: Operation,
+      register: (onExit: (exit: Exit.Exit<A, Errors.RedisFailure>) => void) => void,
+      call: () => Effect.Effect<A, Errors.RedisFailure>,
+      onSuccess: (a: A) => B,
+      orElse: ((error: RedisCacheError) => B) | undefined,
+      key: string
+    ): Effect.Effect<B, RedisCacheError> =>
+      Effect.async<B, RedisCacheError>((resume) => {
+        const breaker = perShard ? breakerFor(operation, key) : breakerOf(operation)
+        if (breaker.unsafeState() !== "CLOSED" || connection.availability() === "reconnecting") {
+          return resume(guarded(operation, call(), onSuccess, orElse, key))
+        }
+        const start = clock.unsafeCurrentTimeNanos()
+        const permit = breaker.unsafeAdmit(operation) as CircuitBreaker.Permit // CLOSED: always a permit
+        // The outcome is settled on the caller's fiber (a step it resumes with), not in the reply's callback: a caller
+        // interrupted meanwhile never runs it, as with `guarded` (the hybrid cache's write fence depends on it).
+        register((exit) =>
+          resume(
+            exit._tag === "Success"
+              ? Effect.sync(() => {
+                breaker.unsafeSucceed(permit, breaker.timed ? Number(clock.unsafeCurrentTimeNanos() - start) / 1e6 : 0)
+                return settled(operation, start, onSuccess, exit.value)
+              })
+              : Effect.suspend(() => {
+                const effect = call()
+                return closedFailure(operation, exit.cause, effect, effect, onSuccess, orElse, breaker, permit, start)
+              })
+          )
+        )
       })
 
     // ---- Runtime tuning ----------------------------------------------------------------------------------------
@@ -658,14 +720,22 @@ export const make = (
     const perShardParts = <A>(groups: Array<Array<number>>, part: (indexes: Array<number>) => Effect.Effect<A, RedisCacheError>) =>
       Effect.forEach(groups, part, { concurrency: "unbounded" })
 
+    /** A guarded read of `redisKey`, answering `onSuccess` of Redis' reply. */
+    const getOr = <B>(redisKey: string, onSuccess: (value: string | null) => B, orElse: ((error: RedisCacheError) => B) | undefined) =>
+      bulkhead === undefined && readNow !== undefined
+        ? guardedFast("get", (onExit) => readNow(redisKey, onExit), () => read(redisKey), onSuccess, orElse, redisKey)
+        : guard("get", read(redisKey), onSuccess, orElse, redisKey)
+
     const unchecked: UncheckedOperations = {
-      get: (key) => guard("get", read(prefix + key), found, undefined, prefix + key),
+      get: (key) => getOr(prefix + key, found, undefined),
       getOr: (key, onRedis, orElse) =>
-        guard("get", read(prefix + key), (value) => onRedis(found(value)), orElse, prefix + key) as Effect.Effect<
-          ReturnType<typeof onRedis>
-        >,
-      setOr: (key, value, ttl, onRedis, orElse) =>
-        guard("set", write(prefix + key, value, ttl), onRedis, orElse, prefix + key) as Effect.Effect<ReturnType<typeof onRedis>>,
+        getOr(prefix + key, (value) => onRedis(found(value)), orElse) as Effect.Effect<ReturnType<typeof onRedis>>,
+      setOr: (key, value, ttl, onRedis, orElse) => {
+        const redisKey = prefix + key
+        return (bulkhead === undefined && writeNow !== undefined
+          ? guardedFast("set", (onExit) => writeNow(redisKey, value, ttl, onExit), () => write(redisKey, value, ttl), onRedis, orElse, redisKey)
+          : guard("set", write(redisKey, value, ttl), onRedis, orElse, redisKey)) as Effect.Effect<ReturnType<typeof onRedis>>
+      },
       getMany: (keys) => {
         if (keys.length === 0) return Effect.succeed([])
         const redisKeys = prefixed(keys)
