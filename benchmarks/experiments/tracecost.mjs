@@ -1,7 +1,10 @@
 // Experiment (issue 10): what a span per call costs `ResilientCache.get` (GET 100 B) when a tracer is installed whose
 // spans do nothing, split into the tracer's own cost and Steadfast's. Rungs, interleaved in rotating order, medians of
 // per-round ratios to "no tracer" (Effect's built-in one, for which no span is made):
-// - "no-op tracer": `Tracer.make` returning a new do-nothing span object per call (as the ladder's rung);
+// - "no-op tracer": `Tracer.make` returning a new do-nothing span per call, an instance of a class (as the benchmark's
+//   `noopTracer` since 2026-12-05);
+// - "no-op tracer (closures)": the same as an object literal with four new closures and a new `Map` per span (the
+//   benchmark's no-op tracer until then);
 // - "shared-span tracer": the tracer returns one shared do-nothing span, so what is left is Steadfast's own work.
 // Run from the repository root after `npx tsc -b`: `node --expose-gc benchmarks/experiments/tracecost.mjs`
 // (C=1 for one caller, OP=set for SET, ROUNDS=n). Leaves its bench:trace:* keys (10,000 x 100 B) in the shared Redis.
@@ -26,13 +29,30 @@ const fresh = Tracer.make({
   }),
   context: (f) => f()
 })
+// The same spans as a class (methods on its prototype, the empty attribute map shared), as tracers are written
+// (Effect's `NativeSpan`, OpenTelemetry's `NonRecordingSpan`): what a no-op tracer's own span costs without the four
+// closures and the map "no-op tracer" allocates per span.
+const noAttributes = new Map()
+class NoopSpan {
+  constructor(name, parent, context, links, startTime, kind) {
+    this._tag = "Span"; this.name = name; this.spanId = "0"; this.traceId = "0"; this.parent = parent
+    this.context = context; this.status = { _tag: "Started", startTime }; this.attributes = noAttributes
+    this.links = links; this.sampled = false; this.kind = kind
+  }
+  end() {}
+  attribute() {}
+  event() {}
+  addLinks() {}
+}
+const classy = Tracer.make({ span: (...args) => new NoopSpan(...args), context: (f) => f() })
 const one = fresh.span("shared", { _tag: "None" }, undefined, [], 0n, "client")
 const shared = Tracer.make({ span: () => one, context: (f) => f() })
 const OP = process.env.OP ?? "get"
 const loop = () => effectLoop(OP === "set" ? (i) => sf.cache.set(keys[i % 10000], v) : (i) => sf.cache.get(keys[i % 10000]), C, 2e6, 400)
 const entrants = {
   "no tracer": () => sf.run(loop()),
-  "no-op tracer": () => sf.run(Effect.withTracer(loop(), fresh)),
+  "no-op tracer": () => sf.run(Effect.withTracer(loop(), classy)),
+  "no-op tracer (closures)": () => sf.run(Effect.withTracer(loop(), fresh)),
   "shared-span tracer": () => sf.run(Effect.withTracer(loop(), shared))
 }
 const names = Object.keys(entrants)

@@ -41,29 +41,45 @@ export interface Steadfast {
   readonly close: () => Promise<void>
 }
 
+/** The attributes of every no-op span: none, and the same empty map for all of them. */
+const noAttributes: ReadonlyMap<string, unknown> = new Map()
+
+/**
+ * A span that records nothing, written as tracers write their spans (a class, its methods on the prototype: Effect's
+ * `NativeSpan`, OpenTelemetry's `NonRecordingSpan`). Until 2026-12-05 the benchmark's no-op span was an object literal
+ * with four new closures and a new `Map` per span, a cost no tracer has (`benchmarks/experiments/tracecost.mjs` keeps
+ * it as a rung, to compare).
+ */
+class NoopSpan implements Tracer.Span {
+  readonly _tag = "Span"
+  readonly spanId = "0"
+  readonly traceId = "0"
+  readonly sampled = false
+  readonly attributes = noAttributes
+  status: Tracer.SpanStatus
+  constructor(
+    readonly name: string,
+    readonly parent: Option.Option<Tracer.AnySpan>,
+    readonly context: Context.Context<never>,
+    readonly links: ReadonlyArray<Tracer.SpanLink>,
+    startTime: bigint,
+    readonly kind: Tracer.SpanKind
+  ) {
+    this.status = { _tag: "Started", startTime }
+  }
+  end(): void {}
+  attribute(): void {}
+  event(): void {}
+  addLinks(): void {}
+}
+
 /**
  * A tracer whose spans record nothing (a new do-nothing span per call): installed around a Steadfast loop, its cost
  * is what making a span per call costs (issue 10's "tracing enabled but no-op"). Without it, calls run under Effect's
  * built-in tracer, for which no span is made (see `@steadfast/redis` `Spans`).
  */
 export const noopTracer = Tracer.make({
-  span: (name, parent, context, links, startTime, kind) => ({
-    _tag: "Span",
-    name,
-    spanId: "0",
-    traceId: "0",
-    parent,
-    context,
-    status: { _tag: "Started", startTime },
-    attributes: new Map(),
-    links,
-    sampled: false,
-    kind,
-    end: () => {},
-    attribute: () => {},
-    event: () => {},
-    addLinks: () => {}
-  }),
+  span: (name, parent, context, links, startTime, kind) => new NoopSpan(name, parent, context, links, startTime, kind),
   context: (f) => f()
 })
 
