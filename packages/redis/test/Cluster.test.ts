@@ -396,9 +396,9 @@ describe("Cluster: against a real cluster", () => {
     }), { timeout: 60_000 })
   it.scopedLive("a stalled primary's promotion is followed with no call to the shard in between (as while its breaker is open)", () =>
     Effect.gen(function*() {
-      // A node timeout of 5 s: ioredis' own retries of the one call below (a closed socket is retried up to 5 times,
-      // each waiting for the silent socket's timeout, ~4 s) are over before the promotion, so only the client's
-      // follower can see it; without it the map waited for ioredis' 5 s refresh interval.
+      // A node timeout of 5 s: the promotion comes long after the one call below has its answer (since be9384b
+      // ioredis no longer re-sends it after that; before, its retries on the closed socket ran ~4 s), so only the
+      // client's follower can see it; without it the map waited for ioredis' 5 s refresh interval.
       const cluster = yield* RedisCluster.make({ requireFullCoverage: false, nodeTimeout: "5 seconds" })
       const redis = yield* connect(cluster, { commandTimeout: "500 millis" })
       const ks = keys(30)
