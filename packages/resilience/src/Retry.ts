@@ -143,8 +143,8 @@ export const retry: {
   2,
   <A, E, R>(self: Effect.Effect<A, E, R>, policy: Policy): Effect.Effect<A, E, R> =>
     // `schedule` validates (and caches) now, so a hand-built invalid policy fails where it is used, not on the first
-    // failure.
-    policy.maxRetries === 0 ? self : (schedule(policy), retryLazily(self, policy))
+    // failure; `maxRetries: 0` included (as `RetryBudget.retry` does).
+    (schedule(policy), policy.maxRetries === 0 ? self : retryLazily(self, policy))
 )
 
 /**
@@ -160,11 +160,13 @@ export const retryAfterFailure = <A, E, R>(
   self: Effect.Effect<A, E, R>,
   policy: Policy | Schedule.Schedule<unknown, E>,
   first: E
-): Effect.Effect<A, E, R> =>
-  !isTransientError(first) || (!Schedule.isSchedule(policy) && policy.maxRetries === 0)
+): Effect.Effect<A, E, R> => {
+  // A policy is validated (and cached) here, whatever the error: a hand-built invalid one fails where it is used.
+  const built = Schedule.isSchedule(policy) ? undefined : schedule(policy)
+  return !isTransientError(first) || (!Schedule.isSchedule(policy) && policy.maxRetries === 0)
     ? Effect.fail(first)
     : Effect.flatMap(
-      Schedule.driver(Schedule.isSchedule(policy) ? Schedule.whileInput(policy, isTransientError) : schedule(policy)),
+      Schedule.driver(built ?? Schedule.whileInput(policy as Schedule.Schedule<unknown, E>, isTransientError)),
       (driver) => {
         const loop = (error: E): Effect.Effect<A, E, R> =>
           Effect.matchEffect(driver.next(error), {
@@ -174,6 +176,7 @@ export const retryAfterFailure = <A, E, R>(
         return loop(first)
       }
     )
+}
 
 /**
  * `Effect.retry` builds the schedule's driver (a `Ref` and its state) before the first attempt, on every call; this
