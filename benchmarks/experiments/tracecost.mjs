@@ -8,7 +8,7 @@
 // - "shared-span tracer": the tracer returns one shared do-nothing span, so what is left is Steadfast's own work.
 // Run from the repository root after `npx tsc -b`: `node --expose-gc benchmarks/experiments/tracecost.mjs`
 // (C=1 for one caller, OP=set for SET, ROUNDS=n). Leaves its bench:trace:* keys (10,000 x 100 B) in the shared Redis.
-import { buildSteadfast, makeRuntime } from "../dist/steadfast.js"
+import { buildSteadfast, makeRuntime, noopTracer } from "../dist/steadfast.js"
 import { effectLoop } from "../dist/drive.js"
 import * as Effect from "effect/Effect"
 import * as Tracer from "effect/Tracer"
@@ -29,22 +29,8 @@ const fresh = Tracer.make({
   }),
   context: (f) => f()
 })
-// The same spans as a class (methods on its prototype, the empty attribute map shared), as tracers are written
-// (Effect's `NativeSpan`, OpenTelemetry's `NonRecordingSpan`): what a no-op tracer's own span costs without the four
-// closures and the map "no-op tracer" allocates per span.
-const noAttributes = new Map()
-class NoopSpan {
-  constructor(name, parent, context, links, startTime, kind) {
-    this._tag = "Span"; this.name = name; this.spanId = "0"; this.traceId = "0"; this.parent = parent
-    this.context = context; this.status = { _tag: "Started", startTime }; this.attributes = noAttributes
-    this.links = links; this.sampled = false; this.kind = kind
-  }
-  end() {}
-  attribute() {}
-  event() {}
-  addLinks() {}
-}
-const classy = Tracer.make({ span: (...args) => new NoopSpan(...args), context: (f) => f() })
+// The benchmark's no-op tracer (a class, as tracers write spans).
+const classy = noopTracer
 const one = fresh.span("shared", { _tag: "None" }, undefined, [], 0n, "client")
 const shared = Tracer.make({ span: () => one, context: (f) => f() })
 const OP = process.env.OP ?? "get"
