@@ -10,7 +10,8 @@
  * time (the first read shard 0 answered after its new primary was elected) and the acknowledged writes lost (after
  * the workers stopped and the cache reconciled, every key is read back from the cluster and judged by the model).
  *
- * Besides the failovers (graceful, a primary killed, a primary stalled): a resharding under load (16 slots of shard 1
+ * Besides the failovers (graceful, a primary killed, a primary stalled): a primary pausing writes for 3 deadlines
+ * (`CLIENT PAUSE WRITE`, no failover), a resharding under load (16 slots of shard 1
  * moved to shard 0 with `RedisCluster.migrateSlots`: clients meet `ASK` and `MOVED`, which ioredis follows; no call may
  * fail, no breaker open), and a killed primary restarted under load (it rejoins as a replica). The redirections the
  * nodes sent during those two faults are reported (`INFO errorstats`).
@@ -301,6 +302,30 @@ describe("chaos: Cluster failovers through the resilient cache, one breaker per 
       // into the stall, which is about when every node agrees on the promoted replica (2.2-5.1 s into it in 36 runs
       // at load 20-33). It opened in 22 of those 36 runs, and in 10 of 12 of the scenario before (load 5-11), whose
       // other 2 failed on `opens >= 1` alone (2026-12-04).
+      expect(f.failedReadsDuringFault[FAULTY] ?? 0).toBeGreaterThan(0)
+      expect(f.fallbacks).toBeGreaterThan(0)
+    }))
+
+  it.live("shard 0's primary pauses writes (CLIENT PAUSE WRITE) for 3 deadlines under 16-way load: nothing written after its caller's answer", () =>
+    Effect.gen(function*() {
+      // No failover: the primary keeps serving, but every write (and whatever follows it on the same socket) waits
+      // out the pause. Calls time out, and the socket timeout (1.25 x the deadline) closes the silent sockets, whose
+      // queued writes ioredis sent again after "Connection is closed." until be9384b (README "Cluster": nothing is
+      // sent after its caller's answer). This scenario did NOT catch that before the change (2 runs of the build before
+      // it passed): a newer write must be acknowledged between a re-send's scheduling and its landing, and the pause
+      // holds both. packages/redis/test/Cluster.resend.test.ts reproduces it deterministically; this one asserts the
+      // invariants under the fault.
+      const f = yield* failoverScenario("cluster-pause-writes", (c) =>
+        Effect.gen(function*() {
+          const primary = (yield* c.primaries).find((n) => n.shard === 0)!
+          const server = c.servers.find((s) => s.port === primary.port)!
+          const pauseMs = 3 * DEADLINE_MS
+          const began = performance.now()
+          yield* Effect.orDie(server.command("CLIENT", "PAUSE", String(pauseMs), "WRITE"))
+          yield* Effect.sleep(Duration.millis(pauseMs))
+          return { duration: Duration.millis(performance.now() - began), extra: { pauseMs } }
+        }))
+      expectShardIsolation(f)
       expect(f.failedReadsDuringFault[FAULTY] ?? 0).toBeGreaterThan(0)
       expect(f.fallbacks).toBeGreaterThan(0)
     }))
