@@ -65,12 +65,38 @@ describe("RedisConnection.ready", () => {
       const clients = yield* clientsOf(redis)
       expect(clients).toHaveLength(2)
       yield* proxy.setFault(ChaosProxy.Refuse())
-      clients[1]!.stream.destroy()
-      expect(yield* eventually(() => clients[1]!.status !== "ready", 2000)).toBe(true)
-      // Socket 1 keeps failing to reconnect (refused); socket 0 is fine, so the connection is ready.
+      clients[0]!.stream.destroy()
+      expect(yield* eventually(() => clients[0]!.status !== "ready", 2000)).toBe(true)
+      // Socket 0 keeps failing to reconnect (refused); socket 1 is fine, so the connection is ready.
       yield* redis.ready
       expect(redis.availability()).toBe("ready")
-      yield* redis.set(`${prefix}k`, "v", Option.none())
+      // Every call goes to socket 1, whichever socket the round robin is at.
+      for (let i = 0; i < 4; i++) yield* redis.set(`${prefix}k${i}`, "v", Option.none())
+      expect(yield* redis.mget([0, 1, 2, 3].map((i) => `${prefix}k${i}`))).toEqual(["v", "v", "v", "v"])
+    }))
+
+  it.scopedLive("nothing listens, two sockets: every call fails as not sent (the socket is not writeable)", () =>
+    Effect.gen(function*() {
+      const port = yield* deadPort
+      const redis = yield* connect({ url: `redis://127.0.0.1:${port}`, maxConnections: 2, connectTimeout: "300 millis" })
+      for (let i = 0; i < 4; i++) {
+        const error = yield* Effect.flip(redis.get(`${prefix}k`))
+        expect(error).toMatchObject({ _tag: "TransientError", operation: "get", reason: "connection_unavailable" })
+      }
+    }))
+
+  it.scopedLive("the sockets connect at the same time: a server that never answers costs one connect timeout, not one each", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      yield* proxy.setFault(ChaosProxy.Stall())
+      const building = yield* Effect.forkScoped(connect({ url: proxy.url(), maxConnections: 4, connectTimeout: "5 seconds" }))
+      // All four are accepted long before the first connect times out (5 s).
+      const accepted = () => Effect.runSync(Effect.map(proxy.stats, (s) => s.accepted))
+      expect(yield* eventually(() => accepted() === 4, 2000)).toBe(true)
+      yield* proxy.setFault(ChaosProxy.PassThrough())
+      const redis = yield* Fiber.join(building)
+      yield* redis.ready
     }))
 
   it.scopedLive("a reconnect that hangs: ready fails at its deadline, a not-sent timeout naming the deadline", () =>
@@ -243,6 +269,125 @@ describe("RedisConnection: the Sentinel fence and ready", () => {
       const error = yield* Effect.flip(redis.ready)
       expect(error).toMatchObject({ _tag: "TransientError", operation: "ready", reason: "connection_unavailable" })
       expect(redis.availability()).toBe("down")
+    }))
+})
+
+describe("RedisConnection: the Sentinel fence, event by event", () => {
+  /** One real sentinel monitoring one primary; `events` is a plain server listed as a sentinel, to PUBLISH on. */
+  const setup = (extraSentinels: ReadonlyArray<number> = []) =>
+    Effect.gen(function*() {
+      const primary = yield* RedisServer.make()
+      const sentinel = yield* RedisServer.make({
+        sentinel: true,
+        config: [`sentinel monitor m 127.0.0.1 ${primary.port} 1`, "sentinel down-after-milliseconds m 60000"]
+      })
+      const events = yield* RedisServer.make()
+      const logs = LogCapture.make()
+      const scope = yield* Scope.make()
+      const sentinels = [sentinel.port, ...extraSentinels, events.port].map((port) => `127.0.0.1:${port}`).join(",")
+      const redis = yield* connect({
+        url: `redis+sentinel://${sentinels}/m`,
+        maxConnections: 1,
+        commandTimeout: "500 millis",
+        connectTimeout: "500 millis"
+      }).pipe(Effect.provide(logs.layer), Scope.extend(scope))
+      yield* redis.ready
+      const logged = (message: string) => logs.lines.filter((l) => l.message === message)
+      const fencedLogs = () => logged("redis primary fenced: a failover is under way (Sentinel)")
+      // Our subscription (a pattern) is made in the background.
+      for (let i = 0; i < 100 && Number(yield* events.command("PUBSUB", "NUMPAT")) === 0; i++) yield* Effect.sleep("20 millis")
+      expect(Number(yield* events.command("PUBSUB", "NUMPAT"))).toBe(1)
+      const publish = (channel: string, message: string) => events.command("PUBLISH", channel, message)
+      /** Publishes, then lets the event reach the connection (a round trip on the same server after it). */
+      const announce = (channel: string, message: string) =>
+        Effect.zipRight(publish(channel, message), Effect.sleep("100 millis"))
+      const at = (port: number) => `slave 127.0.0.1:1 127.0.0.1 1 @ m 127.0.0.1 ${port}`
+      return { primary, events, redis, logs, logged, fencedLogs, publish, announce, at, scope }
+    })
+
+  it.scopedLive("the fence's logs are info; events that are no failover step, or malformed, fence nothing", () =>
+    Effect.gen(function*() {
+      const { announce, at, fencedLogs, logged, primary, redis } = yield* setup()
+      yield* announce("+sdown", `master m 127.0.0.1 ${primary.port}`)
+      yield* announce("+odown", `master m 127.0.0.1 ${primary.port} #quorum 1/1`)
+      yield* announce("+selected-slave", `slave m 127.0.0.1 ${primary.port}`)
+      expect(fencedLogs()).toHaveLength(0)
+      yield* redis.set(`${prefix}k`, "v", Option.none())
+      yield* announce("+selected-slave", at(primary.port))
+      expect(fencedLogs()).toMatchObject([{ level: "INFO" }])
+      yield* announce("-failover-abort-not-elected", `master m 127.0.0.1 ${primary.port}`)
+      expect(logged("redis primary fence lifted")).toMatchObject([{ level: "INFO" }])
+      yield* announce("+switch-master", `m 127.0.0.1 ${primary.port} 127.0.0.1 1`)
+      expect(logged("redis primary switched (Sentinel)")).toMatchObject([{ level: "INFO" }])
+    }))
+
+  it.scopedLive("each failover step fences once; an abort naming another primary, or after the switch, lifts nothing", () =>
+    Effect.gen(function*() {
+      const { announce, at, fencedLogs, logged, primary, redis } = yield* setup()
+      for (const step of ["+failover-state-send-slaveof-noone", "+promoted-slave"]) {
+        const fenced = fencedLogs().length
+        const lifted = logged("redis primary fence lifted").length
+        yield* announce(step, at(primary.port))
+        expect(fencedLogs().slice(fenced).map((l) => l.annotations["event"])).toEqual([step])
+        // The next steps of the same failover do not fence again.
+        yield* announce("+selected-slave", at(primary.port))
+        yield* announce("+promoted-slave", at(primary.port))
+        expect(fencedLogs()).toHaveLength(fenced + 1)
+        expect(yield* Effect.flip(redis.set(`${prefix}k`, "w", Option.none()))).toMatchObject({ outcome: "not_sent" })
+        // An abort of another primary's failover leaves ours fenced.
+        yield* announce("-failover-abort-not-elected", "master m 127.0.0.1 1")
+        expect(logged("redis primary fence lifted")).toHaveLength(lifted)
+        yield* announce("-failover-abort-no-good-slave", `master m 127.0.0.1 ${primary.port}`)
+        expect(logged("redis primary fence lifted")).toHaveLength(lifted + 1)
+        yield* redis.set(`${prefix}k`, "w", Option.none())
+      }
+      // A failover of another primary (same name, another address) fences that one: ours still takes writes.
+      const before = fencedLogs().length
+      yield* announce("+selected-slave", at(primary.port))
+      yield* announce("+selected-slave", at(1))
+      yield* announce("+selected-slave", at(primary.port))
+      yield* announce("+selected-slave", `slave 127.0.0.1:1 127.0.0.1 1 @ m 10.0.0.9 ${primary.port}`)
+      expect(fencedLogs().slice(before).map((l) => l.annotations["primary"])).toEqual([
+        `127.0.0.1:${primary.port}`,
+        "127.0.0.1:1",
+        `127.0.0.1:${primary.port}`,
+        `10.0.0.9:${primary.port}`
+      ])
+      yield* redis.set(`${prefix}k`, "x", Option.none())
+      // After the switch, an abort does not lift the fence of the demoted primary.
+      const lifted = logged("redis primary fence lifted").length
+      yield* announce("+switch-master", `m 127.0.0.1 ${primary.port} 127.0.0.1 1`)
+      yield* announce("-failover-abort-not-elected", `master m 127.0.0.1 ${primary.port}`)
+      expect(logged("redis primary fence lifted")).toHaveLength(lifted)
+      expect(Exit.isFailure(yield* Effect.exit(redis.set(`${prefix}k`, "lost", Option.none())))).toBe(true)
+      expect(String(yield* primary.command("GET", `${prefix}k`))).toBe("x")
+    }))
+
+  it.scopedLive("closing the connection unsubscribes from the sentinels for good", () =>
+    Effect.gen(function*() {
+      const { events, scope } = yield* setup()
+      yield* Scope.close(scope, Exit.void)
+      yield* Effect.sleep("500 millis")
+      expect(Number(yield* events.command("PUBSUB", "NUMPAT"))).toBe(0)
+    }))
+
+  it.scopedLive("a switch only our subscription hears (ioredis' detector listens to 10 sentinels) drops the socket", () =>
+    Effect.gen(function*() {
+      // Nine more sentinels that are not there, before the one we publish on: it is the eleventh.
+      const dead: Array<number> = []
+      for (let i = 0; i < 9; i++) dead.push(yield* deadPort)
+      const { announce, logged, primary, redis } = yield* setup(dead)
+      let closed = 0
+      yield* redis.watchSockets!({ ready: () => {}, closed: () => void closed++ })
+      // A switch of another primary leaves our socket alone.
+      yield* announce("+switch-master", "m 127.0.0.1 1 127.0.0.1 2")
+      yield* Effect.sleep("200 millis")
+      expect(closed).toBe(0)
+      yield* announce("+switch-master", `m 127.0.0.1 ${primary.port} 127.0.0.1 1`)
+      expect(logged("redis primary switched (Sentinel)")).toHaveLength(2)
+      expect(closed).toBeGreaterThan(0)
+      expect(yield* eventually(() => logged("redis socket reached the demoted primary; reconnecting").length > 0, 3000))
+        .toBe(true)
     }))
 })
 
