@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { ScriptedConnection } from "@steadfast/redis"
 import { Retry } from "@steadfast/resilience"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
@@ -68,4 +69,89 @@ describe("ResilientCache (survivors)", () => {
       expect(stats.config).toMatchObject({ reconcilePolicy: "invalidate", reconcileMaxPending: 10_000, mirror: true })
       expect(ResilientCache.defaultMaxPending).toBe(10_000)
     }).pipe(Effect.provide(ResilientCache.layer({ keyPrefix: "t:" }).pipe(Layer.provideMerge(ScriptedConnection.layer())))))
+})
+
+const commands = (name: ScriptedConnection.Command) =>
+  Effect.map(Effect.flatMap(ScriptedConnection.ScriptedConnection, (s) => s.log), (log) => log.filter((e) => e.command === name))
+
+describe("ResilientCache reconciliation (survivors)", () => {
+  it.effect("a flush whose SCAN is refused for good backs off instead of hammering Redis", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.setDefault("scan", ScriptedConnection.permanent("no_permission"))
+      yield* redis.push("mset", ScriptedConnection.rejected("read_only"))
+      yield* cache.setMany([["x0", "n"], ["x1", "n"], ["x2", "n"]])
+      yield* settle
+      // One SCAN, refused: the next waits for retryEvery.
+      expect((yield* commands("scan")).length).toBe(1)
+      for (let i = 0; i < 100; i++) {
+        yield* TestClock.adjust("100 millis")
+        yield* settle
+      }
+      // 10 s: doubling from 100 ms up to 5 s is a handful of rounds; the flush is still due.
+      expect((yield* commands("scan")).length).toBeLessThanOrEqual(10)
+      expect((yield* cache.stats).reconciliation).toMatchObject({ flushing: true, overflows: 1 })
+    }).pipe(Effect.provide(scripted({ reconcile: { maxPending: 2, retryEvery: "100 millis" } }))))
+
+  it.effect("write-back: a value superseded by an acknowledged write during the round is not written again, and the newer one is at once", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      // a and b are missed; the round writes a back first (100 ms), then b.
+      yield* redis.push("mset", ScriptedConnection.rejected("read_only"))
+      yield* cache.setMany([["a", "old-a"], ["b", "old-b"]])
+      yield* redis.push("set", ScriptedConnection.slow("100 millis"))
+      yield* settle
+      // While a's write-back is in flight, b is written again and Redis acknowledges it.
+      yield* cache.set("b", "new-b")
+      expect(yield* redis.peek("t:b")).toBe("new-b")
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      const toB = (yield* commands("set")).filter((e) => e.keys[0] === "t:b")
+      // The user's write, then the next round's write-back of the newer value: old-b was never sent.
+      expect(toB.length).toBe(2)
+      expect(yield* redis.peek("t:b")).toBe("new-b")
+      expect(yield* redis.peek("t:a")).toBe("old-a")
+      expect((yield* cache.stats).reconciliation?.pendingKeys).toBe(0)
+    }).pipe(Effect.provide(scripted({ reconcile: { policy: "write-back", retryEvery: "100 millis" } }))))
+
+  it.effect("when a slow probe of another caller closes the breaker, reconciliation runs at once, not at its next retry", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.put("t:k", "old")
+      yield* redis.down({ reconnecting: false })
+      yield* cache.delete("k")
+      expect((yield* cache.stats).circuitState).toBe("OPEN")
+      yield* redis.up
+      yield* TestClock.adjust("1 second")
+      // The probe takes 100 ms: the breaker is HALF_OPEN meanwhile, and the reconciler must not be rejected then
+      // wait for its next retry (10 s).
+      yield* redis.push("get", ScriptedConnection.slow("100 millis"))
+      const probe = yield* Effect.fork(cache.get("other"))
+      yield* settle
+      yield* TestClock.adjust("100 millis")
+      expect(yield* Fiber.join(probe)).toEqual(Option.none())
+      yield* settle
+      expect((yield* cache.stats).circuitState).toBe("CLOSED")
+      expect(yield* redis.peek("t:k")).toBeNull()
+      expect((yield* cache.stats).reconciliation?.pendingKeys).toBe(0)
+    }).pipe(Effect.provide(scripted({ reconcile: { retryEvery: "10 seconds" }, breaker: { failureThreshold: 1, halfOpenAfter: "1 second" } }))))
+
+  it.effect("while a flush is due, getMany reads no key from Redis and counts every key as a local read", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      yield* redis.put("t:x5", "old")
+      // Missed writes overflow maxPending; the flush's first SCAN waits for the breaker, which is open.
+      yield* redis.push("mset", ScriptedConnection.rejected("read_only"))
+      yield* redis.push("scan", ScriptedConnection.slow("1 second"))
+      yield* cache.setMany([["x0", "n"], ["x1", "n"], ["x2", "n"]])
+      expect((yield* cache.stats).reconciliation).toMatchObject({ flushing: true })
+      const mgets = (yield* commands("mget")).length
+      expect(yield* cache.getMany(["x0", "x5", "x9"])).toEqual([Option.some("n"), Option.none(), Option.none()])
+      expect((yield* commands("mget")).length).toBe(mgets)
+      expect((yield* cache.stats).reconciliation?.localReads).toBe(3)
+    }).pipe(Effect.provide(scripted({ reconcile: { maxPending: 2 } }))))
 })
