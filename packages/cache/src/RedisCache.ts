@@ -40,6 +40,9 @@ import * as CacheMetrics from "./CacheMetrics.js"
 import { checked, type Unchecked } from "./internal/checked.js"
 import { Recorder } from "./internal/recorder.js"
 
+/** Effect's default clock (a runtime nobody configured has this one). */
+const defaultClock = Effect.runSync(Effect.clock)
+
 /**
  * The operations that take their own retry policy. `reconcile` is the resilient cache's repair of keys Redis missed
  * during an outage (see `ResilientCache`).
@@ -314,6 +317,12 @@ export const make = (
     const readNow = coalesce ? connection.unsafeGetBatched : undefined
     const writeNow = coalesce ? connection.unsafeSetBatched : undefined
     const clock = yield* Effect.clock
+    /**
+     * The time in milliseconds, as a double, for timing calls: `performance.now()` under Effect's own clock (the same
+     * monotonic source; its `unsafeCurrentTimeNanos` allocates a BigInt per reading and another per subtraction, three
+     * readings per call), the fiber's clock otherwise (`TestClock` in tests).
+     */
+    const nowMs: () => number = clock === defaultClock ? () => performance.now() : () => Number(clock.unsafeCurrentTimeNanos()) / 1e6
     let logEvery = Duration.toMillis(Duration.decode(options.logInterval ?? Duration.seconds(1)))
 
     const transitionLog = (change: CircuitBreaker.StateChange) => {
@@ -408,17 +417,17 @@ export const make = (
         outcome: "unknown"
       })
 
-    /** The retries of a call whose first attempt failed with `first`, `start` being the call's start (Clock nanos). */
+    /** The retries of a call whose first attempt failed with `first`, `start` being the call's start (`nowMs`). */
     const retry = <A>(
       operation: Operation,
       attempt: Effect.Effect<A, RedisCacheError>,
       call: Effect.Effect<A, Errors.RedisFailure>,
       first: RedisCacheError,
-      start: bigint,
+      start: number,
       breaker: CircuitBreaker.CircuitBreaker
     ): Effect.Effect<A, RedisCacheError> => {
       const budget = budgetMillis()
-      const remaining = () => budget - slackMillis(budget) - Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
+      const remaining = () => budget - slackMillis(budget) - (nowMs() - start)
       const policy = policies[operation]
       if (!Schedule.isSchedule(policy) && policy.maxRetries === 0) {
         // A write that never left cannot have run: send it again once a socket is ready, within the deadline.
@@ -444,11 +453,11 @@ export const make = (
     const failed = <B>(
       operation: Operation,
       error: RedisCacheError,
-      start: bigint,
+      start: number,
       orElse: ((error: RedisCacheError) => B) | undefined,
       failedBreaker?: CircuitBreaker.CircuitBreaker
     ): Effect.Effect<B, RedisCacheError> => {
-      recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)
+      recorder.latency(operation, (nowMs() - start) / 1e3)
       recorder.error(operation, reasonOf(error))
       if (orElse === undefined) {
         return error._tag === "CircuitOpenError" ? Effect.fail(error) : Effect.zipRight(logFailure(operation, error, failedBreaker), Effect.fail(error))
@@ -459,8 +468,8 @@ export const make = (
     }
 
     /** A healthy call's bookkeeping, from its answer `a`: records the latency and answers `onSuccess(a)`. */
-    const settled = <A, B>(operation: Operation, start: bigint, onSuccess: (a: A) => B, a: A): B => {
-      recorder.latency(operation, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)
+    const settled = <A, B>(operation: Operation, start: number, onSuccess: (a: A) => B, a: A): B => {
+      recorder.latency(operation, (nowMs() - start) / 1e3)
       return onSuccess(a)
     }
 
@@ -477,7 +486,7 @@ export const make = (
       orElse: ((error: RedisCacheError) => B) | undefined,
       breaker: CircuitBreaker.CircuitBreaker,
       permit: CircuitBreaker.Permit,
-      start: bigint
+      start: number
     ): Effect.Effect<B, RedisCacheError> => {
       const failure = Cause.failureOption(cause)
       if (Option.isNone(failure)) {
@@ -485,7 +494,7 @@ export const make = (
         breaker.unsafeRelease(permit)
         return Effect.failCause(cause)
       }
-      breaker.unsafeFail(permit, failure.value, Number(clock.unsafeCurrentTimeNanos() - start) / 1e6)
+      breaker.unsafeFail(permit, failure.value, nowMs() - start)
       return Effect.matchEffect(retry(operation, breaker.execute(operation, first), call, failure.value, start, breaker), {
         onSuccess: (a) => Effect.sync(() => settled(operation, start, onSuccess, a)),
         onFailure: (error) => failed(operation, error, start, orElse, breaker)
@@ -500,7 +509,7 @@ export const make = (
       key?: string
     ): Effect.Effect<B, RedisCacheError> =>
       Effect.suspend(() => {
-        const start = clock.unsafeCurrentTimeNanos()
+        const start = nowMs()
         const breaker = perShard ? breakerFor(operation, key) : breakerOf(operation)
         const succeeded = (a: A) => Effect.succeed(settled(operation, start, onSuccess, a))
         if (breaker.unsafeState() !== "CLOSED") {
@@ -523,7 +532,7 @@ export const make = (
         const permit = breaker.unsafeAdmit(operation) as CircuitBreaker.Permit // CLOSED: always a permit
         return Effect.matchCauseEffect(first, {
           onSuccess: (a) => {
-            breaker.unsafeSucceed(permit, breaker.timed ? Number(clock.unsafeCurrentTimeNanos() - start) / 1e6 : 0)
+            breaker.unsafeSucceed(permit, breaker.timed ? nowMs() - start : 0)
             return succeeded(a)
           },
           onFailure: (cause) => closedFailure(operation, cause, first, call, onSuccess, orElse, breaker, permit, start)
@@ -550,7 +559,7 @@ export const make = (
         if (breaker.unsafeState() !== "CLOSED" || connection.availability() === "reconnecting") {
           return resume(guarded(operation, call(), onSuccess, orElse, key))
         }
-        const start = clock.unsafeCurrentTimeNanos()
+        const start = nowMs()
         const permit = breaker.unsafeAdmit(operation) as CircuitBreaker.Permit // CLOSED: always a permit
         // The outcome is settled on the caller's fiber (a step it resumes with), not in the reply's callback: a caller
         // interrupted meanwhile never runs it, as with `guarded` (the hybrid cache's write fence depends on it).
@@ -558,7 +567,7 @@ export const make = (
           resume(
             exit._tag === "Success"
               ? Effect.sync(() => {
-                breaker.unsafeSucceed(permit, breaker.timed ? Number(clock.unsafeCurrentTimeNanos() - start) / 1e6 : 0)
+                breaker.unsafeSucceed(permit, breaker.timed ? nowMs() - start : 0)
                 return settled(operation, start, onSuccess, exit.value)
               })
               : Effect.suspend(() => {
@@ -636,7 +645,7 @@ export const make = (
       if (bulkhead === undefined) return guarded(operation, call, onSuccess, orElse, key)
       const inner = guarded(operation, call, onSuccess, orElse, key)
       return Effect.suspend(() => {
-        const start = clock.unsafeCurrentTimeNanos()
+        const start = nowMs()
         return Effect.catchTag(bulkhead.execute(inner), "BulkheadRejectedError", (error) => failed(operation, error, start, orElse))
       })
     }
@@ -662,9 +671,9 @@ export const make = (
     const pattern = `${globEscape(prefix)}*`
 
     const health: Effect.Effect<Health> = Effect.gen(function*() {
-      const start = clock.unsafeCurrentTimeNanos()
+      const start = nowMs()
       const ping = yield* Effect.either(connection.ping)
-      const latencyMs = Number(clock.unsafeCurrentTimeNanos() - start) / 1e6
+      const latencyMs = nowMs() - start
       let circuitState = worst(breaker.unsafeState(), writeBreaker.unsafeState())
       for (const pair of shardBreakers.values()) circuitState = worst(circuitState, worst(pair.reads.unsafeState(), pair.writes.unsafeState()))
       return ping._tag === "Right"
