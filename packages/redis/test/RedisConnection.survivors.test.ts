@@ -7,6 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ChaosProxy, LogCapture, RedisServer } from "@steadfast/testing"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -392,6 +393,22 @@ describe("RedisConnection: the Sentinel fence, event by event", () => {
 })
 
 describe("RedisConnection: names", () => {
+  it("the service is named by its key: a program without the layer says which one is missing", () => {
+    // As a program that forgot to provide the layer (which the type checker would refuse) runs.
+    const exit = Effect.runSyncExit(RedisConnection.RedisConnection as unknown as Effect.Effect<unknown>)
+    expect(Exit.isFailure(exit) && String(exit.cause)).toContain("@steadfast/redis/RedisConnection")
+  })
+
+  it("cluster reads go where scaleReads says: master, slave (replica) or all", () => {
+    const scaleReads = (value: "master" | "replica" | "all") => {
+      const config = Either.getOrThrow(RedisConfig.fromOptions({ url: "redis+cluster://n1", scaleReads: value }))
+      const url = Either.getOrThrow(RedisConfig.parseUrl(config.url))
+      if (url.topology !== "cluster") throw new Error("not cluster")
+      return RedisConnection.clusterOptions(config, url).scaleReads
+    }
+    expect([scaleReads("master"), scaleReads("replica"), scaleReads("all")]).toEqual(["master", "slave", "all"])
+  })
+
   it.scopedLive("a failed ping is named ping", () =>
     Effect.gen(function*() {
       const port = yield* deadPort
