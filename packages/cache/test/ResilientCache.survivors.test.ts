@@ -6,12 +6,16 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ScriptedConnection } from "@steadfast/redis"
 import { Retry } from "@steadfast/resilience"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import { Cache } from "../src/Cache.js"
+import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as ResilientCache from "../src/ResilientCache.js"
 
 const scripted = (options: ResilientCache.Options = {}) =>
@@ -154,4 +158,45 @@ describe("ResilientCache reconciliation (survivors)", () => {
       expect((yield* commands("mget")).length).toBe(mgets)
       expect((yield* cache.stats).reconciliation?.localReads).toBe(3)
     }).pipe(Effect.provide(scripted({ reconcile: { maxPending: 2 } }))))
+
+  it.effect("a write Redis refused is counted as a fallback of set (and of setMany), not of another operation", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      const fallbacksOf = (operation: string) =>
+        Effect.map(
+          Metric.value(Metric.taggedWithLabels(CacheMetrics.fallbacks, [
+            MetricLabel.make("operation", operation),
+            MetricLabel.make("backend", "resilient")
+          ])),
+          (state) => state.count
+        )
+      const before = [yield* fallbacksOf("set"), yield* fallbacksOf("setMany")]
+      yield* redis.push("set", ScriptedConnection.rejected("read_only"))
+      yield* redis.push("mset", ScriptedConnection.rejected("read_only"))
+      yield* cache.set("k", "v")
+      yield* cache.setMany([["a", "1"]])
+      expect([(yield* fallbacksOf("set")) - before[0]!, (yield* fallbacksOf("setMany")) - before[1]!]).toEqual([1, 1])
+      expect((yield* cache.stats).fallbacks).toBe(2)
+    }).pipe(Effect.provide(scripted({ reconcile: { retryEvery: "10 seconds" } }))))
+})
+
+describe("ResilientCache.layerConfig (survivors)", () => {
+  const url = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
+  it.live("builds the connection from configuration and the resilient cache over it (the shared Redis)", () => {
+    const prefix = `survivors:layerConfig:${process.pid}:${Date.now()}:`
+    return Effect.gen(function*() {
+      const cache = yield* Cache
+      yield* cache.set("k", "v", { ttl: "10 seconds" })
+      expect(yield* cache.get("k")).toEqual(Option.some("v"))
+      const stats = yield* cache.stats
+      expect(stats.backend).toBe("resilient")
+      expect(stats.config).toMatchObject({ keyPrefix: prefix, url: `${url}/0` })
+      expect(yield* cache.delete("k")).toBe(true)
+    }).pipe(
+      Effect.provide(ResilientCache.layerConfig({ keyPrefix: prefix }).pipe(
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["REDIS_URL", url]]))))
+      ))
+    )
+  })
 })
