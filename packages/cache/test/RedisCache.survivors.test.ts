@@ -10,8 +10,11 @@ import { LogCapture } from "@steadfast/testing"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
+import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as RedisCache from "../src/RedisCache.js"
 
 const scripted = (options: RedisCache.Options = {}) =>
@@ -58,6 +61,8 @@ describe("RedisCache (survivors)", () => {
       const stats = yield* cache.stats
       expect(stats).toMatchObject({ backend: "redis", fallbacks: 0, memory: undefined, reconciliation: undefined })
       expect(stats.circuits).toBeUndefined()
+      // Not a cluster: no per-shard breakers to report.
+      expect(Object.keys(stats)).not.toContain("shards")
       expect(stats.config).toMatchObject({
         keyPrefix: "t:",
         coalesce: true,
@@ -180,6 +185,8 @@ describe("RedisCache logs (survivors)", () => {
     return Effect.gen(function*() {
       const redis = yield* ScriptedConnection.ScriptedConnection
       const cache = yield* RedisCache.RedisCache
+      // From a non-zero instant: the window is measured from the last line, not from the clock's start.
+      yield* TestClock.adjust("5 seconds")
       yield* redis.setDefault("get", ScriptedConnection.permanent("wrong_type"))
       yield* redis.setDefault("del", ScriptedConnection.rejected("loading"))
       for (let i = 0; i < 3; i++) yield* Effect.flip(cache.get("k"))
@@ -301,4 +308,52 @@ describe("RedisCache bulkhead (survivors)", () => {
       const cache = yield* RedisCache.RedisCache
       expect((yield* cache.stats).config).toMatchObject({ bulkheadMaxConcurrent: 2, bulkheadMaxQueue: 3, bulkheadQueueTimeoutMs: 50 })
     }).pipe(Effect.provide(scripted({ bulkhead: { maxConcurrent: 2, maxQueue: 3, queueTimeout: "50 millis" } }))))
+})
+
+describe("RedisCache deadlines and reconnects (survivors)", () => {
+  it.effect("retries get what is left of the deadline after a slow first attempt: the call fails at 475 ms (500 less 25 ms of slack)", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      // A non-zero start: the elapsed time is now minus the call's start.
+      yield* TestClock.adjust("10 seconds")
+      yield* redis.push("get", ScriptedConnection.slow("200 millis", ScriptedConnection.rejected("loading")))
+      yield* redis.setDefault("get", ScriptedConnection.rejected("loading"))
+      const fiber = yield* Effect.fork(Effect.flip(cache.get("k")))
+      yield* TestClock.adjust("474 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      expect(Option.isSome(yield* Fiber.poll(fiber))).toBe(true)
+      const error = yield* Fiber.join(fiber)
+      expect(error).toMatchObject({ _tag: "TransientError", reason: "timeout", message: "get exceeded its 500 ms deadline (retries included)" })
+    }).pipe(Effect.provide(scripted({
+      retry: { get: Schedule.spaced("10 millis") },
+      breaker: { failureThreshold: 100, halfOpenAfter: "1 second" }
+    }))))
+
+  it.effect("a call made while the socket reconnects waits for it instead of failing (nothing counted)", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      yield* redis.put("t:k", "v")
+      yield* redis.down({ reconnecting: true })
+      const fiber = yield* Effect.fork(cache.get("k"))
+      yield* TestClock.adjust("50 millis")
+      yield* redis.up
+      expect(yield* Fiber.join(fiber)).toEqual(Option.some("v"))
+      const stats = yield* cache.stats
+      expect(stats.errors).toEqual({})
+      expect(stats.failureCount).toBe(0)
+    }).pipe(Effect.provide(scripted())))
+
+  it.effect("each opening of the breaker is counted in circuit_open_total", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      const before = (yield* Metric.value(CacheMetrics.circuitOpens)).count
+      yield* redis.push("get", ...Array.from({ length: 3 }, () => ScriptedConnection.rejected("loading")))
+      for (let i = 0; i < 3; i++) yield* Effect.flip(cache.get("k"))
+      yield* settle
+      expect((yield* Metric.value(CacheMetrics.circuitOpens)).count - before).toBe(1)
+    }).pipe(Effect.provide(scripted())))
 })
