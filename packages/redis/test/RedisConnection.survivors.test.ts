@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ChaosProxy, LogCapture, RedisServer } from "@steadfast/testing"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -71,6 +72,10 @@ describe("RedisConnection.ready", () => {
       // Socket 0 keeps failing to reconnect (refused); socket 1 is fine, so the connection is ready.
       yield* redis.ready
       expect(redis.availability()).toBe("ready")
+      // A watcher added now hears of socket 1 only.
+      const seen: Array<number> = []
+      yield* redis.watchSockets!({ ready: (index) => void seen.push(index), closed: () => {} })
+      expect(seen).toEqual([1])
       // Every call goes to socket 1, whichever socket the round robin is at.
       for (let i = 0; i < 4; i++) yield* redis.set(`${prefix}k${i}`, "v", Option.none())
       expect(yield* redis.mget([0, 1, 2, 3].map((i) => `${prefix}k${i}`))).toEqual(["v", "v", "v", "v"])
@@ -392,6 +397,82 @@ describe("RedisConnection: the Sentinel fence, event by event", () => {
     }))
 })
 
+describe("RedisConnection: the health check and the rest", () => {
+  it.scopedLive("an idle socket that stops answering: the warning names the check and its deadline; availability is down at once", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      const logs = LogCapture.make()
+      const redis = yield* connect({
+        url: proxy.url(),
+        maxConnections: 1,
+        commandTimeout: "200 millis",
+        healthCheckInterval: "300 millis"
+      }).pipe(Effect.provide(logs.layer))
+      yield* redis.ready
+      yield* proxy.setFault(ChaosProxy.Stall())
+      const warned = () => logs.lines.filter((l) => l.message === "idle redis socket failed its health check; reconnecting")
+      expect(yield* eventually(() => warned().length > 0, 3000)).toBe(true)
+      // Once its close is handled: its peer went silent, a reconnect is not worth waiting for.
+      const closed = () => !["ready", "close"].includes(Effect.runSync(redis.status)[0]!)
+      expect(yield* eventually(closed, 2000)).toBe(true)
+      expect(redis.availability()).toBe("down")
+      expect(warned()[0]).toMatchObject({
+        level: "WARN",
+        annotations: { socket: 0, error_type: "timeout", error_message: "health_check exceeded its 200 ms deadline" }
+      })
+    }))
+
+  it.scopedLive("a socket that is down is not health-checked", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const logs = LogCapture.make()
+      const redis = yield* connect({ url: server.url, maxConnections: 1, healthCheckInterval: "200 millis" }).pipe(
+        Effect.provide(logs.layer)
+      )
+      yield* redis.ready
+      yield* server.stop
+      yield* Effect.sleep("1 second")
+      expect(logs.lines.filter((l) => l.message === "idle redis socket failed its health check; reconnecting")).toEqual([])
+    }))
+
+  it.scopedLive("an idle socket is pinged once per interval, not at every check (every half interval)", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const pings = Effect.map(server.command("INFO", "commandstats"), (reply) => {
+        const match = /cmdstat_ping:calls=(\d+)/.exec(String(reply))
+        return match === null ? 0 : Number(match[1])
+      })
+      const redis = yield* connect({ url: server.url, maxConnections: 1, healthCheckInterval: "300 millis" })
+      yield* redis.ready
+      const started = Date.now()
+      const before = yield* pings
+      yield* Effect.sleep("2100 millis")
+      const count = (yield* pings) - before
+      // Two PINGs of one socket are at least an interval apart (the PING itself counts as use).
+      expect(count).toBeGreaterThan(0)
+      expect(count).toBeLessThanOrEqual(Math.floor((Date.now() - started) / 300) + 1)
+    }))
+
+  it.scopedLive("mset of nothing, without a TTL: sends nothing and succeeds", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const redis = yield* connect({ url: server.url, maxConnections: 1 })
+      yield* redis.mset([], Option.none())
+      expect(String(yield* server.command("INFO", "commandstats"))).not.toContain("cmdstat_mset")
+    }))
+
+  it.scopedLive("layerConfig reads REDIS_URL from the ConfigProvider", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const port = yield* Effect.provide(
+        Effect.flatMap(RedisConnection.RedisConnection, (redis) => Effect.as(redis.ping, redis.server.port)),
+        RedisConnection.layerConfig()
+      ).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["REDIS_URL", server.url]]))))
+      expect(port).toBe(server.port)
+    }))
+})
+
 describe("RedisConnection: names", () => {
   it("the service is named by its key: a program without the layer says which one is missing", () => {
     // As a program that forgot to provide the layer (which the type checker would refuse) runs.
@@ -415,6 +496,8 @@ describe("RedisConnection: names", () => {
       const redis = yield* connect({ url: `redis://127.0.0.1:${port}`, connectTimeout: "300 millis" })
       const error = yield* Effect.flip(redis.ping)
       expect(error).toMatchObject({ _tag: "TransientError", operation: "ping" })
+      expect(yield* Effect.flip(redis.mget(["a", "b"]))).toMatchObject({ _tag: "TransientError", operation: "mget" })
+      expect(yield* Effect.flip(redis.scan("0", "*", 10))).toMatchObject({ _tag: "TransientError", operation: "scan" })
     }))
 
   it.live("a coalesced write is a redis.set span of MSET", () => {
