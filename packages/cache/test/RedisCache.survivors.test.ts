@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
@@ -34,6 +35,8 @@ describe("RedisCache (survivors)", () => {
     Effect.gen(function*() {
       const redis = yield* ScriptedConnection.ScriptedConnection
       const cache = yield* RedisCache.RedisCache
+      // From a non-zero instant: the latency is now minus the PING's start.
+      yield* TestClock.adjust("10 seconds")
       expect(yield* cache.health).toEqual({
         status: "healthy",
         redis: "up",
@@ -355,5 +358,38 @@ describe("RedisCache deadlines and reconnects (survivors)", () => {
       for (let i = 0; i < 3; i++) yield* Effect.flip(cache.get("k"))
       yield* settle
       expect((yield* Metric.value(CacheMetrics.circuitOpens)).count - before).toBe(1)
+    }).pipe(Effect.provide(scripted())))
+})
+
+describe("RedisCache latency (survivors)", () => {
+  const latencyOf = (operation: string) =>
+    Effect.map(
+      Metric.value(Metric.taggedWithLabels(CacheMetrics.latency, [
+        MetricLabel.make("operation", operation),
+        MetricLabel.make("backend", "redis")
+      ])),
+      (state) => ({ count: state.count, sum: state.sum })
+    )
+
+  it.effect("each call's duration is recorded in seconds, for a success and for a failure", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      yield* TestClock.adjust("10 seconds")
+      const gets = yield* latencyOf("get")
+      const deletes = yield* latencyOf("delete")
+      yield* redis.push("get", ScriptedConnection.slow("30 millis"))
+      yield* redis.push("del", ScriptedConnection.slow("40 millis", ScriptedConnection.permanent("no_permission")))
+      const read = yield* Effect.fork(cache.get("k"))
+      const removal = yield* Effect.fork(Effect.flip(cache.delete("k")))
+      yield* TestClock.adjust("40 millis")
+      yield* Fiber.join(read)
+      yield* Fiber.join(removal)
+      const get = yield* latencyOf("get")
+      const del = yield* latencyOf("delete")
+      expect(get.count - gets.count).toBe(1)
+      expect(get.sum - gets.sum).toBeCloseTo(0.03, 6)
+      expect(del.count - deletes.count).toBe(1)
+      expect(del.sum - deletes.sum).toBeCloseTo(0.04, 6)
     }).pipe(Effect.provide(scripted())))
 })
