@@ -423,6 +423,26 @@ describe("RedisConnection: the health check and the rest", () => {
       })
     }))
 
+  it.scopedLive("a health check refused by the server (PING not allowed) replaces the socket", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make({ users: [{ username: "app", password: "pw", rules: "on >pw ~* &* +@all -ping" }] })
+      // `command` opens a connection of its own each time.
+      const accepted = Effect.map(server.command("INFO", "stats"), (info) =>
+        Number(/total_connections_received:(\d+)/.exec(String(info))![1]))
+      const logs = LogCapture.make()
+      const redis = yield* connect({ url: server.url, maxConnections: 1, healthCheckInterval: "300 millis" }).pipe(
+        Effect.provide(logs.layer)
+      )
+      yield* redis.ready
+      const before = yield* accepted
+      const warned = () => logs.lines.filter((l) => l.message === "idle redis socket failed its health check; reconnecting")
+      expect(yield* eventually(() => warned().length > 0, 3000)).toBe(true)
+      expect(warned()[0]!.annotations).toMatchObject({ error_type: "no_permission" })
+      yield* redis.ready
+      // One more connection than the INFO's own: the socket was reconnected.
+      expect((yield* accepted) - before).toBeGreaterThanOrEqual(2)
+    }))
+
   it.scopedLive("a socket that is down is not health-checked", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.make()
