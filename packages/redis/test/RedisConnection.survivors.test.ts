@@ -109,7 +109,8 @@ describe("RedisConnection.ready", () => {
     Effect.gen(function*() {
       const server = yield* RedisServer.make()
       const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
-      const redis = yield* connect({ url: proxy.url(), maxConnections: 1, commandTimeout: "1 second" })
+      // The deadline (2 s) comes well before the reconnect's own socket timeout (2.5 s after its first command).
+      const redis = yield* connect({ url: proxy.url(), maxConnections: 1, commandTimeout: "2 seconds" })
       const [client] = yield* clientsOf(redis)
       // New connections are accepted by the proxy but never answered: the reconnect stays short of ready.
       yield* proxy.setFault(ChaosProxy.Stall())
@@ -117,7 +118,7 @@ describe("RedisConnection.ready", () => {
       expect(yield* eventually(() => client!.status !== "ready", 2000)).toBe(true)
       const error = yield* Effect.flip(redis.ready)
       expect(error).toMatchObject({ _tag: "TransientError", operation: "ready", reason: "timeout", outcome: "not_sent" })
-      expect(error.message).toBe("no socket ready within 1000 ms")
+      expect(error.message).toBe("no socket ready within 2000 ms")
     }))
 
   it.scopedLive("a TLS reconnect whose handshake hangs (connecting): reconnecting, and ready waits for it", () =>
