@@ -542,8 +542,9 @@ export const make = (
     /**
      * `guarded` for a coalesced call the connection can take as a callback (`register`, its `unsafeGetBatched` /
      * `unsafeSetBatched`): the healthy case is two steps (one `async`, resumed with the `sync` that settles it)
-     * instead of the four of `guarded`'s (its `suspend`, the match, the connection's `async`, the answer's `succeed`): measured
-     * with `benchmarks/experiments/c1cpu.mjs`, see benchmarks/README.md. Anything else (a breaker not CLOSED, a
+     * instead of the four of `guarded`'s (its `suspend`, the match, the connection's `async`, the answer's `succeed`): 1.11-1.14x
+     * the throughput at 64 callers (`benchmarks/dist/ab.js`, both orders; benchmarks/README.md, "the coalesced fast
+     * path"). Anything else (a breaker not CLOSED, a
      * socket reconnecting, a failure) continues as `guarded` does, with `call()` as the call.
      */
     const guardedFast = <A, B>(
