@@ -95,7 +95,8 @@ export interface RedisConnection {
    * the reply (`@steadfast/cache` does: one asynchronous step per call instead of four). Queue the call and call
    * `onExit` once with its outcome, from the reply's callback (on no fiber; it must not throw). Call them only
    * synchronously from a step a fiber is running: the call's span is that fiber's child. Optional: a connection
-   * without them (`ScriptedConnection`) is used through `getBatched` / `setBatched`.
+   * without them (`ScriptedConnection`) is used through `getBatched` / `setBatched`. Not enumerable on the real
+   * connection: a wrapper that spreads it (`{ ...connection, getBatched }`) is used through its own `getBatched`.
    *
    * @since 0.6.0
    */
@@ -976,7 +977,7 @@ export const make = (
         for (const client of clients) client.options.socketTimeout = millis
       })
 
-    return RedisConnection.of({
+    const service = RedisConnection.of({
       config,
       commandTimeout: deadlines.timeout,
       setCommandTimeout,
@@ -985,8 +986,6 @@ export const make = (
       get: (key) => execute("get", (c) => c.get(key)),
       getBatched,
       setBatched,
-      unsafeGetBatched,
-      unsafeSetBatched,
       mget: (keys) => keys.length === 0 ? Effect.succeed([]) : execute("mget", (c) => c.mget(...keys)),
       set: (key, value, ttl) =>
         execute("set", (c) =>
@@ -1034,6 +1033,14 @@ export const make = (
           () => Effect.sync(() => watchers.delete(watcher))
         )
     })
+    // Not enumerable: a wrapper made by spreading the service (`{ ...connection, getBatched: counted }`, as the
+    // failover benchmark and the Cluster chaos file do) does not copy them, so `RedisCache` goes through its `getBatched`
+    // rather than around it.
+    Object.defineProperties(service, {
+      unsafeGetBatched: { value: unsafeGetBatched, enumerable: false },
+      unsafeSetBatched: { value: unsafeSetBatched, enumerable: false }
+    })
+    return service
   })
 
 /**
