@@ -83,6 +83,31 @@ export const noopTracer = Tracer.make({
   context: (f) => f()
 })
 
+/**
+ * The benchmark's no-op tracer until 2026-12-05: a span as an object literal with four new closures and a new `Map`,
+ * a cost no tracer has. Kept for the experiments that compare it (`benchmarks/experiments/tracecost.mjs`, `spancost.mjs`).
+ */
+export const closureNoopTracer = Tracer.make({
+  span: (name, parent, context, links, startTime, kind) => ({
+    _tag: "Span",
+    name,
+    spanId: "0",
+    traceId: "0",
+    parent,
+    context,
+    status: { _tag: "Started", startTime },
+    attributes: new Map(),
+    links,
+    sampled: false,
+    kind,
+    end: () => {},
+    attribute: () => {},
+    event: () => {},
+    addLinks: () => {}
+  }),
+  context: (f) => f()
+})
+
 /** The runtime every Steadfast call runs in: logs off unless verbose (an outage logs a warning per second). */
 export const makeRuntime = (verbose: boolean): Runtime.Runtime<never> =>
   Effect.runSync(Effect.runtime<never>().pipe(Logger.withMinimumLogLevel(verbose ? LogLevel.Warning : LogLevel.None)))
