@@ -313,9 +313,10 @@ export const make = (
     const coalesce = options.coalesce ?? true
     const read = coalesce ? connection.getBatched : connection.get
     const write = coalesce ? connection.setBatched : connection.set
-    // The callback forms of the coalesced calls, when the connection has them (see `guardedFast`).
-    const readNow = coalesce ? connection.unsafeGetBatched : undefined
-    const writeNow = coalesce ? connection.unsafeSetBatched : undefined
+    // The callback forms of the coalesced calls, when the connection has them and no bulkhead wraps calls (see
+    // `guardedFast`).
+    const readNow = coalesce && options.bulkhead === undefined ? connection.unsafeGetBatched : undefined
+    const writeNow = coalesce && options.bulkhead === undefined ? connection.unsafeSetBatched : undefined
     const clock = yield* Effect.clock
     /**
      * The time in milliseconds, as a double, for timing calls: `performance.now()` under Effect's own clock (the same
@@ -540,31 +541,32 @@ export const make = (
       })
 
     /**
-     * `guarded` for a coalesced call the connection can take as a callback (`register`, its `unsafeGetBatched` /
-     * `unsafeSetBatched`): the healthy case is two steps (one `async`, resumed with the `sync` that settles it)
-     * instead of the four of `guarded`'s (its `suspend`, the match, the connection's `async`, the answer's `succeed`): 1.11-1.14x
-     * the throughput at 64 callers (`benchmarks/dist/ab.js`, both orders; benchmarks/README.md, "the coalesced fast
-     * path"). Anything else (a breaker not CLOSED, a
-     * socket reconnecting, a failure) continues as `guarded` does, with `call()` as the call.
+     * `guarded` for a coalesced call of `key` the connection can take as a callback (`register`, its
+     * `unsafeGetBatched` / `unsafeSetBatched`): the healthy case is two steps (one `async`, resumed with the `sync` that
+     * settles it) instead of the four of `guarded`'s (its `suspend`, the match, the connection's `async`, the answer's
+     * `succeed`): 1.11-1.14x the throughput at 64 callers (`benchmarks/dist/ab.js`, both orders; benchmarks/README.md,
+     * "the coalesced fast path"). Anything else (a breaker not CLOSED, a socket reconnecting, a failure) continues as
+     * `guarded` does, with `call(key)` as the call. Both take the key, so a read passes the connection's own functions
+     * and allocates no closure for them.
      */
     const guardedFast = <A, B>(
       operation: Operation,
-      register: (onExit: (exit: Exit.Exit<A, Errors.RedisFailure>) => void) => void,
-      call: () => Effect.Effect<A, Errors.RedisFailure>,
+      key: string,
+      register: (key: string, onExit: (exit: Exit.Exit<A, Errors.RedisFailure>) => void) => void,
+      call: (key: string) => Effect.Effect<A, Errors.RedisFailure>,
       onSuccess: (a: A) => B,
-      orElse: ((error: RedisCacheError) => B) | undefined,
-      key: string
+      orElse: ((error: RedisCacheError) => B) | undefined
     ): Effect.Effect<B, RedisCacheError> =>
       Effect.async<B, RedisCacheError>((resume) => {
         const breaker = perShard ? breakerFor(operation, key) : breakerOf(operation)
         if (breaker.unsafeState() !== "CLOSED" || connection.availability() === "reconnecting") {
-          return resume(guarded(operation, call(), onSuccess, orElse, key))
+          return resume(guarded(operation, call(key), onSuccess, orElse, key))
         }
         const start = nowMs()
         const permit = breaker.unsafeAdmit(operation) as CircuitBreaker.Permit // CLOSED: always a permit
         // The outcome is settled on the caller's fiber (a step it resumes with), not in the reply's callback: a caller
         // interrupted meanwhile never runs it, as with `guarded` (the hybrid cache's write fence depends on it).
-        register((exit) =>
+        register(key, (exit) =>
           resume(
             exit._tag === "Success"
               ? Effect.sync(() => {
@@ -572,7 +574,7 @@ export const make = (
                 return settled(operation, start, onSuccess, exit.value)
               })
               : Effect.suspend(() => {
-                const effect = call()
+                const effect = call(key)
                 return closedFailure(operation, exit.cause, effect, effect, onSuccess, orElse, breaker, permit, start)
               })
           )
@@ -732,8 +734,8 @@ export const make = (
 
     /** A guarded read of `redisKey`, answering `onSuccess` of Redis' reply. */
     const getOr = <B>(redisKey: string, onSuccess: (value: string | null) => B, orElse: ((error: RedisCacheError) => B) | undefined) =>
-      bulkhead === undefined && readNow !== undefined
-        ? guardedFast("get", (onExit) => readNow(redisKey, onExit), () => read(redisKey), onSuccess, orElse, redisKey)
+      readNow !== undefined
+        ? guardedFast("get", redisKey, readNow, read, onSuccess, orElse)
         : guard("get", read(redisKey), onSuccess, orElse, redisKey)
 
     const unchecked: UncheckedOperations = {
@@ -742,8 +744,8 @@ export const make = (
         getOr(prefix + key, (value) => onRedis(found(value)), orElse) as Effect.Effect<ReturnType<typeof onRedis>>,
       setOr: (key, value, ttl, onRedis, orElse) => {
         const redisKey = prefix + key
-        return (bulkhead === undefined && writeNow !== undefined
-          ? guardedFast("set", (onExit) => writeNow(redisKey, value, ttl, onExit), () => write(redisKey, value, ttl), onRedis, orElse, redisKey)
+        return (writeNow !== undefined
+          ? guardedFast("set", redisKey, (k, onExit) => writeNow(k, value, ttl, onExit), (k) => write(k, value, ttl), onRedis, orElse)
           : guard("set", write(redisKey, value, ttl), onRedis, orElse, redisKey)) as Effect.Effect<ReturnType<typeof onRedis>>
       },
       getMany: (keys) => {
