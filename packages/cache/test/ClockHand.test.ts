@@ -95,6 +95,17 @@ describe("ClockHand: the hand chooses what a scan from the beginning chose", () 
     }
   )
 
+  it("the hand passing the entry just inserted starts the next eviction from the oldest (fast-check's counterexample)", () => {
+    // max 2: set k2, set k4, read both, set k5 (k2 and k4 move past k5, k2 goes), set k0: the oldest is k5. A hand that
+    // kept its place after passing k5 evicted k4 instead (found by the property above in a fresh-clone CI, 2026-12-05).
+    const store = new LruStore(2)
+    for (const [op, key] of [["set", "k2"], ["set", "k4"], ["get", "k2"], ["get", "k4"], ["set", "k5"], ["set", "k0"]] as const) {
+      if (op === "set") store.set(key, "v", undefined, 0)
+      else store.get(key, 0)
+    }
+    expect(heldIn(store)).toEqual(["k4", "k0"])
+  })
+
   it.prop(
     "hybrid L1: same keys, same order, after any sequence of fills, hits, invalidations and clears",
     [fc.integer({ min: 1, max: 6 }), ops(9)],

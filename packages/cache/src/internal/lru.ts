@@ -43,6 +43,12 @@ export const SECOND_CHANCES = 8
  */
 export class ClockHand<E extends { referenced: boolean }> {
   private hand: Iterator<[string, E]> | undefined
+  /**
+   * The hand passed a live entry (the one just inserted, which it never evicts): it is no longer at the oldest, so the
+   * next eviction starts from the beginning. Only a small map gets there (the hand reaches the youngest entry after
+   * passing every other one, at most {@link SECOND_CHANCES} of them moved), so the rescan is short.
+   */
+  private passedLive = false
 
   constructor(private readonly entries: Map<string, E>) {}
 
@@ -52,6 +58,10 @@ export class ClockHand<E extends { referenced: boolean }> {
    */
   victim(inserted: string): readonly [string, E] | undefined {
     let chances = SECOND_CHANCES
+    if (this.passedLive) {
+      this.hand = undefined
+      this.passedLive = false
+    }
     // Re-inserted entries come round again, unreferenced: it ends within size + chances steps. Reaching the end
     // starts again from the (new) oldest entry; a second time means nothing but `inserted` is held.
     for (let restarts = 0; restarts < 2;) {
@@ -62,7 +72,10 @@ export class ClockHand<E extends { referenced: boolean }> {
         continue
       }
       const [key, entry] = next.value
-      if (key === inserted) continue
+      if (key === inserted) {
+        this.passedLive = true
+        continue
+      }
       if (entry.referenced && chances-- > 0) {
         entry.referenced = false
         this.entries.delete(key)
@@ -80,6 +93,7 @@ export class ClockHand<E extends { referenced: boolean }> {
    */
   reset(): void {
     this.hand = undefined
+    this.passedLive = false
   }
 }
 
