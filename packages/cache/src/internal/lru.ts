@@ -33,9 +33,10 @@ export const SECOND_CHANCES = 8
  * bit and moves to the young end (re-inserted), at most {@link SECOND_CHANCES} per eviction, then the oldest goes
  * whatever its bit.
  *
- * The hand is an iterator kept from one eviction to the next. It only ever passes an entry by the caller removing it
- * or by moving it to the young end, and entries are only ever added at the young end, so everything before the hand
- * is a deleted slot and the hand is always at the oldest entry. Starting each eviction from the map's beginning
+ * The hand is an iterator kept from one eviction to the next. It passes an entry by the caller removing it, by moving
+ * it to the young end, or (once, in a small map) by skipping the entry just inserted; entries are only ever added at
+ * the young end. So, unless it skipped the inserted entry (then the next eviction starts from the beginning again),
+ * everything before the hand is a deleted slot and the hand is at the oldest entry. Starting each eviction from the map's beginning
  * instead walks over those slots, which a `Map` keeps until it next rehashes: measured at ~6.6 µs per eviction with
  * 10,000 entries, against ~0.2 µs with the hand (benchmarks/README.md, "The eviction scan").
  *
