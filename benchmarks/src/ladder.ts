@@ -1,5 +1,5 @@
 /**
- * The ladder: GET 100 B at concurrency 1 and 64 against the shared Redis, from a bare ioredis call up to
+ * The ladder: GET 100 B (`LADDER_BYTES` for another size) at concurrency 1 and 64 against the shared Redis, from a bare ioredis call up to
  * `ResilientCache.get`, one rung at a time, so a regression shows which layer moved:
  *
  * 1. raw ioredis, defaults (`await redis.get(k)` loops);
@@ -57,6 +57,8 @@ export interface LadderRow {
 }
 
 export interface LadderResult {
+  /** The value size read (100 unless `LADDER_BYTES` says otherwise). */
+  readonly bytes: number
   readonly keyspace: number
   readonly rounds: number
   readonly msPerMeasurement: number
@@ -103,7 +105,10 @@ export const runLadder = async (config: LadderConfig): Promise<LadderResult> => 
   const keyspace = 10_000
   const keys = benchKeys("bench:ladder:", keyspace)
   const admin = new Redis({ host: target.host, port: target.port })
-  await fill(admin, keys, benchValue(100, 1))
+  // `LADDER_BYTES=10000` climbs the ladder with 10 KB values (issue 12: where the 10 KB gap comes from).
+  const bytes = Number(process.env.LADDER_BYTES ?? 100)
+  if (!Number.isInteger(bytes) || bytes < 1) throw new Error(`LADDER_BYTES must be a positive integer, got ${process.env.LADDER_BYTES}`)
+  await fill(admin, keys, benchValue(bytes, 1))
   const key = (i: number) => keys[i % keyspace]!
   const settings = { timeoutMs: 2000, halfOpenAfterMs: 5000 }
 
@@ -156,7 +161,7 @@ export const runLadder = async (config: LadderConfig): Promise<LadderResult> => 
     {
       label: "ladder",
       cells,
-      cellName: (c) => `GET 100 B c=${c}`,
+      cellName: (c) => `GET ${bytes} B c=${c}`,
       rounds: config.rounds,
       durationMs: config.durationMs,
       warmupMs: config.warmupMs,
@@ -195,5 +200,5 @@ export const runLadder = async (config: LadderConfig): Promise<LadderResult> => 
   await plain.close()
   log(`ladder: deleted ${await unlinkMatching(admin, "bench:ladder:*")} bench:ladder:* keys`)
   await admin.quit()
-  return { keyspace, rounds: config.rounds, msPerMeasurement: config.durationMs, rows }
+  return { bytes, keyspace, rounds: config.rounds, msPerMeasurement: config.durationMs, rows }
 }

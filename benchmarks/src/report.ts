@@ -161,7 +161,7 @@ export const markdown = (r: Results): string => {
     const step = (v: number | null | undefined, on: string | null | undefined) =>
       v === null || v === undefined || on === null || on === undefined ? "—" : x(v)
     parts.push(
-      `### 1b. Ladder (GET 100 B, shared Redis, ${l.keyspace.toLocaleString("en-US")} keys; median of ${l.rounds} rounds of ${l.msPerMeasurement} ms; ratios are medians of per-round ratios; "step" is to the rung it is built on)\n\n` +
+      `### 1b. Ladder (GET ${l.bytes} B, shared Redis, ${l.keyspace.toLocaleString("en-US")} keys; median of ${l.rounds} rounds of ${l.msPerMeasurement} ms; ratios are medians of per-round ratios; "step" is to the rung it is built on)\n\n` +
         table(
           ["rung", "built on", "c=1 vs auto-pipelined", "c=1 step", "c=64 vs auto-pipelined", "c=64 step", "c=1 ops/s", "c=64 ops/s"],
           [...one.keys()].map((rung) => {
