@@ -8,7 +8,7 @@ import type { Errors } from "@steadfast/resilience"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Spans from "../Spans.js"
-import type { Deadlines, SpanSpec } from "./deadlines.js"
+import type { Deadlines, Pending, SpanSpec } from "./deadlines.js"
 
 export interface Batcher<I, O> {
   /** Queues `item` for the next request; with `span`, the call is a client span (see `Spans`). */
@@ -26,9 +26,14 @@ export const make = <I, O>(options: {
   readonly maxBatch: number
   /**
    * Sends the batch; answers, per item, its value or the `Error` that item failed with (an item past the end of a
-   * shorter answer gets `undefined`: a `void` batch that succeeded as a whole may answer `[]`).
+   * shorter answer gets `undefined`: a `void` batch that succeeded as a whole may answer `[]`). `tracked` is the
+   * batch's deadline entry: it is no longer tracked (`tracked.home` no longer holds it) once the deadline passed or
+   * the reply settled, that is once every caller of the batch has its answer.
    */
-  readonly send: (items: ReadonlyArray<I>) => { readonly index: number; readonly reply: Promise<ReadonlyArray<O | Error>> }
+  readonly send: (
+    items: ReadonlyArray<I>,
+    tracked: Pending
+  ) => { readonly index: number; readonly reply: Promise<ReadonlyArray<O | Error>> }
   /** Classifies a failure of the request (or of one item) for the socket it went to. */
   readonly classify: (index: number, error: unknown) => Errors.RedisFailure
   readonly onTimeout: () => Errors.RedisFailure
@@ -62,7 +67,7 @@ export const make = <I, O>(options: {
     const entry = deadlines.track(() => failAll(onTimeout()))
     let sent: ReturnType<typeof send>
     try {
-      sent = send(batch)
+      sent = send(batch, entry)
     } catch (error) {
       deadlines.untrack(entry)
       return failAll(classify(-1, error))

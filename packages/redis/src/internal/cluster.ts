@@ -579,41 +579,37 @@ export const make = (
     // Coalesced reads and writes: calls made in the same tick share one deadline; each key answers for itself.
     const clientIndex = (cluster: Cluster) => clients.indexOf(cluster)
     /**
-     * The batchers' deadlines: a batch's `Call` is made where the batcher starts its deadline (`track`, right before
-     * it calls `send`, synchronously) and is over when that deadline passes or the reply settles.
+     * A batch's `Call` is over once the batcher stopped tracking its deadline entry (the deadline passed, or the reply
+     * settled and the callers have their answers), or once `within` saw its request settle.
      */
-    let batchCall: Call | undefined
-    const batchDeadlines: Deadlines.Deadlines = {
-      ...deadlines,
-      track: (expire) => {
-        const call: Call = batchCall = { over: false }
-        return deadlines.track(() => {
-          call.over = true
-          expire()
-        })
+    const sendBatch = <A>(tracked: Deadlines.Pending, start: () => Promise<A>): Promise<A> => {
+      let ended = false
+      const call: Call = {
+        get over() {
+          return ended || !tracked.home.has(tracked)
+        },
+        set over(value: boolean) {
+          ended = value
+        }
       }
-    }
-    const sendBatch = <A>(start: () => Promise<A>): Promise<A> => {
-      const call = batchCall ?? { over: false }
-      batchCall = undefined
       return within(call, start)
     }
     const reads = Batcher.make<string, string | null>({
-      deadlines: batchDeadlines,
+      deadlines,
       maxBatch: shared.maxBatch,
-      send: (keys) => {
+      send: (keys, tracked) => {
         const cluster = pick()
-        return { index: clientIndex(cluster), reply: sendBatch(() => mgetBySlot(cluster, keys)) }
+        return { index: clientIndex(cluster), reply: sendBatch(tracked, () => mgetBySlot(cluster, keys)) }
       },
       classify: (index, error) => classifyFor(clients[Math.max(0, index)]!, "get", error),
       onTimeout: timeoutOf("get")
     })
     const writes = Batcher.make<readonly [string, string, Option.Option<Duration.Duration>], void>({
-      deadlines: batchDeadlines,
+      deadlines,
       maxBatch: shared.maxBatch,
-      send: (entries) => {
+      send: (entries, tracked) => {
         const cluster = pick()
-        return { index: clientIndex(cluster), reply: sendBatch(() => setBySlot(cluster, entries)) }
+        return { index: clientIndex(cluster), reply: sendBatch(tracked, () => setBySlot(cluster, entries)) }
       },
       classify: (index, error) => classifyFor(clients[Math.max(0, index)]!, "set", error),
       onTimeout: timeoutOf("set")
