@@ -1,4 +1,4 @@
-// Experiment (issue 12): a CPU profile of one rung looping alone (RUNG=resilient|strict|batched|floor, C=1, MS=5000), for
+// Experiment (issue 12): a CPU profile of one rung looping alone (RUNG=resilient|strict|batched|floor, C=1, MS=5000, BYTES=100), for
 // `node --cpu-prof --cpu-prof-dir=/tmp/prof benchmarks/experiments/prof-c1.mjs`. Uses the ladder's keys (bench:prof:*).
 import { buildSteadfast, makeRuntime, buildLayer } from "../dist/steadfast.js"
 import { effectLoop } from "../dist/drive.js"
@@ -11,7 +11,7 @@ import { Redis } from "ioredis"
 const url = "redis://127.0.0.1:6379"
 const keys = Array.from({ length: 10000 }, (_, i) => `bench:prof:${i}`)
 const admin = new Redis(url)
-const v = "x".repeat(100)
+const v = "x".repeat(Number(process.env.BYTES ?? 100))
 for (let i = 0; i < keys.length; i += 500) await admin.mset(...keys.slice(i, i + 500).flatMap((k) => [k, v]))
 const runtime = makeRuntime(false)
 const C = Number(process.env.C ?? 1), MS = Number(process.env.MS ?? 5000), RUNG = process.env.RUNG ?? "resilient"
