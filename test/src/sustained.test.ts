@@ -97,7 +97,7 @@ const sustained = (name: string, fault: (stack: Stack) => Effect.Effect<void>) =
       // One probe per halfOpenAfter (10 in 10 s, +1 for where the window falls), not one per call.
       expect(f.probesDuringOutage).toBeLessThanOrEqual(OUTAGE_MS / HALF_OPEN_MS + 1)
       // Nothing queued: heap flat; one socket at a time (status of the pool: 1 socket), replaced at most once per
-      // socketTimeout (625 ms) + reconnect delay: at most 16 new connections in 10 s, whatever the load.
+      // socket timeout (625 ms, the silence watch) + reconnect delay: at most 16 new connections in 10 s, whatever the load.
       expect(f.heapGrowthKB * 1024).toBeLessThan(MAX_HEAP_GROWTH_BYTES)
       expect(f.connectionStatusAtEnd).toHaveLength(1)
       expect(f.clientConnectsDuringOutage).toBeLessThanOrEqual(16)

@@ -4,9 +4,9 @@
  * - no offline queue: while Redis is down a command fails at once instead of waiting in a queue that grows;
  * - no re-sending of in-flight commands after a reconnect (`maxRetriesPerRequest: 0`,
  *   `autoResendUnfulfilledCommands: false`): a lost `INCR` reply never runs the `INCR` twice;
- * - a deadline on every command (`CACHE_SOCKET_TIMEOUT_MS`) on Effect's `Clock`, and ioredis' `socketTimeout`
- *   just after it, so a socket that stops answering is destroyed (which rejects what it held: no promise stays
- *   pending) and re-opened;
+ * - a deadline on every command (`CACHE_SOCKET_TIMEOUT_MS`) on Effect's `Clock`, and a socket timeout just after it
+ *   (ioredis' `socketTimeout` over a Cluster, the connection's own watch otherwise: see `internal/silence.ts`), so a
+ *   socket that stops answering is destroyed (which rejects what it held: no promise stays pending) and re-opened;
  * - TCP keepalive, a connect timeout, TLS with verification for `rediss://`;
  * - a background health check that PINGs a connection idle longer than `CACHE_HEALTH_CHECK_INTERVAL`, so a
  *   socket the provider silently dropped is found before a user request hits it.
@@ -40,6 +40,7 @@ import type { ClusterOptions, RedisOptions } from "ioredis"
 import { isIP } from "node:net"
 import * as Classification from "./Classification.js"
 import * as Batcher from "./internal/batcher.js"
+import * as Silence from "./internal/silence.js"
 import * as ClusterConnection from "./internal/cluster.js"
 import * as Deadlines from "./internal/deadlines.js"
 import * as RedisConfig from "./RedisConfig.js"
@@ -243,8 +244,9 @@ export const clientOptions = (config: RedisConfig.RedisConfig, url: RedisConfig.
     db: url.db,
     lazyConnect: true,
     connectTimeout: Duration.toMillis(config.connectTimeout),
-    // A little after the deadline: the caller sees its deadline, then the silent socket is replaced.
-    socketTimeout: Deadlines.socketTimeoutOf(config.commandTimeout),
+    // No `socketTimeout`: ioredis arms a timer and a listener for it on every write (1.5-3.2 µs of CPU per call at
+    // one caller); the connection watches its sockets' silence itself (`internal/silence.ts`), with the same limit.
+    // A Cluster's nodes get the option (see `clusterOptions`).
     keepAlive: Duration.toMillis(config.keepAlive),
     noDelay: true,
     enableOfflineQueue: false,
@@ -344,9 +346,10 @@ export const sentinelOptions = (
  * The ioredis `Cluster` options of a `redis+cluster://` connection (ioredis 6.0's defaults and the figures are
  * packages/testing/TOPOLOGIES.md's; see the README's "Cluster"):
  *
- * - `redisOptions`: {@link clientOptions} for every node (connect timeout, socket timeout just after the deadline,
- *   keepalive, TLS, credentials, no re-sending after a reconnect). A node's socket does not reconnect on its own
- *   (ioredis' design: a lost node is found again by the slot refresh its errors trigger).
+ * - `redisOptions`: {@link clientOptions} for every node (connect timeout, keepalive, TLS, credentials, no re-sending
+ *   after a reconnect), plus ioredis' `socketTimeout` just after the deadline: the silence watch of a standalone
+ *   connection is not applied to a Cluster's nodes. A node's socket does not reconnect on its own (ioredis' design: a
+ *   lost node is found again by the slot refresh its errors trigger).
  * - `enableOfflineQueue: false` (ioredis: true): while the cluster (or the slot's node) is not connected a command
  *   fails at once, `not_sent`, instead of waiting in a queue.
  * - `slotsRefreshInterval: 5000` (ioredis: none, the slot map is refreshed only on `MOVED`, `CLUSTERDOWN` and closed
@@ -390,7 +393,8 @@ export const clusterOptions = (config: RedisConfig.RedisConfig, url: RedisConfig
   } = clientOptions(config, url)
   const retryDelay = Math.min(100, Math.max(10, Math.round(Duration.toMillis(config.commandTimeout) / 10)))
   return {
-    redisOptions: node,
+    // A little after the deadline: the caller sees its deadline, then the silent socket is replaced.
+    redisOptions: { ...node, socketTimeout: Deadlines.socketTimeoutOf(config.commandTimeout) },
     lazyConnect: true,
     enableOfflineQueue: false,
     enableReadyCheck: true,
@@ -726,6 +730,14 @@ export const make = (
           })
       )
 
+    // A socket silent a little past the deadline with replies outstanding is replaced (ioredis' `socketTimeout`,
+    // without its cost per write). Started before the sockets are opened, so it stops after they are closed: a socket
+    // that stalled is still destroyed while its QUIT waits (in real time, whatever clock the QUIT's bound is on).
+    let silenceLimit = Deadlines.socketTimeoutOf(config.commandTimeout)
+    yield* Effect.acquireRelease(
+      Effect.sync(() => Silence.watch(clients, () => silenceLimit)),
+      (stop) => Effect.sync(stop)
+    )
     yield* Effect.forEach(Array.from({ length: config.maxConnections }, (_, i) => i), open, {
       concurrency: "unbounded",
       discard: true
@@ -974,7 +986,7 @@ export const make = (
 
     const setCommandTimeout = (input: Duration.DurationInput) =>
       Deadlines.retune(deadlines, input, (millis) => {
-        for (const client of clients) client.options.socketTimeout = millis
+        silenceLimit = millis
       })
 
     const service = RedisConnection.of({

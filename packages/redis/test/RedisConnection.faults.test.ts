@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ChaosProxy, RedisServer } from "@steadfast/testing"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -58,12 +59,72 @@ describe("RedisConnection under faults", () => {
           // Expired within [deadline - 2 ticks, deadline - tick]: the tick is 300 / 20 = 15 ms.
           expect(waited).toBeGreaterThanOrEqual(269)
           expect(waited).toBeLessThan(300)
-          // Still silent past socketTimeout (deadline + 1/4): ioredis destroys the socket and reconnects.
+          // Still silent past the socket timeout (deadline + 1/4): the socket is destroyed and reconnects.
           yield* Effect.sleep("200 millis")
           yield* proxy.setFault(ChaosProxy.PassThrough())
           expect(yield* eventually(Effect.map(redis.get("k"), (v) => v === "v"), 5000)).toBe(true)
-          // ioredis' socketTimeout destroyed the stalled socket: the proxy saw a second connection.
+          // The silence watch destroyed the stalled socket: the proxy saw a second connection.
           expect((yield* proxy.stats).accepted).toBeGreaterThanOrEqual(2)
+        }))
+    }).pipe(Effect.scoped))
+
+  // The silence watch (internal/silence.ts) replaces ioredis' socketTimeout for standalone and Sentinel sockets.
+  it.live("silence: an idle socket is not replaced, however long nothing arrives (only one with replies outstanding)", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      // Silence limit 150 ms; idle four times that.
+      yield* use({ url: proxy.url(), commandTimeout: "100 millis" }, (redis) =>
+        Effect.gen(function*() {
+          yield* redis.set("k", "v", Option.none())
+          yield* Effect.sleep("600 millis")
+          expect(yield* redis.get("k")).toBe("v")
+          expect((yield* proxy.stats).accepted).toBe(1)
+        }))
+    }).pipe(Effect.scoped))
+
+  it.live("silence: a socket that answers slowly but steadily is kept: silence counts from the last bytes received", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      // Silence limit 375 ms. Every reply is 100 ms late and four callers keep replies outstanding without a break for
+      // 1.2 s: the socket is waiting the whole time, and bytes arrive every ~25 ms.
+      yield* use({ url: proxy.url(), commandTimeout: "300 millis" }, (redis) =>
+        Effect.gen(function*() {
+          yield* redis.set("k", "v", Option.none())
+          yield* proxy.setFault(ChaosProxy.Latency({ upstream: 0, downstream: "100 millis" }))
+          const until = performance.now() + 1200
+          const caller = (delay: number) =>
+            Effect.gen(function*() {
+              yield* Effect.sleep(Duration.millis(delay))
+              let ok = 0
+              while (performance.now() < until) {
+                if ((yield* Effect.either(redis.get("k")))._tag === "Right") ok++
+              }
+              return ok
+            })
+          const answered = yield* Effect.all([0, 25, 50, 75].map(caller), { concurrency: "unbounded" })
+          expect(answered.every((n) => n >= 5)).toBe(true)
+          expect((yield* proxy.stats).accepted).toBe(1)
+        }))
+    }).pipe(Effect.scoped))
+
+  it.live("silence: the limit follows setCommandTimeout (a stall is replaced after the new deadline + 1/4, not the old)", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      // Built with a 5 s deadline (silence limit 6.25 s), then retuned to 100 ms (limit 150 ms).
+      yield* use({ url: proxy.url(), commandTimeout: "5 seconds" }, (redis) =>
+        Effect.gen(function*() {
+          yield* redis.set("k", "v", Option.none())
+          yield* redis.setCommandTimeout("100 millis")
+          yield* proxy.setFault(ChaosProxy.Stall())
+          const error = yield* Effect.flip(redis.get("k"))
+          expect(error).toMatchObject({ _tag: "TransientError", reason: "timeout" })
+          // Replaced within ~150 ms + 2 ticks of the stall; 1.5 s is far below the old limit.
+          expect(yield* eventually(Effect.map(proxy.stats, (s) => s.accepted >= 2), 1500)).toBe(true)
+          yield* proxy.setFault(ChaosProxy.PassThrough())
+          expect(yield* eventually(Effect.map(redis.get("k"), (v) => v === "v"), 5000)).toBe(true)
         }))
     }).pipe(Effect.scoped))
 

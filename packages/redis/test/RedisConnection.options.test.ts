@@ -17,7 +17,7 @@ const optionsOf = (options: RedisConfig.Options) => {
 }
 
 describe("clientOptions (standalone)", () => {
-  it("bounded outages: no offline queue, nothing re-sent, a deadline-derived socket timeout, keepalive, one name", () => {
+  it("bounded outages: no offline queue, nothing re-sent, keepalive, one name; no ioredis socket timeout (see below)", () => {
     const o = optionsOf({ url: "redis://cache.internal:6380/3", commandTimeout: "2 seconds" })
     expect(o).toMatchObject({
       host: "cache.internal",
@@ -25,8 +25,6 @@ describe("clientOptions (standalone)", () => {
       db: 3,
       lazyConnect: true,
       connectTimeout: 2000,
-      // The deadline, then a quarter of it (at least 50 ms): the caller sees its deadline first.
-      socketTimeout: 2500,
       keepAlive: 60_000,
       noDelay: true,
       enableOfflineQueue: false,
@@ -38,6 +36,9 @@ describe("clientOptions (standalone)", () => {
       maxLoadingRetryTime: 500,
       connectionName: "steadfast"
     })
+    // ioredis' socket timeout costs a timer and a listener per write: the connection watches silence itself
+    // (RedisConnection.silence.test.ts), with the limit below.
+    expect(o).not.toHaveProperty("socketTimeout")
     // No credentials, no TLS, no Sentinel options on a plain URL.
     expect(o.username).toBeUndefined()
     expect(o.password).toBeUndefined()
@@ -46,11 +47,17 @@ describe("clientOptions (standalone)", () => {
     expect(o).not.toHaveProperty("failoverDetector")
   })
 
-  it("the socket timeout is at least 50 ms after a short deadline, a quarter after a long one", () => {
-    expect(optionsOf({ url: "redis://h", commandTimeout: "100 millis" }).socketTimeout).toBe(150)
-    expect(optionsOf({ url: "redis://h", commandTimeout: "198 millis" }).socketTimeout).toBe(248)
-    expect(optionsOf({ url: "redis://h", commandTimeout: "1000 millis" }).socketTimeout).toBe(1250)
-    expect(optionsOf({ url: "redis://h", commandTimeout: "1002 millis" }).socketTimeout).toBe(1253)
+  it("the socket timeout (a Cluster node's ioredis option) is at least 50 ms after a short deadline, a quarter after a long one", () => {
+    const socketTimeoutOf = (commandTimeout: `${number} millis`) => {
+      const config = Either.getOrThrow(RedisConfig.fromOptions({ url: "redis+cluster://h:7000", commandTimeout }))
+      const url = Either.getOrThrow(RedisConfig.parseUrl(config.url))
+      if (url.topology !== "cluster") throw new Error("not a cluster URL")
+      return RedisConnection.clusterOptions(config, url).redisOptions?.socketTimeout
+    }
+    expect(socketTimeoutOf("100 millis")).toBe(150)
+    expect(socketTimeoutOf("198 millis")).toBe(248)
+    expect(socketTimeoutOf("1000 millis")).toBe(1250)
+    expect(socketTimeoutOf("1002 millis")).toBe(1253)
   })
 
   it("credentials from the URL; TLS verifies, names the host for SNI (not an IP) and trusts the given CA", () => {
