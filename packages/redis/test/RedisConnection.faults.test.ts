@@ -17,6 +17,10 @@ const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, timeoutMs: number
     return false
   })
 
+/** A proxy in front of a server of its own (both closed with the test's scope). */
+const proxied = Effect.flatMap(RedisServer.make(), (server) =>
+  ChaosProxy.make({ upstream: { host: server.host, port: server.port } }))
+
 const use = <A, E>(
   options: Parameters<typeof RedisConnection.layer>[0],
   f: (redis: RedisConnection.RedisConnection) => Effect.Effect<A, E>
@@ -46,8 +50,7 @@ describe("RedisConnection under faults", () => {
 
   it.live("a stalled socket: the call fails at the deadline, the socket is replaced, service resumes", () =>
     Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      const proxy = yield* proxied
       yield* use({ url: proxy.url(), commandTimeout: "300 millis" }, (redis) =>
         Effect.gen(function*() {
           yield* redis.set("k", "v", Option.none())
@@ -71,8 +74,7 @@ describe("RedisConnection under faults", () => {
   // The silence watch (internal/silence.ts) replaces ioredis' socketTimeout for standalone and Sentinel sockets.
   it.live("silence: an idle socket is not replaced, however long nothing arrives (only one with replies outstanding)", () =>
     Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      const proxy = yield* proxied
       // Silence limit 150 ms; idle four times that.
       yield* use({ url: proxy.url(), commandTimeout: "100 millis" }, (redis) =>
         Effect.gen(function*() {
@@ -85,8 +87,7 @@ describe("RedisConnection under faults", () => {
 
   it.live("silence: a socket that answers slowly but steadily is kept: silence counts from the last bytes received", () =>
     Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      const proxy = yield* proxied
       // Silence limit 375 ms. Every reply is 100 ms late and four callers keep replies outstanding without a break for
       // 1.2 s: the socket is waiting the whole time, and bytes arrive every ~25 ms.
       yield* use({ url: proxy.url(), commandTimeout: "300 millis" }, (redis) =>
@@ -111,8 +112,7 @@ describe("RedisConnection under faults", () => {
 
   it.live("silence: the limit follows setCommandTimeout (a stall is replaced after the new deadline + 1/4, not the old)", () =>
     Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      const proxy = yield* proxied
       // Built with a 5 s deadline (silence limit 6.25 s), then retuned to 100 ms (limit 150 ms).
       yield* use({ url: proxy.url(), commandTimeout: "5 seconds" }, (redis) =>
         Effect.gen(function*() {
@@ -130,8 +130,7 @@ describe("RedisConnection under faults", () => {
 
   it.live("the health check PINGs an idle socket, finds it dead (blackholed) and reconnects it before any user call", () =>
     Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      const proxy = yield* proxied
       const failuresBefore = (yield* Metric.value(RedisConnection.healthCheckFailures)).count
       yield* use(
         { url: proxy.url(), commandTimeout: "200 millis", healthCheckInterval: "300 millis" },
