@@ -232,6 +232,17 @@ const reconnectDelay = (attempt: number): number =>
 export const batchedCommands: ReadonlyArray<string> = ["mget", "mset"]
 
 /**
+ * How long a socket with replies outstanding may stay silent before it is replaced: a quarter after the deadline (at
+ * least 50 ms), so the caller sees its deadline first. A standalone or Sentinel connection watches this itself
+ * (`internal/silence.ts`); a Cluster's nodes and other ioredis clients get it as ioredis' `socketTimeout`.
+ *
+ * @since 0.6.0
+ * @category constants
+ */
+export const socketTimeoutMillis = (config: RedisConfig.RedisConfig): number =>
+  Deadlines.socketTimeoutOf(config.commandTimeout)
+
+/**
  * The ioredis options Steadfast uses; exported so tests and benchmarks can show exactly what differs from
  * ioredis' defaults.
  *
@@ -394,7 +405,7 @@ export const clusterOptions = (config: RedisConfig.RedisConfig, url: RedisConfig
   const retryDelay = Math.min(100, Math.max(10, Math.round(Duration.toMillis(config.commandTimeout) / 10)))
   return {
     // A little after the deadline: the caller sees its deadline, then the silent socket is replaced.
-    redisOptions: { ...node, socketTimeout: Deadlines.socketTimeoutOf(config.commandTimeout) },
+    redisOptions: { ...node, socketTimeout: socketTimeoutMillis(config) },
     lazyConnect: true,
     enableOfflineQueue: false,
     enableReadyCheck: true,
@@ -733,7 +744,7 @@ export const make = (
     // A socket silent a little past the deadline with replies outstanding is replaced (ioredis' `socketTimeout`,
     // without its cost per write). Started before the sockets are opened, so it stops after they are closed: a socket
     // that stalled is still destroyed while its QUIT waits (in real time, whatever clock the QUIT's bound is on).
-    let silenceLimit = Deadlines.socketTimeoutOf(config.commandTimeout)
+    let silenceLimit = socketTimeoutMillis(config)
     yield* Effect.acquireRelease(
       Effect.sync(() => Silence.watch(clients, () => silenceLimit)),
       (stop) => Effect.sync(stop)

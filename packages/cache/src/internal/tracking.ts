@@ -235,6 +235,9 @@ export const make = (options: TrackingOptions): Effect.Effect<Tracking, never, S
       ...base,
       ...(options.subscriberAddress === undefined ? {} : { host: options.subscriberAddress.host, port: options.subscriberAddress.port }),
       protocol: 2,
+      // A plain ioredis client: its commands (CLIENT ID, SUBSCRIBE) get ioredis' socket timeout (the data sockets'
+      // silence watch is the connection's own). Once subscribed it writes nothing; the canary checks it is alive.
+      socketTimeout: Connection.socketTimeoutMillis(connection.config),
       connectionName: "steadfast-invalidation",
       autoResubscribe: false,
       enableAutoPipelining: false,
