@@ -1,4 +1,4 @@
-// Experiment (issue 12): a CPU profile of one rung looping alone (RUNG=resilient|strict|batched|floor, C=1, MS=5000, BYTES=100), for
+// Experiment (issue 12): a CPU profile of one rung looping alone (RUNG=resilient|strict|batched|floor, C=1, MS=5000, BYTES=100, SKIPFILL=1 to keep the keys of a previous run, PROFILE=file), for
 // `node --cpu-prof --cpu-prof-dir=/tmp/prof benchmarks/experiments/prof-c1.mjs`. Uses the ladder's keys (bench:prof:*).
 import { buildSteadfast, makeRuntime, buildLayer } from "../dist/steadfast.js"
 import { effectLoop } from "../dist/drive.js"
@@ -12,7 +12,7 @@ const url = "redis://127.0.0.1:6379"
 const keys = Array.from({ length: 10000 }, (_, i) => `bench:prof:${i}`)
 const admin = new Redis(url)
 const v = "x".repeat(Number(process.env.BYTES ?? 100))
-for (let i = 0; i < keys.length; i += 500) await admin.mset(...keys.slice(i, i + 500).flatMap((k) => [k, v]))
+if (process.env.SKIPFILL !== "1") for (let i = 0; i < keys.length; i += 500) await admin.mset(...keys.slice(i, i + 500).flatMap((k) => [k, v]))
 const runtime = makeRuntime(false)
 const C = Number(process.env.C ?? 1), MS = Number(process.env.MS ?? 5000), RUNG = process.env.RUNG ?? "resilient"
 let run, get, set
@@ -30,6 +30,11 @@ if (RUNG === "batched" || RUNG === "floor") {
 const OP = process.env.OP ?? "get"
 const op = OP === "set" ? (i) => set(keys[i % 10000], v) : (i) => get(keys[i % 10000])
 await run(effectLoop(op, C, 1e9, 500))
+// PROFILE=<file.cpuprofile>: a CPU profile of the measured loop only (not the fill or the warm-up).
+const session = process.env.PROFILE ? new (await import("node:inspector")).Session() : undefined
+const post = (method) => new Promise((resolve, reject) => session.post(method, (error, result) => error ? reject(error) : resolve(result)))
+if (session) { session.connect(); await post("Profiler.enable"); await post("Profiler.start") }
 const s = await run(effectLoop(op, C, 1e9, MS))
+if (session) (await import("node:fs")).writeFileSync(process.env.PROFILE, JSON.stringify((await post("Profiler.stop")).profile))
 console.log(RUNG, OP, `c=${C}`, Math.round(s.opsPerSec), "ops/s")
 process.exit(0)
