@@ -36,6 +36,13 @@ export * as Workload from "./Workload.js"
 export * as LogCapture from "./LogCapture.js"
 
 /**
+ * Captures the spans a program makes through Effect's tracer (names, attributes, events, ends), to assert on them.
+ *
+ * @since 0.6.0
+ */
+export * as SpanCapture from "./SpanCapture.js"
+
+/**
  * A real Redis Cluster (3 primaries, 3 replicas) as a scoped resource, with failover, kill, stall and restart.
  *
  * @since 0.2.0
