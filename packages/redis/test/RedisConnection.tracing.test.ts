@@ -1,53 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
+import { SpanCapture } from "@steadfast/testing"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Tracer from "effect/Tracer"
 import * as RedisConnection from "../src/RedisConnection.js"
 
 const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
 
 /** A tracer that records the spans it is asked for (what an OpenTelemetry exporter would receive). */
-const recordingTracer = () => {
-  const spans: Array<{
-    name: string
-    kind: string
-    attributes: Map<string, unknown>
-    ends: Array<Exit.Exit<unknown, unknown>>
-    endTimes: Array<bigint>
-  }> = []
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind) => {
-      const attributes = new Map<string, unknown>()
-      const ends: Array<Exit.Exit<unknown, unknown>> = []
-      const endTimes: Array<bigint> = []
-      spans.push({ name, kind, attributes, ends, endTimes })
-      return {
-        _tag: "Span",
-        name,
-        spanId: String(spans.length),
-        traceId: "trace",
-        parent,
-        context,
-        status: { _tag: "Started", startTime },
-        attributes,
-        links,
-        sampled: true,
-        kind,
-        end: (endTime, exit) => {
-          ends.push(exit)
-          endTimes.push(endTime)
-        },
-        attribute: (key, value) => void attributes.set(key, value),
-        event: () => {},
-        addLinks: () => {}
-      }
-    },
-    context: (f) => f()
-  })
-  return { spans, tracer }
-}
+const recordingTracer = () => SpanCapture.make()
 
 describe("RedisConnection spans", () => {
   it.live("with a tracer installed, every command is a client span with semantic-convention attributes", () => {
@@ -84,7 +46,7 @@ describe("RedisConnection spans", () => {
       expect(spans.map((s) => s.name)).toEqual(["redis.set", "redis.get"])
       // Each span ended once, when its call settled, with the call's outcome.
       expect(spans.map((s) => s.ends.length)).toEqual([1, 1])
-      expect(Exit.isSuccess(spans[1]!.ends[0]!) && spans[1]!.ends[0]!.value).toBe("v")
+      expect(Exit.isSuccess(spans[1]!.ends[0]!.exit) && spans[1]!.ends[0]!.exit.value).toBe("v")
       // Turned off the Effect way: no span.
       yield* redis.get(key).pipe(Effect.withTracerEnabled(false), Effect.withTracer(tracer))
       expect(spans.length).toBe(2)
@@ -94,7 +56,7 @@ describe("RedisConnection spans", () => {
       const last = spans[spans.length - 1]!
       expect(last.name).toBe("redis.hget")
       expect(last.attributes.get("db.operation.name")).toBe("HGET")
-      expect(Exit.isFailure(last.ends[0]!)).toBe(true)
+      expect(Exit.isFailure(last.ends[0]!.exit)).toBe(true)
       yield* redis.del([key])
     }).pipe(Effect.provide(RedisConnection.layer({ url: REDIS_URL })))
   })
@@ -115,14 +77,14 @@ describe("RedisConnection spans", () => {
       ], { concurrency: "unbounded" })
       expect(values).toEqual(["one", null, "three", null])
       expect(spans.map((s) => s.attributes.get("db.operation.name"))).toEqual(["MGET", "MGET", "MGET"])
-      expect(spans.map((s) => s.ends.map((exit) => Exit.isSuccess(exit) ? exit.value : "failed"))).toEqual([
+      expect(spans.map((s) => s.ends.map(({ exit }) => Exit.isSuccess(exit) ? exit.value : "failed"))).toEqual([
         ["one"],
         ["three"],
         [null]
       ])
       // One reply, one instant: the clock is read once for the batch's spans.
-      expect(new Set(spans.map((s) => s.endTimes[0])).size).toBe(1)
-      expect(spans[0]!.endTimes[0]! > 0n).toBe(true)
+      expect(new Set(spans.map((s) => s.ends[0]?.time)).size).toBe(1)
+      expect(spans[0]!.ends[0]!.time > 0n).toBe(true)
       yield* redis.del([key(1), key(3)])
     }).pipe(Effect.provide(RedisConnection.layer({ url: REDIS_URL })))
   })
@@ -138,7 +100,7 @@ describe("RedisConnection spans", () => {
       ], { concurrency: "unbounded" })
       expect(failures.map((f) => f.operation)).toEqual(["get", "get"])
       expect(spans.map((s) => s.ends.length)).toEqual([1, 1])
-      expect(spans.every((s) => Exit.isFailure(s.ends[0]!))).toBe(true)
+      expect(spans.every((s) => Exit.isFailure(s.ends[0]!.exit))).toBe(true)
     }).pipe(Effect.provide(RedisConnection.layer({ url: "redis://127.0.0.1:1", connectTimeout: "200 millis" })))
   })
 })

@@ -12,57 +12,11 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as Tracer from "effect/Tracer"
+import { SpanCapture } from "@steadfast/testing"
 import * as Spans from "../src/Spans.js"
 
-interface Recorded {
-  readonly name: string
-  readonly kind: Tracer.SpanKind
-  readonly parent: Option.Option<Tracer.AnySpan>
-  readonly links: ReadonlyArray<Tracer.SpanLink>
-  readonly startTime: bigint
-  readonly attributes: Map<string, unknown>
-  readonly events: Array<{ name: string; time: bigint; attributes: Record<string, unknown> | undefined }>
-  readonly ends: Array<{ time: bigint; exit: Exit.Exit<unknown, unknown> }>
-  readonly span: Tracer.Span
-}
-
 /** A tracer that records what it is given, as an exporter would. */
-const recordingTracer = () => {
-  const spans: Array<Recorded> = []
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind) => {
-      const attributes = new Map<string, unknown>()
-      const events: Recorded["events"] = []
-      const ends: Recorded["ends"] = []
-      const span: Tracer.Span = {
-        _tag: "Span",
-        name,
-        spanId: `span-${spans.length + 1}`,
-        traceId: "trace",
-        parent,
-        context,
-        get status(): Tracer.SpanStatus {
-          const end = ends[0]
-          return end === undefined
-            ? { _tag: "Started", startTime }
-            : { _tag: "Ended", startTime, endTime: end.time, exit: end.exit as Exit.Exit<unknown, unknown> }
-        },
-        attributes,
-        links,
-        sampled: true,
-        kind,
-        end: (time, exit) => void ends.push({ time, exit }),
-        attribute: (key, value) => void attributes.set(key, value),
-        event: (name, time, attributes) => void events.push({ name, time, attributes }),
-        addLinks: () => {}
-      }
-      spans.push({ name, kind, parent, links, startTime, attributes, events, ends, span })
-      return span
-    },
-    context: (f) => f()
-  })
-  return { spans, tracer }
-}
+const recordingTracer = () => SpanCapture.make()
 
 const attributes = { "db.system.name": "redis", "db.operation.name": "GET" }
 
