@@ -22,6 +22,8 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
+import * as TestServices from "effect/TestServices"
 import { Redis } from "ioredis"
 import * as HybridCache from "../src/HybridCache.js"
 import { hybrid, hybridStats, trusted, warm } from "./hybrid.utils.js"
@@ -536,4 +538,52 @@ describe("HybridCache with the data path stalled (spawned redis-server behind a 
       expect((yield* hybridStats(cache)).l1.hits).toBe(before.l1.hits)
       yield* proxy.setFault(ChaosProxy.PassThrough())
     })))
+})
+
+describe("HybridCache fail-safe throttle to the millisecond (TestClock, the shared Redis)", () => {
+  it.scoped("a key answered stale is throttled until then + throttle, that instant excluded: get, getMany and getOrSet try again", () =>
+    Effect.gen(function*() {
+      const keyPrefix = unique("throttle-edge")
+      yield* cleanup(keyPrefix)
+      const breaker = yield* CircuitBreaker.make()
+      // The cache's clock is the TestClock; the canary's lease (from the instant tracking is established, 0) lasts an
+      // hour, so no canary round runs. The helpers below poll on the live clock.
+      const cache = yield* hybridWith({
+        keyPrefix,
+        circuitBreaker: breaker,
+        mirror: false,
+        l1: { ttl: "100 millis" },
+        failSafe: { grace: "1 minute", throttle: "100 millis" },
+        tracking: { canary: { interval: "1 hour" } }
+      })
+      expect(yield* TestServices.provideLive(trusted(cache))).toBe(true)
+      const keys = ["g", "m", "o"]
+      for (const k of keys) {
+        yield* cache.set(k, k)
+        expect(yield* TestServices.provideLive(warm(cache, k))).toBe(true)
+      }
+      yield* TestClock.adjust("150 millis") // past the L1 TTL
+      yield* breaker.isolate
+      for (const k of keys) expect(yield* cache.get(k)).toEqual(Option.some(k)) // stale at 150: throttled until 250
+      const failSafe = () => Effect.map(hybridStats(cache), (h) => h.failSafe!.byReason)
+      const fallbacks = () => Effect.map(cache.stats, (s) => s.fallbacks)
+      expect(yield* failSafe()).toEqual({ l2_failed: 3 })
+
+      yield* TestClock.adjust("99 millis") // 249: throttled, Redis (here its fallback) not tried
+      const at249 = yield* fallbacks()
+      expect(yield* cache.get("g")).toEqual(Option.some("g"))
+      expect(yield* cache.getMany(["m"])).toEqual([Option.some("m")])
+      expect(yield* fallbacks()).toBe(at249)
+      expect(yield* failSafe()).toEqual({ l2_failed: 3, throttled: 2 })
+
+      yield* TestClock.adjust("1 millis") // 250: tried again (the fallback answers nothing: stale again)
+      expect(yield* cache.get("g")).toEqual(Option.some("g"))
+      expect(yield* cache.getMany(["m"])).toEqual([Option.some("m")])
+      expect((yield* fallbacks()) - at249).toBe(2)
+      // getOrSet: the read tried (a fallback), then the factory's value stored (the breaker is open: another).
+      expect(yield* cache.getOrSetWith("o", Effect.succeed("computed"))).toBe("computed")
+      expect((yield* fallbacks()) - at249).toBe(4)
+      expect(yield* failSafe()).toEqual({ l2_failed: 5, throttled: 2 })
+      yield* breaker.reset
+    }))
 })
