@@ -276,6 +276,27 @@ describe("HybridCache stats (survivors)", () => {
     })))
 })
 
+describe("HybridCache L1 after heavy write traffic (survivors)", () => {
+  it.live("writes of more keys than the tombstone bound while no read was in flight do not make L1 refuse a later read's fill", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const keyPrefix = unique("tombstones")
+      yield* cleanup(keyPrefix)
+      const cache = yield* hybridWith({ keyPrefix })
+      expect(yield* trusted(cache)).toBe(true)
+      yield* cache.set("k", "v")
+      yield* cache.get("r") // a read, finished
+      // 4,096 keys written (L1 keeps at most 4,096 per-key tombstones, and only while reads are in flight).
+      yield* cache.setMany(Array.from({ length: 4096 }, (_, i) => [`w${i}`, "x"] as const))
+      // A read of k, and while it is in flight a write of one more key: the read's fill is kept.
+      const before = yield* hybridStats(cache)
+      yield* Effect.all([cache.get("k"), cache.set("another", "y")], { concurrency: "unbounded" })
+      const after = yield* hybridStats(cache)
+      expect(after.l1.refusedFills).toBe(before.l1.refusedFills)
+      expect(yield* cache.get("k")).toEqual(Option.some("v"))
+      expect((yield* hybridStats(cache)).l1.hits).toBe(after.l1.hits + 1)
+    })))
+})
+
 describe("HybridCache and its fallback (survivors)", () => {
   it.live("the fallback takes memory.maxEntries: with the breaker open, one entry is kept", () =>
     Effect.scoped(Effect.gen(function*() {
