@@ -95,3 +95,69 @@ describe("RedisCache retries with a Schedule", () => {
       Effect.provide(strict({ get: Retry.decorrelatedJitter({ base: "20 millis", cap: "100 millis" }).pipe(Retry.transientOnly(3)) }))
     ))
 })
+
+/**
+ * The edges of the deadline budget (500 ms here, less one tick of slack: 475 ms for the whole call, retries included).
+ * A retry that could not run before the budget ends is not attempted: the call fails at once with its first error
+ * (neither later with a timeout nor by sending the command after its caller's deadline).
+ */
+describe("RedisCache retries at the deadline's edge", () => {
+  const linear = strict({ get: Retry.make({ maxRetries: 2, baseDelay: "100 millis", jitter: false }) })
+  const now = Effect.clockWith((clock) => clock.currentTimeMillis)
+
+  it.effect("a read whose first attempt failed with exactly its first delay left fails at once with that error", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      yield* redis.push("get", ScriptedConnection.slow("375 millis", ScriptedConnection.rejected("loading")))
+      const fiber = yield* Effect.fork(Effect.flip(cache.get("k")))
+      yield* TestClock.adjust("375 millis")
+      const error = yield* Fiber.join(fiber)
+      expect(error).toMatchObject({ _tag: "TransientError", reason: "loading" })
+      expect(yield* now).toBe(375)
+      expect(yield* gets).toEqual([0])
+    }).pipe(Effect.provide(linear)))
+
+  it.effect("with a millisecond more than its first delay left, it is retried, and answers", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      yield* redis.put("k", "v")
+      yield* redis.push("get", ScriptedConnection.slow("374 millis", ScriptedConnection.rejected("loading")))
+      const fiber = yield* Effect.fork(cache.get("k"))
+      yield* TestClock.adjust("474 millis")
+      expect(yield* Fiber.join(fiber)).toEqual(Option.some("v"))
+      expect(yield* gets).toEqual([0, 474])
+    }).pipe(Effect.provide(linear)))
+
+  const sets = Effect.map(
+    Effect.flatMap(ScriptedConnection.ScriptedConnection, (s) => s.log),
+    (log) => log.filter((e) => e.command === "set" || e.command === "mset").map((e) => [e.at, e.applied])
+  )
+
+  it.effect("a write that was never sent, with no time left, is not sent again: it fails at once as not sent", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      yield* redis.push("set", ScriptedConnection.slow("475 millis", ScriptedConnection.notSent))
+      const fiber = yield* Effect.fork(Effect.flip(cache.set("k", "v")))
+      yield* TestClock.adjust("475 millis")
+      const error = yield* Fiber.join(fiber)
+      expect(error).toMatchObject({ _tag: "TransientError", outcome: "not_sent" })
+      yield* TestClock.adjust("1 second")
+      expect(yield* redis.peek("k")).toBeNull()
+      expect(yield* sets).toEqual([[0, false]])
+    }).pipe(Effect.provide(strict({}))))
+
+  it.effect("a write that was never sent, with a millisecond left, is sent again within it", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      yield* redis.push("set", ScriptedConnection.slow("474 millis", ScriptedConnection.notSent))
+      const fiber = yield* Effect.fork(cache.set("k", "v"))
+      yield* TestClock.adjust("474 millis")
+      yield* Fiber.join(fiber)
+      expect(yield* redis.peek("k")).toBe("v")
+      expect(yield* sets).toEqual([[0, false], [474, true]])
+    }).pipe(Effect.provide(strict({}))))
+})
