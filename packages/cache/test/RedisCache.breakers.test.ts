@@ -1,11 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { BreakerRule, Retry } from "@steadfast/resilience"
-import { RedisConnection } from "@steadfast/redis"
+import { RedisConnection, ScriptedConnection } from "@steadfast/redis"
 import { ChaosProxy, RedisServer } from "@steadfast/testing"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
 import { Cache } from "../src/Cache.js"
 import * as RedisCache from "../src/RedisCache.js"
 import * as ResilientCache from "../src/ResilientCache.js"
@@ -188,4 +190,72 @@ describe("A bulkhead in front of Redis (bulkhead: { maxConcurrent, maxQueue })",
         )
       )
     }).pipe(Effect.scoped))
+})
+
+/** A breaker rule that never opens and keeps what each call it is shown looked like (failed, duration). */
+const recordingRule = () => {
+  const calls: Array<{ failed: boolean; durationMillis: number }> = []
+  const rule: BreakerRule.Rule = {
+    name: "recording",
+    timed: true,
+    countsSuccesses: true,
+    make: () => ({
+      record: (failed, durationMillis) => {
+        calls.push({ failed, durationMillis })
+        return false
+      },
+      reset: () => {},
+      view: () => ({ calls: calls.length, failures: 0, slowCalls: 0, failureRatio: 0 })
+    })
+  }
+  return { calls, rule }
+}
+
+describe("A timed breaker rule is given each call's duration", () => {
+  it.effect("over a scripted connection (TestClock): a success and a failure, each with the time it took", () => {
+    const { calls, rule } = recordingRule()
+    return Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      yield* redis.put("k", "v")
+      yield* redis.push(
+        "get",
+        ScriptedConnection.slow("120 millis"),
+        ScriptedConnection.slow("80 millis", ScriptedConnection.rejected("loading"))
+      )
+      const ok = yield* Effect.fork(cache.get("k"))
+      yield* TestClock.adjust("120 millis")
+      expect(yield* Fiber.join(ok)).toEqual(Option.some("v"))
+      const failed = yield* Effect.fork(Effect.flip(cache.get("k")))
+      yield* TestClock.adjust("80 millis")
+      expect((yield* Fiber.join(failed))._tag).toBe("TransientError")
+      expect(calls).toEqual([{ failed: false, durationMillis: 120 }, { failed: true, durationMillis: 80 }])
+    }).pipe(Effect.provide(
+      RedisCache.layer({ breaker: { rule }, retry: { get: Retry.none } }).pipe(
+        Layer.provideMerge(ScriptedConnection.layer({ commandTimeout: "500 millis" }))
+      )
+    ))
+  })
+
+  it.live("through a real connection's coalesced fast path: a read's duration includes the network's delay", () => {
+    const { calls, rule } = recordingRule()
+    return Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      yield* Effect.gen(function*() {
+        const cache = yield* RedisCache.RedisCache
+        yield* cache.set("k", "v")
+        yield* proxy.setFault(ChaosProxy.Latency({ upstream: 0, downstream: "100 millis" }))
+        expect(yield* cache.get("k")).toEqual(Option.some("v"))
+        const last = calls[calls.length - 1]!
+        expect(last.failed).toBe(false)
+        expect(last.durationMillis).toBeGreaterThanOrEqual(95)
+        expect(last.durationMillis).toBeLessThan(2000)
+      }).pipe(Effect.provide(
+        RedisCache.layer({ breaker: { rule } }).pipe(
+          Layer.provide(RedisConnection.layer({ url: proxy.url(), commandTimeout: "2 seconds" }))
+        )
+      ))
+    }).pipe(Effect.scoped)
+  })
 })
