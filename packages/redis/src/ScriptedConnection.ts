@@ -198,7 +198,16 @@ export interface LogEntry {
  * @since 0.2.0
  * @category models
  */
-export interface Options extends Partial<RedisConfig.Options> {}
+export interface Options extends Partial<RedisConfig.Options> {
+  /**
+   * The shard serving a key, as a Cluster connection answers it (`RedisConnection.shardOf`): a cache over this
+   * connection then keeps a breaker per shard, so a Cluster's per-shard decisions can be scripted under `TestClock`
+   * (fail one shard's keys with a {@link Script}). Without it the connection has no shards, as a standalone one.
+   *
+   * @since 0.6.0
+   */
+  readonly shardOf?: ((key: string) => string | undefined) | undefined
+}
 
 /**
  * The control handle: the connection itself, its script, its up/down switch, its store and its log.
@@ -371,7 +380,8 @@ const ttlMillis = (ttl: Duration.Duration) => Math.max(1, Math.ceil(Duration.toM
  */
 export const make = (options: Options = {}): Effect.Effect<ScriptedConnection, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const config = yield* Either.match(RedisConfig.fromOptions({ ...options, url: options.url ?? "redis://scripted:6379" }), {
+    const { shardOf, ...configOptions } = options
+    const config = yield* Either.match(RedisConfig.fromOptions({ ...configOptions, url: options.url ?? "redis://scripted:6379" }), {
       onLeft: (error) => Effect.dieMessage(`ScriptedConnection: invalid options: ${error}`),
       onRight: Effect.succeed
     })
@@ -583,6 +593,7 @@ export const make = (options: Options = {}): Effect.Effect<ScriptedConnection, n
     })
 
     const connection = RedisConnection.RedisConnection.of({
+      ...(shardOf === undefined ? {} : { shardOf }),
       config,
       commandTimeout: () => deadline,
       setCommandTimeout: (input) =>
