@@ -40,9 +40,9 @@ import type { ClusterOptions, RedisOptions } from "ioredis"
 import { isIP } from "node:net"
 import * as Classification from "./Classification.js"
 import * as Batcher from "./internal/batcher.js"
-import * as Silence from "./internal/silence.js"
 import * as ClusterConnection from "./internal/cluster.js"
 import * as Deadlines from "./internal/deadlines.js"
+import * as Silence from "./internal/silence.js"
 import * as RedisConfig from "./RedisConfig.js"
 
 /**
