@@ -201,6 +201,11 @@ describe("HybridCache refused keys (survivors)", () => {
         expect((error as PermanentError).operation).toBe(operation)
         expect((error as PermanentError).message).toBe(`${operation}: the key must not be empty`)
       }
+      // Not a string (an array): refused by delete as by the others, not a defect of the write fence.
+      const error = yield* Effect.flip(cache.delete(["a"] as unknown as string))
+      expect(error).toBeInstanceOf(PermanentError)
+      expect(error.reason).toBe("invalid_argument")
+      expect(error.message).toBe("delete: the key must be a string, got object")
     })))
 })
 
