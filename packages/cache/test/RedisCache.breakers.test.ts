@@ -166,7 +166,7 @@ describe("A bulkhead in front of Redis (bulkhead: { maxConcurrent, maxQueue })",
       )
     }).pipe(Effect.scoped))
 
-  it.live("the strict cache: a call beyond the bulkhead fails at once with BulkheadRejectedError", () =>
+  it.live.each([false, true])("the strict cache (coalesce: %s): a call beyond the bulkhead fails at once with BulkheadRejectedError", (coalesce) =>
     Effect.gen(function*() {
       const { proxy } = yield* slowRedis
       yield* Effect.gen(function*() {
@@ -184,7 +184,8 @@ describe("A bulkhead in front of Redis (bulkhead: { maxConcurrent, maxQueue })",
         }
       }).pipe(
         Effect.provide(
-          RedisCache.layer({ coalesce: false, bulkhead: { maxConcurrent: 2 } }).pipe(
+          // Coalesced too: the fast path of coalesced calls must not go around the bulkhead.
+          RedisCache.layer({ coalesce, bulkhead: { maxConcurrent: 2 } }).pipe(
             Layer.provide(RedisConnection.layer({ url: proxy.url(), commandTimeout: "2 seconds" }))
           )
         )
@@ -218,6 +219,8 @@ describe("A timed breaker rule is given each call's duration", () => {
       const redis = yield* ScriptedConnection.ScriptedConnection
       const cache = yield* RedisCache.RedisCache
       yield* redis.put("k", "v")
+      // Not at the clock's zero: a duration must be the call's end minus its start, not its end plus it.
+      yield* TestClock.adjust("1 second")
       yield* redis.push(
         "get",
         ScriptedConnection.slow("120 millis"),
