@@ -6,11 +6,14 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ScriptedConnection } from "@steadfast/redis"
-import { Retry } from "@steadfast/resilience"
+import { CircuitBreaker, Retry } from "@steadfast/resilience"
+import { LogCapture } from "@steadfast/testing"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as SubscriptionRef from "effect/SubscriptionRef"
+import * as TestClock from "effect/TestClock"
 import * as RedisCache from "../src/RedisCache.js"
 
 const shardOf = (key: string) => (key.includes(":") ? key.slice(0, key.indexOf(":")) : undefined)
@@ -55,6 +58,9 @@ describe("RedisCache over a sharded connection: a breaker per shard", () => {
       expect(stats.circuitState).toBe("OPEN")
       expect(stats.config["breakers"]).toBe("per-shard one")
       expect(stats.shards).toEqual({ a: { reads: "OPEN", writes: "OPEN", opens: 1 }, b: { reads: "CLOSED", writes: "CLOSED", opens: 0 } })
+      // The totals count the shards' breakers: one opening, two failures in a row (shard a's).
+      expect(stats.circuitOpens).toBe(1)
+      expect(stats.failureCount).toBe(2)
     }).pipe(Effect.provide(cacheOver())))
 
   it.effect("with reads and writes split, each shard has a pair: shard a's failing writes leave its reads closed", () =>
@@ -108,6 +114,46 @@ describe("RedisCache over a sharded connection: a breaker per shard", () => {
       expect(cache.shardBreakers().size).toBe(0)
       expect((yield* cache.stats).config["breakers"]).toBe("one")
     }).pipe(Effect.provide(cacheOver({ shardBreakers: false }))))
+
+  it.effect("a shard's breaker logs its transitions under the shard's name", () => {
+    const logs = LogCapture.make()
+    return Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      yield* redis.setScript(shardADown)
+      for (let i = 0; i < 2; i++) yield* Effect.flip(cache.get("a:1"))
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      const opened = logs.lines.filter((l) => l.annotations["circuit_breaker_state"] === "OPEN")
+      expect(opened.map((l) => [l.level, l.annotations["circuit_breaker"]])).toEqual([["WARN", "a"]])
+    }).pipe(Effect.provide(cacheOver()), Effect.provide(logs.layer))
+  })
+
+  it.effect("a shared circuitBreaker replaces per-shard breakers: every shard goes through it", () =>
+    Effect.gen(function*() {
+      const shared = yield* CircuitBreaker.make({ failureThreshold: 2, halfOpenAfter: "1 minute" })
+      yield* Effect.gen(function*() {
+        const redis = yield* ScriptedConnection.ScriptedConnection
+        const cache = yield* RedisCache.RedisCache
+        yield* redis.setScript(shardADown)
+        for (let i = 0; i < 2; i++) yield* Effect.flip(cache.get("a:1"))
+        expect(shared.unsafeState()).toBe("OPEN")
+        expect((yield* Effect.flip(cache.get("b:1")))._tag).toBe("CircuitOpenError")
+        expect(cache.shardBreakers().size).toBe(0)
+        expect((yield* cache.stats).config["breakers"]).toBe("shared")
+      }).pipe(Effect.provide(cacheOver({ circuitBreaker: shared, breakers: { reads: {}, writes: {} } })))
+    }))
+
+  it.effect("a read across two slow shards waits for the slower one, not for both in turn", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      yield* redis.push("mget", ScriptedConnection.slow("100 millis"), ScriptedConnection.slow("100 millis"))
+      const fiber = yield* Effect.fork(cache.getMany(["a:1", "b:1"]))
+      yield* TestClock.adjust("100 millis")
+      // Done at 100 ms: the two shards' MGETs ran at once (one after the other, it would still wait).
+      const done = yield* Fiber.poll(fiber)
+      expect(Option.map(done, (exit) => exit._tag === "Success" ? exit.value : "failed")).toEqual(Option.some([Option.none(), Option.none()]))
+    }).pipe(Effect.provide(cacheOver())))
 
   it.effect("runtime tuning reaches the shards' breakers made so far", () =>
     Effect.gen(function*() {
