@@ -4,8 +4,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ScriptedConnection } from "@steadfast/redis"
-import { Retry } from "@steadfast/resilience"
+import { CircuitBreaker, Retry } from "@steadfast/resilience"
 import { LogCapture } from "@steadfast/testing"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -95,6 +96,78 @@ describe("RedisCache runtime tuning", () => {
         expect((yield* gets)).toHaveLength(3)
         expect(cache.breaker.unsafeState()).toBe("OPEN")
       })))
+
+  it.scoped("every problem of a tuning is named, one after the other; a logInterval that is not a duration is one", () =>
+    withTuning({}, (tuning, logs) =>
+      Effect.gen(function*() {
+        yield* settle
+        yield* SubscriptionRef.set(tuning, {
+          breaker: { failureThreshold: 0 },
+          logInterval: "soon" as unknown as Duration.DurationInput
+        })
+        yield* settle
+        expect(rejected(logs)).toHaveLength(1)
+        const problems = String(rejected(logs)[0]!.annotations["problems"])
+        expect(problems).toMatch(/failureThreshold must be an integer >= 1, got 0.*; logInterval is not a valid duration: soon$/)
+      })))
+
+  it.scoped("with reads and writes split, each breaker takes its own new options", () =>
+    Effect.gen(function*() {
+      const tuning = yield* SubscriptionRef.make<RedisCache.Tuning>({})
+      yield* Effect.gen(function*() {
+        const redis = yield* ScriptedConnection.ScriptedConnection
+        const cache = yield* RedisCache.RedisCache
+        yield* settle
+        // Writes now open at the first failure; reads keep their 3.
+        yield* SubscriptionRef.set(tuning, { breakers: { writes: { failureThreshold: 1 } } })
+        yield* settle
+        yield* redis.setDefault("set", ScriptedConnection.rejected("loading"))
+        yield* redis.setDefault("get", ScriptedConnection.rejected("loading"))
+        yield* Effect.either(cache.set("k", "v"))
+        expect(cache.breakers.writes.unsafeState()).toBe("OPEN")
+        for (let i = 0; i < 2; i++) yield* Effect.either(cache.get("k"))
+        expect(cache.breakers.reads.unsafeState()).toBe("CLOSED")
+        yield* Effect.either(cache.get("k"))
+        expect(cache.breakers.reads.unsafeState()).toBe("OPEN")
+        // Then reads: 1 as well (a new tuning without `breakers.writes` keeps the start-up writes options: 3).
+        yield* SubscriptionRef.set(tuning, { breakers: { reads: { failureThreshold: 1 } } })
+        yield* settle
+        expect(cache.breakers.reads.unsafeSnapshot().rule).toBe("consecutive(1)")
+        expect(cache.breakers.writes.unsafeSnapshot().rule).toBe("consecutive(3)")
+      }).pipe(
+        Effect.provide(
+          RedisCache.layer({
+            tuning,
+            retry: { get: Retry.none },
+            breaker: { failureThreshold: 3, halfOpenAfter: "1 second" },
+            breakers: { reads: {}, writes: {} }
+          }).pipe(Layer.provideMerge(ScriptedConnection.layer({ commandTimeout: "500 millis" })))
+        )
+      )
+    }))
+
+  it.scoped("a shared circuitBreaker is not the cache's to retune: tuning leaves it as it was", () =>
+    Effect.gen(function*() {
+      const tuning = yield* SubscriptionRef.make<RedisCache.Tuning>({})
+      const shared = yield* CircuitBreaker.make({ failureThreshold: 2, halfOpenAfter: "1 second" })
+      const logs = LogCapture.make()
+      yield* Effect.gen(function*() {
+        yield* settle
+        yield* SubscriptionRef.set(tuning, { breaker: { failureThreshold: 9 } })
+        yield* settle
+        expect(shared.unsafeSnapshot().rule).toBe("consecutive(2)")
+        const applied = logs.lines.filter((l) => l.message === "cache tuning applied")
+        // The start-up tuning, then the change: neither touched the shared breaker.
+        expect(applied.map((l) => l.annotations["tuned_breakers"])).toEqual([false, false])
+      }).pipe(
+        Effect.provide(
+          RedisCache.layer({ tuning, circuitBreaker: shared }).pipe(
+            Layer.provideMerge(ScriptedConnection.layer({ commandTimeout: "500 millis" }))
+          )
+        ),
+        Effect.provide(logs.layer)
+      )
+    }))
 
   it.scoped("no call dropped or doubled while the settings change under 64 concurrent callers", () =>
     withTuning({}, (tuning) =>
