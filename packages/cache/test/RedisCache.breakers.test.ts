@@ -128,7 +128,7 @@ describe("A bulkhead in front of Redis (bulkhead: { maxConcurrent, maxQueue })",
     return { server, proxy }
   })
 
-  it.live("a slow Redis: at most maxConcurrent + maxQueue calls wait for it, the others are answered from memory at once", () =>
+  it.live.each([false, true])("a slow Redis (coalesce: %s): at most maxConcurrent + maxQueue calls wait for it, the others are answered from memory at once", (coalesce) =>
     Effect.gen(function*() {
       const { proxy } = yield* slowRedis
       yield* Effect.gen(function*() {
@@ -154,11 +154,19 @@ describe("A bulkhead in front of Redis (bulkhead: { maxConcurrent, maxQueue })",
         expect(stats.failureCount).toBe(0)
         expect(stats.config["bulkheadMaxConcurrent"]).toBe(4)
         expect(stats.config["bulkheadMaxQueue"]).toBe(2)
+        // Writes too (with coalescing on, the fast path of coalesced calls must not go around the bulkhead).
+        const writes = yield* Effect.forEach(
+          Array.from({ length: 40 }),
+          () => Effect.map(Effect.timed(cache.set("k", "w")), ([d]) => Duration.toMillis(d)),
+          { concurrency: "unbounded" }
+        )
+        expect(writes.filter((ms) => ms >= 250).length).toBeLessThanOrEqual(6)
+        expect(writes.filter((ms) => ms < 100).length).toBeGreaterThanOrEqual(34)
       }).pipe(
         Effect.provide(
           ResilientCache.layer({
             keyPrefix: "bh:",
-            coalesce: false,
+            coalesce,
             bulkhead: { maxConcurrent: 4, maxQueue: 2 },
             breaker: { failureThreshold: 3 }
           }).pipe(Layer.provide(RedisConnection.layer({ url: proxy.url(), commandTimeout: "2 seconds" })))
@@ -182,6 +190,13 @@ describe("A bulkhead in front of Redis (bulkhead: { maxConcurrent, maxQueue })",
         for (const r of rejected) {
           if (r._tag === "Left") expect(r.left).toMatchObject({ _tag: "BulkheadRejectedError", reason: "queue_full", maxConcurrent: 2 })
         }
+        // Writes too.
+        const writes = yield* Effect.forEach(Array.from({ length: 5 }), () => Effect.either(cache.set("k", "w")), {
+          concurrency: "unbounded"
+        })
+        expect(writes.filter((r) => r._tag === "Left").map((r) => r._tag === "Left" && r.left._tag)).toEqual(
+          Array.from({ length: 3 }, () => "BulkheadRejectedError")
+        )
       }).pipe(
         Effect.provide(
           // Coalesced too: the fast path of coalesced calls must not go around the bulkhead.
