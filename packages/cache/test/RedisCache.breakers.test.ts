@@ -188,7 +188,7 @@ describe("A bulkhead in front of Redis (bulkhead: { maxConcurrent, maxQueue })",
         expect(results.filter((r) => r._tag === "Right")).toHaveLength(2)
         expect(rejected).toHaveLength(3)
         for (const r of rejected) {
-          if (r._tag === "Left") expect(r.left).toMatchObject({ _tag: "BulkheadRejectedError", reason: "queue_full", maxConcurrent: 2 })
+          if (r._tag === "Left") expect(r.left).toMatchObject({ _tag: "BulkheadRejectedError", bulkhead: "redis", reason: "queue_full", maxConcurrent: 2 })
         }
         // Writes too.
         const writes = yield* Effect.forEach(Array.from({ length: 5 }), () => Effect.either(cache.set("k", "w")), {

@@ -79,6 +79,19 @@ describe("RedisCache over a sharded connection: a breaker per shard", () => {
       expect(stats.shards).toEqual({ a: { reads: "CLOSED", writes: "OPEN", opens: 1 } })
     }).pipe(Effect.provide(cacheOver({ breakers: { reads: {}, writes: {} } }))))
 
+  it.effect("runtime tuning reaches both breakers of each shard's pair", () =>
+    Effect.gen(function*() {
+      const tuning = yield* SubscriptionRef.make<RedisCache.Tuning>({})
+      yield* Effect.gen(function*() {
+        const cache = yield* RedisCache.RedisCache
+        expect(yield* cache.get("a:1")).toEqual(Option.none())
+        yield* SubscriptionRef.set(tuning, { breakers: { reads: { failureThreshold: 4 }, writes: { failureThreshold: 6 } } })
+        for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+        const pair = cache.shardBreakers().get("a")!
+        expect([pair.reads.unsafeSnapshot().rule, pair.writes.unsafeSnapshot().rule]).toEqual(["consecutive(4)", "consecutive(6)"])
+      }).pipe(Effect.provide(cacheOver({ tuning, breakers: { reads: {}, writes: {} } })))
+    }))
+
   it.effect("getMany, setMany and deleteMany send one command per shard and answer in the caller's order", () =>
     Effect.gen(function*() {
       const redis = yield* ScriptedConnection.ScriptedConnection

@@ -161,6 +161,19 @@ describe("RedisCache (survivors)", () => {
       expect(yield* cache.stats).toMatchObject({ hits: 2, misses: 3 })
     }).pipe(Effect.provide(scripted())))
 
+  it.effect("empty getMany / setMany / deleteMany answer at once, without Redis or the breaker (even while it is open)", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* RedisCache.RedisCache
+      yield* redis.setDefault("get", ScriptedConnection.rejected("loading"))
+      while (cache.breaker.unsafeState() !== "OPEN") yield* Effect.either(cache.get("k"))
+      const before = (yield* redis.log).length
+      expect(yield* cache.getMany([])).toEqual([])
+      yield* cache.setMany([])
+      expect(yield* cache.unchecked.deleteMany([])).toBe(0)
+      expect((yield* redis.log).length).toBe(before)
+    }).pipe(Effect.provide(scripted())))
+
   it.effect("scan and deleteMany stay in the prefix's namespace, glob characters in the prefix included", () =>
     Effect.gen(function*() {
       const redis = yield* ScriptedConnection.ScriptedConnection

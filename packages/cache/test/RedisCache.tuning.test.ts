@@ -134,6 +134,11 @@ describe("RedisCache runtime tuning", () => {
         yield* settle
         expect(cache.breakers.reads.unsafeSnapshot().rule).toBe("consecutive(1)")
         expect(cache.breakers.writes.unsafeSnapshot().rule).toBe("consecutive(3)")
+        // Each new breaker's options are validated: an invalid writes threshold rejects the whole tuning.
+        yield* SubscriptionRef.set(tuning, { breakers: { reads: { failureThreshold: 2 }, writes: { failureThreshold: 0 } } })
+        yield* settle
+        expect(cache.breakers.reads.unsafeSnapshot().rule).toBe("consecutive(1)")
+        expect(cache.breakers.writes.unsafeSnapshot().rule).toBe("consecutive(3)")
       }).pipe(
         Effect.provide(
           RedisCache.layer({
@@ -159,6 +164,11 @@ describe("RedisCache runtime tuning", () => {
         const applied = logs.lines.filter((l) => l.message === "cache tuning applied")
         // The start-up tuning, then the change: neither touched the shared breaker.
         expect(applied.map((l) => l.annotations["tuned_breakers"])).toEqual([false, false])
+        // Breaker options it would not use are not its to judge either: an invalid one does not reject the rest.
+        yield* SubscriptionRef.set(tuning, { breaker: { failureThreshold: 0 }, logInterval: "5 seconds" })
+        yield* settle
+        expect(rejected(logs)).toHaveLength(0)
+        expect(logs.lines.filter((l) => l.message === "cache tuning applied")).toHaveLength(3)
       }).pipe(
         Effect.provide(
           RedisCache.layer({ tuning, circuitBreaker: shared }).pipe(
