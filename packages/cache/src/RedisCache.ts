@@ -692,9 +692,15 @@ export const make = (
       coalesce,
       breakers: (perShard ? "per-shard " : "") + (split ? "reads-writes" : options.circuitBreaker === undefined ? "one" : "shared"),
       breakerRule: breaker.unsafeSnapshot().rule,
-      ...(readOptions.failureThreshold === undefined ? {} : { breakerFailureThreshold: readOptions.failureThreshold }),
-      breakerHalfOpenAfterMs: Duration.toMillis(Duration.decode(readOptions.halfOpenAfter!)),
-      breakerCountOverlappingOnce: readOptions.countOverlappingOnce!,
+      // A shared breaker was made with options this cache does not know: only its rule is reported (the cache's own
+      // breaker options, unused then, would describe a breaker that does not exist).
+      ...(options.circuitBreaker !== undefined
+        ? {}
+        : {
+          ...(readOptions.failureThreshold === undefined ? {} : { breakerFailureThreshold: readOptions.failureThreshold }),
+          breakerHalfOpenAfterMs: Duration.toMillis(Duration.decode(readOptions.halfOpenAfter!)),
+          breakerCountOverlappingOnce: readOptions.countOverlappingOnce!
+        }),
       ...(split
         ? {
           writeBreakerRule: writeBreaker.unsafeSnapshot().rule,

@@ -109,10 +109,15 @@ describe("RedisCache (survivors)", () => {
       breakers: { writes: { failureThreshold: 2, halfOpenAfter: "2 seconds" } }
     }))))
 
-  it.effect("stats: a shared breaker is reported as shared", () =>
+  it.effect("stats: a shared breaker is reported as shared, with its own rule and none of the cache's unused options", () =>
     Effect.gen(function*() {
       const cache = yield* RedisCache.RedisCache
-      expect((yield* cache.stats).config["breakers"]).toBe("shared")
+      const config = (yield* cache.stats).config
+      expect(config["breakers"]).toBe("shared")
+      expect(config["breakerRule"]).toBe("consecutive(2)")
+      for (const unused of ["breakerFailureThreshold", "breakerHalfOpenAfterMs", "breakerCountOverlappingOnce"]) {
+        expect(config).not.toHaveProperty(unused)
+      }
     }).pipe(Effect.provide(Layer.unwrapEffect(Effect.map(
       CircuitBreaker.make({ failureThreshold: 2, halfOpenAfter: "1 second" }),
       (circuitBreaker) => scripted({ circuitBreaker })
