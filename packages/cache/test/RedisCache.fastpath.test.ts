@@ -5,6 +5,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { RedisConfig, RedisConnection } from "@steadfast/redis"
+import { Retry } from "@steadfast/resilience"
+import { ChaosProxy, RedisServer } from "@steadfast/testing"
 import * as Either from "effect/Either"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -60,4 +62,28 @@ describe("RedisCache over the real connection: the coalesced fast path", () => {
       }).pipe(Effect.provide(layer))
       expect(counted).toEqual({ reads: 2, writes: 1 })
     }))
+
+  it.live("a coalesced read made while its socket reconnects waits for the reconnect instead of failing", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const proxy = yield* ChaosProxy.make({ upstream: { host: server.host, port: server.port } })
+      yield* Effect.gen(function*() {
+        const cache = yield* RedisCache.RedisCache
+        const connection = yield* RedisConnection.RedisConnection
+        yield* cache.set("k", "v")
+        // Replies 100 ms late: after the reset, the new socket's handshake keeps it "connecting" for that long.
+        yield* proxy.setFault(ChaosProxy.Latency({ upstream: 0, downstream: "100 millis" }))
+        yield* proxy.resetConnections
+        const deadline = Date.now() + 2000
+        while (connection.availability() !== "reconnecting" && Date.now() < deadline) yield* Effect.sleep("2 millis")
+        expect(connection.availability()).toBe("reconnecting")
+        // No retries: the call itself must wait for the socket (the fast path would send it on the unready socket).
+        expect(yield* cache.get("k")).toEqual(Option.some("v"))
+        expect((yield* cache.stats).errors).toEqual({})
+      }).pipe(Effect.provide(
+        RedisCache.layer({ retry: { get: Retry.none } }).pipe(
+          Layer.provideMerge(RedisConnection.layer({ url: proxy.url(), commandTimeout: "2 seconds" }))
+        )
+      ))
+    }).pipe(Effect.scoped))
 })
