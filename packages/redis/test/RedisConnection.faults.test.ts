@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ChaosProxy, RedisServer } from "@steadfast/testing"
+import { ChaosProxy, LogCapture, RedisServer } from "@steadfast/testing"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
@@ -48,8 +48,9 @@ describe("RedisConnection under faults", () => {
         }))
     }).pipe(Effect.scoped))
 
-  it.live("a stalled socket: the call fails at the deadline, the socket is replaced, service resumes", () =>
-    Effect.gen(function*() {
+  it.live("a stalled socket: the call fails at the deadline, the socket is replaced, service resumes", () => {
+    const logs = LogCapture.make()
+    return Effect.gen(function*() {
       const proxy = yield* proxied
       yield* use({ url: proxy.url(), commandTimeout: "300 millis" }, (redis) =>
         Effect.gen(function*() {
@@ -66,10 +67,17 @@ describe("RedisConnection under faults", () => {
           yield* Effect.sleep("200 millis")
           yield* proxy.setFault(ChaosProxy.PassThrough())
           expect(yield* eventually(Effect.map(redis.get("k"), (v) => v === "v"), 5000)).toBe(true)
-          // The silence watch destroyed the stalled socket: the proxy saw a second connection.
+          // The silence watch destroyed the stalled socket: the proxy saw a second connection, and the connection
+          // logged why (ioredis' own socket-timeout error, classified as such).
           expect((yield* proxy.stats).accepted).toBeGreaterThanOrEqual(2)
+          const dropped = logs.lines.filter((l) => l.message === "redis connection error")
+          expect(dropped.map((l) => l.annotations["error_type"])).toContain("socket_timeout")
+          expect(dropped.map((l) => String(l.annotations["error_message"]))).toContain(
+            "Socket timeout. Expecting data, but didn't receive any in 375ms."
+          )
         }))
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped, Effect.provide(logs.layer))
+  })
 
   // The silence watch (internal/silence.ts) replaces ioredis' socketTimeout for standalone and Sentinel sockets.
   it.live("silence: an idle socket is not replaced, however long nothing arrives (only one with replies outstanding)", () =>
