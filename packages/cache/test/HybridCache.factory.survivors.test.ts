@@ -64,7 +64,7 @@ describe("factory control under TestClock (survivors)", () => {
     Effect.gen(function*() {
       const { b, log } = backend({ lookup: { _tag: "Stale", value: "old" } })
       const control = Factory.make(b, yield* Effect.scope)
-      const options = { softTimeout: "500 millis", hardTimeout: "200 millis" }
+      const options = { softTimeout: "500 millis", hardTimeout: "200 millis" } as const
       const caller = yield* Effect.fork(
         control.getOrSet("k", Effect.as(Effect.sleep("1 second"), "new"), options, Factory.resolve(options))
       )
