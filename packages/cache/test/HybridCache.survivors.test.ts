@@ -613,3 +613,26 @@ describe("HybridCache fail-safe throttle to the millisecond (TestClock, the shar
       yield* breaker.reset
     }))
 })
+
+describe("HybridCache's canary on a healthy Redis (the shared one)", () => {
+  it.live("every interval a canary round runs and its invalidation arrives: rounds count up, none fails, L1 keeps answering", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const keyPrefix = unique("canary-rounds")
+      yield* cleanup(keyPrefix)
+      const { cache } = yield* hybrid(REDIS_URL, { keyPrefix, tracking: { canary: { interval: "100 millis", timeout: "400 millis" } } })
+      expect(yield* trusted(cache)).toBe(true)
+      const redis = yield* admin
+      yield* Effect.promise(() => redis.set(`${keyPrefix}k`, "v"))
+      expect(yield* warm(cache, "k")).toBe(true)
+      const before = yield* hybridStats(cache)
+      yield* Effect.sleep("1200 millis")
+      const after = yield* hybridStats(cache)
+      // About twelve rounds in 1.2 s (at least five, on a loaded machine), each renewing the lease.
+      expect(after.canaryRounds - before.canaryRounds).toBeGreaterThanOrEqual(5)
+      expect(after.canaryFailures).toBe(0)
+      expect(after.trusted).toBe(true)
+      const hits = after.l1.hits
+      expect(yield* cache.get("k")).toEqual(Option.some("v"))
+      expect((yield* hybridStats(cache)).l1.hits).toBe(hits + 1)
+    })))
+})
