@@ -17,6 +17,7 @@ import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
 import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as RedisCache from "../src/RedisCache.js"
+import { settle } from "./utils.js"
 
 const scripted = (options: RedisCache.Options = {}) =>
   RedisCache.layer({
@@ -26,9 +27,6 @@ const scripted = (options: RedisCache.Options = {}) =>
     ...options
   }).pipe(Layer.provideMerge(ScriptedConnection.layer({ commandTimeout: "500 millis" })))
 
-const settle = Effect.gen(function*() {
-  for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
-})
 
 describe("RedisCache (survivors)", () => {
   it.effect("health: healthy with the PING's latency while Redis answers, degraded with its reason when it does not", () =>

@@ -15,10 +15,8 @@ import * as Schedule from "effect/Schedule"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as TestClock from "effect/TestClock"
 import * as RedisCache from "../src/RedisCache.js"
+import { settle } from "./utils.js"
 
-const settle = Effect.gen(function*() {
-  for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
-})
 
 const gets = Effect.map(
   Effect.flatMap(ScriptedConnection.ScriptedConnection, (s) => s.log),

@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ScriptedConnection } from "@steadfast/redis"
-import { Retry } from "@steadfast/resilience"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -18,22 +17,9 @@ import * as TestClock from "effect/TestClock"
 import { Cache } from "../src/Cache.js"
 import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as MemoryCache from "../src/MemoryCache.js"
-import * as ResilientCache from "../src/ResilientCache.js"
+import { scriptedResilient as scripted, settle } from "./utils.js"
 
-const scripted = (options: ResilientCache.Options = {}) =>
-  ResilientCache.layer({
-    keyPrefix: "t:",
-    // Reads fail at once (no backoff to sleep through on the test clock) unless a test says otherwise.
-    retry: { get: Retry.none, getMany: Retry.none },
-    breaker: { failureThreshold: 3, halfOpenAfter: "1 second" },
-    reconcile: { retryEvery: "100 millis" },
-    ...options
-  }).pipe(Layer.provideMerge(ScriptedConnection.layer({ commandTimeout: "500 millis" })))
 
-/** Lets the forked fibers (the reconciler) run: a few scheduler turns on the test clock. */
-const settle = Effect.gen(function*() {
-  for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
-})
 
 const commands = (name: ScriptedConnection.Command) =>
   Effect.map(Effect.flatMap(ScriptedConnection.ScriptedConnection, (s) => s.log), (log) => log.filter((e) => e.command === name))

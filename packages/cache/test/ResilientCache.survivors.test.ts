@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ScriptedConnection } from "@steadfast/redis"
-import { Retry } from "@steadfast/resilience"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -17,20 +16,9 @@ import * as TestClock from "effect/TestClock"
 import { Cache } from "../src/Cache.js"
 import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as ResilientCache from "../src/ResilientCache.js"
+import { scriptedResilient as scripted, settle } from "./utils.js"
 
-const scripted = (options: ResilientCache.Options = {}) =>
-  ResilientCache.layer({
-    keyPrefix: "t:",
-    retry: { get: Retry.none, getMany: Retry.none },
-    breaker: { failureThreshold: 3, halfOpenAfter: "1 second" },
-    reconcile: { retryEvery: "100 millis" },
-    ...options
-  }).pipe(Layer.provideMerge(ScriptedConnection.layer({ commandTimeout: "500 millis" })))
 
-/** Lets the forked fibers (the reconciler) run: a few scheduler turns on the test clock. */
-const settle = Effect.gen(function*() {
-  for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
-})
 
 describe("ResilientCache (survivors)", () => {
   it.effect("stats: hits and misses are those answered by Redis plus those answered by the fallback", () =>

@@ -10,25 +10,16 @@ import { ScriptedConnection } from "@steadfast/redis"
 import { Retry } from "@steadfast/resilience"
 import { SpanCapture } from "@steadfast/testing"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import { Cache } from "../src/Cache.js"
 import * as ResilientCache from "../src/ResilientCache.js"
+import { scriptedResilient, settle } from "./utils.js"
 
+/** No retries at all: each scripted failure is one fallback. */
 const scripted = (options: ResilientCache.Options = {}) =>
-  ResilientCache.layer({
-    keyPrefix: "t:",
-    retry: { get: Retry.none, getMany: Retry.none, set: Retry.none, delete: Retry.none },
-    breaker: { failureThreshold: 3, halfOpenAfter: "1 second" },
-    reconcile: { retryEvery: "100 millis" },
-    ...options
-  }).pipe(Layer.provideMerge(ScriptedConnection.layer({ commandTimeout: "500 millis" })))
+  scriptedResilient({ retry: { get: Retry.none, getMany: Retry.none, set: Retry.none, delete: Retry.none }, ...options })
 
-/** Lets the forked fibers (the reconciler) run: a few scheduler turns on the test clock. */
-const settle = Effect.gen(function*() {
-  for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
-})
 
 /** Runs `program` with the cache layer built under the capture's tracer (the reconciler's spans use it too). */
 const traced = <A, E>(
