@@ -4,8 +4,8 @@
  *
  * Why not that option: ioredis arms a timer and a one-off `data` listener whenever it writes a command and none is
  * armed, so a single caller pays for both on every command: measured at 1.0-3.7 µs of CPU per GET on a local server
- * (`node benchmarks/experiments/socketwatch.mjs`): 3 % of the call's CPU on a quiet machine, where a call is mostly the
- * wake-up from idle and its throughput did not change, 12-30 % on a busy one. Here one timer per connection looks at every
+ * (`node benchmarks/experiments/socketwatch.mjs`): 3 % of the call's CPU on a quiet machine, where a call is mostly
+ * waiting and its throughput did not change, 12-30 % on a busy one. Here one timer per connection looks at every
  * socket once a tick (a twentieth of the limit, 5-100 ms): a socket with replies outstanding whose count of received
  * bytes has not moved since the first tick that saw it waiting is destroyed once `limit` has passed since that tick.
  * So it is replaced between `limit` and `limit` + 2 ticks after it went silent, where ioredis' timer fired at `limit`.
