@@ -112,7 +112,8 @@ interface Socket {
   generation: number
 }
 
-const subscriberRetry = (attempt: number) => (attempt <= 1 ? 0 : Math.min(50 * 2 ** Math.min(attempt - 2, 10), 500))
+/** The subscriber's reconnect delay (ioredis' `retryStrategy`, attempts from 1): at once, then 50 ms doubling to 500 ms. */
+export const subscriberRetry = (attempt: number) => (attempt <= 1 ? 0 : Math.min(50 * 2 ** Math.min(attempt - 2, 10), 500))
 
 export const make = (options: TrackingOptions): Effect.Effect<Tracking, never, Scope.Scope> =>
   Effect.gen(function*() {
