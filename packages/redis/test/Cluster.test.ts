@@ -244,6 +244,28 @@ describe("Cluster: following the slot map", () => {
     expect(mapDiffers(partly, ranges)).toBe(true)
     expect(mapDiffers(new Array(16384).fill(undefined), ranges)).toBe(true)
   })
+
+  it("edges of both: a one-slot range, negative or malformed entries; a replica replaced, removed or one of several changed", () => {
+    // A range of one slot is a range; a negative start, a node that is not a [host, port] pair or has no string host
+    // are not.
+    expect(slotRanges([[5, 5, ["h", 1]]])).toEqual([{ start: 5, end: 5, nodes: ["h:1"] }])
+    expect(slotRanges([[-1, 5, ["h", 1]], [0, 1, "h"], [0, 1, [5, 1]]])).toEqual([])
+    const map = (nodes: ReadonlyArray<string>) => {
+      const slots: Array<ReadonlyArray<string> | undefined> = new Array(16384).fill(undefined)
+      for (let s = 0; s < 16384; s++) slots[s] = nodes
+      return slots
+    }
+    const range = (...nodes: ReadonlyArray<string>) => [{ start: 0, end: 16383, nodes }]
+    // One node each: another primary.
+    expect(mapDiffers(map(["a:1"]), range("b:1"))).toBe(true)
+    expect(mapDiffers(map(["a:1"]), range("a:1"))).toBe(false)
+    // Two: the replica replaced, or removed.
+    expect(mapDiffers(map(["a:1", "b:1"]), range("a:1", "c:1"))).toBe(true)
+    expect(mapDiffers(map(["a:1", "b:1"]), range("a:1"))).toBe(true)
+    // Three: one replica of two changed.
+    expect(mapDiffers(map(["a:1", "b:1", "c:1"]), range("a:1", "b:1", "d:1"))).toBe(true)
+    expect(mapDiffers(map(["a:1", "b:1", "c:1"]), range("a:1", "c:1", "b:1"))).toBe(false)
+  })
 })
 
 describe("Cluster: against a real cluster", () => {
