@@ -12,6 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Classification from "../src/Classification.js"
@@ -309,6 +310,29 @@ describe("Cluster: against a real cluster", () => {
       expect([...seen].sort()).toEqual([...ks].sort())
       expect(yield* redis.del([...ks, "single", "missing"])).toBe(201)
       expect(yield* redis.mget(ks.slice(0, 5))).toEqual([null, null, null, null, null])
+    }), { timeout: 60_000 })
+
+  it.scopedLive("two clients per pool: calls alternate between them; the pool-size gauge counts both clients' ready primaries", () =>
+    Effect.gen(function*() {
+      const cluster = yield* RedisCluster.make()
+      const redis = yield* connect(cluster, { maxConnections: 2 })
+      // Every primary gets commands through both clients (a client connects a node at its first command to it).
+      const ks = keys(60, "pool")
+      for (const k of ks) yield* redis.get(k)
+      let size = 0
+      for (let i = 0; i < 50 && size !== 6; i++) {
+        size = (yield* Metric.value(RedisConnection.poolSizeGauge)).value
+        if (size !== 6) yield* Effect.sleep("20 millis")
+      }
+      expect(size).toBe(6)
+      // Two GETs of one key: one through each client, so the key's primary saw GET as the last command of two sockets.
+      const key = "alternate"
+      const primary = yield* cluster.primaryFor(key)
+      const server = cluster.servers.find((s) => s.port === primary.port)!
+      yield* redis.get(key)
+      yield* redis.get(key)
+      const list = String(yield* server.command("CLIENT", "LIST"))
+      expect(list.split("\n").filter((line) => line.includes(" cmd=get ")).length).toBe(2)
     }), { timeout: 60_000 })
 
   it.scopedLive("a graceful failover is followed within a bound: calls keep succeeding, the shard keeps its name", () =>

@@ -327,7 +327,13 @@ export const make = (
             }
             publishPoolSize()
           })
-          cluster.on("+node", publishPoolSize)
+          // A node's socket connects at its first command, after `+node`: the gauge follows each node's own
+          // `ready` and `close` too, or it would keep the count of the last cluster-level event (the seed only).
+          cluster.on("+node", (node: Redis) => {
+            node.on("ready", publishPoolSize)
+            node.on("close", publishPoolSize)
+            publishPoolSize()
+          })
           cluster.on("-node", publishPoolSize)
           cluster.on("close", publishPoolSize)
           clients[index] = cluster
