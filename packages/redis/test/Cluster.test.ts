@@ -15,6 +15,7 @@ import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Net from "node:net"
 import * as Classification from "../src/Classification.js"
 import { bySlot, mapDiffers, slotRanges } from "../src/internal/cluster.js"
 import { slot } from "../src/internal/slot.js"
@@ -333,6 +334,62 @@ describe("Cluster: against a real cluster", () => {
       yield* redis.get(key)
       const list = String(yield* server.command("CLIENT", "LIST"))
       expect(list.split("\n").filter((line) => line.includes(" cmd=get ")).length).toBe(2)
+    }), { timeout: 60_000 })
+
+  it.scopedLive("a cluster down at start-up: the connection is still made and says so; calls fail at once, transient and not sent", () =>
+    Effect.gen(function*() {
+      // A port nothing listens on.
+      const port = yield* Effect.promise(() =>
+        new Promise<number>((resolve) => {
+          const server = Net.createServer()
+          server.listen(0, "127.0.0.1", () => {
+            const { port } = server.address() as Net.AddressInfo
+            server.close(() => resolve(port))
+          })
+        })
+      )
+      const logs = LogCapture.make()
+      const redis = yield* RedisConnection.make(Either.getOrThrow(RedisConfig.fromOptions({
+        url: `redis+cluster://127.0.0.1:${port}`,
+        commandTimeout: "300 millis",
+        connectTimeout: "300 millis"
+      }))).pipe(Effect.provide(logs.layer))
+      const warning = logs.lines.find((l) => l.message === "redis cluster unavailable at start-up; the connection heals in the background")
+      expect(warning?.level).toBe("WARN")
+      expect(warning?.annotations).toMatchObject({ socket: 0 })
+      expect(typeof warning?.annotations["error_type"]).toBe("string")
+      expect(redis.availability()).not.toBe("ready")
+      const started = performance.now()
+      const exit = yield* Effect.exit(redis.get("k"))
+      expect(performance.now() - started).toBeLessThan(250)
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined).toMatchObject({
+        _tag: "TransientError",
+        outcome: "not_sent"
+      })
+    }), { timeout: 30_000 })
+
+  it.scopedLive("scan cursors: <shard>:<cursor> resumes on that shard; a malformed or out-of-range cursor is refused", () =>
+    Effect.gen(function*() {
+      const cluster = yield* RedisCluster.make()
+      const redis = yield* connect(cluster)
+      const ks = keys(30, "scan")
+      yield* redis.mset(ks.map((k) => [k, "v"] as const), Option.none())
+      // From the second shard on: only its keys and the third's, a few per page (a cursor within a shard too).
+      const seen = new Set<string>()
+      let cursor = "1:0"
+      let pages = 0
+      do {
+        const [next, found] = yield* redis.scan(cursor, "scan*", 2)
+        for (const k of found) seen.add(k)
+        cursor = next
+      } while (cursor !== "0" && ++pages < 1000)
+      expect(cursor).toBe("0")
+      expect([...seen].sort()).toEqual(ks.filter((k) => redis.shardOf!(k) !== "slots:0").sort())
+      for (const bad of ["garbage", "3:0", "-1:0", "1:x"]) {
+        const exit = yield* Effect.exit(redis.scan(bad, "*", 10))
+        expect(Exit.isFailure(exit)).toBe(true)
+        expect(String(Exit.isFailure(exit) ? exit.cause : "")).toContain("invalid cursor")
+      }
     }), { timeout: 60_000 })
 
   it.scopedLive("a graceful failover is followed within a bound: calls keep succeeding, the shard keeps its name", () =>
