@@ -9,12 +9,9 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
-import { Redis } from "ioredis"
 import * as Factory from "../src/internal/factory.js"
 import type * as HybridCache from "../src/HybridCache.js"
-import { hybrid, hybridStats } from "./hybrid.utils.js"
-
-const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
+import { cleanup, hybrid, hybridStats, REDIS_URL, unique } from "./hybrid.utils.js"
 
 /** A backend whose L1 answers `hit` (when set) and whose L2 answers `lookup`; it records what happens. */
 const backend = (state: { hit?: { value: string; age: number }; lookup: Factory.Lookup }) => {
@@ -80,14 +77,8 @@ describe("factory control under TestClock (survivors)", () => {
 describe("factory control on the shared Redis (survivors)", () => {
   it.live("the hard timeout fails with a FactoryTimeoutError (catchable by its tag, its message naming key and time); a failed factory is counted", () =>
     Effect.scoped(Effect.gen(function*() {
-      const keyPrefix = `steadfast:hybrid-factory-survivors:${process.pid}:${Math.random().toString(36).slice(2)}:`
-      yield* Effect.addFinalizer(() =>
-        Effect.promise(async () => {
-          const redis = new Redis(REDIS_URL)
-          await redis.del(`${keyPrefix}slow`)
-          await redis.quit()
-        }).pipe(Effect.ignore)
-      )
+      const keyPrefix = unique("factory")
+      yield* cleanup(keyPrefix)
       const { cache } = yield* hybrid(REDIS_URL, { keyPrefix })
       const hybridCache = cache as HybridCache.HybridCache // the layer provides the same object as both services
       const caught = yield* hybridCache.getOrSetWith("slow", Effect.as(Effect.sleep("300 millis"), "x"), { hardTimeout: "50 millis" }).pipe(

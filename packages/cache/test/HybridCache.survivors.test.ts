@@ -24,31 +24,9 @@ import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as TestServices from "effect/TestServices"
-import { Redis } from "ioredis"
 import * as HybridCache from "../src/HybridCache.js"
-import { hybrid, hybridStats, trusted, warm } from "./hybrid.utils.js"
+import { admin, cleanup, hybrid, hybridStats, REDIS_URL, trusted, unique, warm } from "./hybrid.utils.js"
 import { eventually } from "./utils.js"
-
-const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
-const unique = (name: string) => `steadfast:hybrid-survivors:${name}:${process.pid}:${Math.random().toString(36).slice(2)}:`
-
-/** A plain client; deletes every key under each prefix given to `clean` when the scope closes. */
-const admin = Effect.acquireRelease(Effect.sync(() => new Redis(REDIS_URL)), (r) => Effect.promise(() => r.quit()).pipe(Effect.ignore))
-const cleanup = (...prefixes: ReadonlyArray<string>) =>
-  Effect.addFinalizer(() =>
-    Effect.promise(async () => {
-      const redis = new Redis(REDIS_URL)
-      for (const prefix of prefixes) {
-        let cursor = "0"
-        do {
-          const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
-          cursor = next
-          if (keys.length > 0) await redis.del(...keys)
-        } while (cursor !== "0")
-      }
-      await redis.quit()
-    }).pipe(Effect.ignore)
-  )
 
 /** The hybrid cache with its `getOrSetWith` (the `hybrid` helper gives the `Cache` only). */
 const hybridWith = (options: HybridCache.Options) =>

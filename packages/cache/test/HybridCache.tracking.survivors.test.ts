@@ -15,16 +15,10 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
 import * as HybridCache from "../src/HybridCache.js"
 import { subscriberRetry } from "../src/internal/tracking.js"
-import { hybrid, hybridStats, observe, trusted, warm } from "./hybrid.utils.js"
+import { admin, cleanup, hybrid, hybridStats, observe, REDIS_URL, trusted, unique, warm } from "./hybrid.utils.js"
 import { eventually } from "./utils.js"
-
-const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
-const unique = (name: string) => `steadfast:tracking-survivors:${name}:${process.pid}:${Math.random().toString(36).slice(2)}:`
-
-const admin = Effect.acquireRelease(Effect.sync(() => new Redis(REDIS_URL)), (r) => Effect.promise(() => r.quit()).pipe(Effect.ignore))
 
 /** The invalidation subscribers connected to `server` (by their connection name). */
 const subscribers = (server: RedisServer.RedisServer) =>
@@ -77,11 +71,11 @@ describe("HybridCache tracking (survivors)", () => {
   it.live("BCAST with prefixes: a write outside them is not pushed to the subscriber", () =>
     Effect.scoped(Effect.gen(function*() {
       const keyPrefix = unique("bcast-only")
+      yield* cleanup(keyPrefix)
       // One canary round (its key, under "hot:", lives three hours): nothing else of the cache's is pushed meanwhile.
       const { cache } = yield* hybrid(REDIS_URL, { keyPrefix, tracking: { mode: "bcast", prefixes: ["hot:"], canary: { interval: "1 hour" } } })
       expect(yield* trusted(cache)).toBe(true)
       const redis = yield* admin
-      yield* Effect.addFinalizer(() => Effect.promise(() => redis.del(`${keyPrefix}cold:x`, `${keyPrefix}hot:x`)).pipe(Effect.ignore))
       const pushed = Effect.map(hybridStats(cache), (s) => s.invalidationMessages)
       const start = yield* pushed
       yield* Effect.promise(() => redis.set(`${keyPrefix}hot:x`, "1"))
@@ -94,11 +88,11 @@ describe("HybridCache tracking (survivors)", () => {
   it.live("BCAST with no key prefix and no prefixes: every key is pushed, a foreign write reaches L1", () =>
     Effect.scoped(Effect.gen(function*() {
       const base = unique("bcast-all")
+      yield* cleanup(base)
       const { cache } = yield* hybrid(REDIS_URL, { tracking: { mode: "bcast" } })
       expect(yield* trusted(cache)).toBe(true)
       const redis = yield* admin
       const key = `${base}k`
-      yield* Effect.addFinalizer(() => Effect.promise(() => redis.del(key)).pipe(Effect.ignore))
       yield* Effect.promise(() => redis.set(key, "v1"))
       expect(yield* warm(cache, key)).toBe(true)
       yield* Effect.promise(() => redis.set(key, "v2"))

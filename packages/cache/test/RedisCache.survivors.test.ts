@@ -27,7 +27,6 @@ const scripted = (options: RedisCache.Options = {}) =>
     ...options
   }).pipe(Layer.provideMerge(ScriptedConnection.layer({ commandTimeout: "500 millis" })))
 
-
 describe("RedisCache (survivors)", () => {
   it.effect("health: healthy with the PING's latency while Redis answers, degraded with its reason when it does not", () =>
     Effect.gen(function*() {

@@ -17,7 +17,6 @@ import * as TestClock from "effect/TestClock"
 import * as RedisCache from "../src/RedisCache.js"
 import { settle } from "./utils.js"
 
-
 const gets = Effect.map(
   Effect.flatMap(ScriptedConnection.ScriptedConnection, (s) => s.log),
   (log) => log.filter((e) => e.command === "get")

@@ -19,8 +19,6 @@ import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as MemoryCache from "../src/MemoryCache.js"
 import { scriptedResilient as scripted, settle } from "./utils.js"
 
-
-
 const commands = (name: ScriptedConnection.Command) =>
   Effect.map(Effect.flatMap(ScriptedConnection.ScriptedConnection, (s) => s.log), (log) => log.filter((e) => e.command === name))
 

@@ -18,8 +18,6 @@ import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as ResilientCache from "../src/ResilientCache.js"
 import { scriptedResilient as scripted, settle } from "./utils.js"
 
-
-
 describe("ResilientCache (survivors)", () => {
   it.effect("stats: hits and misses are those answered by Redis plus those answered by the fallback", () =>
     Effect.gen(function*() {

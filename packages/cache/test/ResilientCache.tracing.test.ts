@@ -20,7 +20,6 @@ import { scriptedResilient, settle } from "./utils.js"
 const scripted = (options: ResilientCache.Options = {}) =>
   scriptedResilient({ retry: { get: Retry.none, getMany: Retry.none, set: Retry.none, delete: Retry.none }, ...options })
 
-
 /** Runs `program` with the cache layer built under the capture's tracer (the reconciler's spans use it too). */
 const traced = <A, E>(
   capture: SpanCapture.SpanCapture,

@@ -4,9 +4,36 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import { Redis } from "ioredis"
 import { Cache, type HybridStats } from "../src/Cache.js"
 import * as HybridCache from "../src/HybridCache.js"
 import { eventually } from "./utils.js"
+
+/** The shared Redis the hybrid tests use when they need no server of their own. */
+export const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
+
+/** A key prefix no other test (or run) uses. */
+export const unique = (name: string) => `steadfast:hybrid-test:${name}:${process.pid}:${Math.random().toString(36).slice(2)}:`
+
+/** A plain client on the shared Redis, quit when the scope closes. */
+export const admin = Effect.acquireRelease(Effect.sync(() => new Redis(REDIS_URL)), (r) => Effect.promise(() => r.quit()).pipe(Effect.ignore))
+
+/** Deletes every key under each prefix from the shared Redis when the scope closes. */
+export const cleanup = (...prefixes: ReadonlyArray<string>) =>
+  Effect.addFinalizer(() =>
+    Effect.promise(async () => {
+      const redis = new Redis(REDIS_URL)
+      for (const prefix of prefixes) {
+        let cursor = "0"
+        do {
+          const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
+          cursor = next
+          if (keys.length > 0) await redis.del(...keys)
+        } while (cursor !== "0")
+      }
+      await redis.quit()
+    }).pipe(Effect.ignore)
+  )
 
 /** A hybrid cache (and its connection) on `url`; the scope closes them. */
 export const hybrid = (
