@@ -21,7 +21,7 @@ const runtime = makeRuntime(false)
 const sf = await buildSteadfast("sf", { url }, runtime)
 
 const cap = 2_000_000
-const make = () => ({ t0: new Float64Array(cap), t1: new Float64Array(cap), n: 0, gcs: [], bytes: 0 })
+const make = () => ({ t0: new Float64Array(cap), t1: new Float64Array(cap), n: 0, gcs: [] })
 const results = { raw: make(), steadfast: make() }
 let current
 const obs = new PerformanceObserver((list) => {
@@ -30,7 +30,6 @@ const obs = new PerformanceObserver((list) => {
   }
 })
 obs.observe({ entryTypes: ["gc"] })
-const heapUsed = () => v8.getHeapStatistics().total_allocated_bytes ?? 0
 
 const rawRound = async (r) => {
   const end = performance.now() + MS
@@ -55,12 +54,8 @@ const sfRound = (r) => {
   })))
   return sf.run(Effect.whileLoop({ while: () => performance.now() < end, body: () => call, step: () => {} }))
 }
-const allocated = () => {
-  // Bytes allocated so far: the young generation's used size plus what scavenges freed (approximated by the
-  // heap's cumulative allocation counter where Node has none).
-  const s = v8.getHeapSpaceStatistics().find((x) => x.space_name === "new_space")
-  return s
-}
+/** The young generation (its size is two semi-spaces; a scavenge runs when one fills). */
+const newSpace = () => v8.getHeapSpaceStatistics().find((x) => x.space_name === "new_space")
 // Warm both.
 current = undefined
 await rawRound(make())
@@ -79,8 +74,8 @@ const q = (arr, p) => {
   const s = Float64Array.from(arr).sort()
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]
 }
-const semi = allocated().space_size / 2
-console.log(`c=1 GET 100 B, ${ROUNDS} rounds of ${MS} ms each, in turns; young generation ${(allocated().space_size / 2 ** 20).toFixed(1)} MiB (semi-space ${(semi / 2 ** 20).toFixed(1)} MiB)`)
+const semi = newSpace().space_size / 2
+console.log(`c=1 GET 100 B, ${ROUNDS} rounds of ${MS} ms each, in turns; young generation ${(newSpace().space_size / 2 ** 20).toFixed(1)} MiB (semi-space ${(semi / 2 ** 20).toFixed(1)} MiB)`)
 for (const [name, r] of Object.entries(results)) {
   const gcs = r.gcs.sort((a, b) => a[0] - b[0])
   const all = [], clean = []
