@@ -1,7 +1,7 @@
 /**
  * The distributed lock of the hybrid cache's getOrSet (`internal/lock.ts`): what no other test pinned down (found by
- * mutation testing). Option messages; under TestClock over a small in-memory store, the extension's cadence, a release
- * that fails, `maxWait` to the millisecond; against Redis, the scripts on a server that has never seen them (EVALSHA
+ * mutation testing). Option messages; under TestClock over the in-memory lock store (`locks.utils.ts`), the
+ * extension's cadence, a release that fails, `maxWait` to the millisecond; against Redis, the scripts on a server that has never seen them (EVALSHA
  * answered NOSCRIPT) and an extension that finds the lock taken.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -15,39 +15,7 @@ import * as Factory from "../src/internal/factory.js"
 import * as Lock from "../src/internal/lock.js"
 import type * as HybridCache from "../src/HybridCache.js"
 import { hybrid, hybridStats } from "./hybrid.utils.js"
-
-/** One lock in memory, on the Clock; `failRelease`: the release command fails (Redis unreachable). */
-const store = (options: { readonly failRelease?: boolean; readonly heldBy?: string } = {}) => {
-  let lock: { token: string; expiresAt: number } | undefined = options.heldBy === undefined
-    ? undefined
-    : { token: options.heldBy, expiresAt: Number.POSITIVE_INFINITY }
-  const now = Effect.clockWith((clock) => clock.currentTimeMillis)
-  const live = (at: number) => (lock !== undefined && lock.expiresAt <= at ? (lock = undefined) : lock)
-  const locks: Lock.LockStore = {
-    acquire: (_key, token, ttl) =>
-      Effect.map(now, (at) => {
-        if (live(at) !== undefined) return false
-        lock = { token, expiresAt: at + ttl }
-        return true
-      }),
-    release: (key, token) =>
-      options.failRelease
-        ? Effect.fail(new Lock.LockUnavailableError({ key, reason: "timeout" }))
-        : Effect.map(now, (at) => {
-          if (live(at)?.token !== token) return false
-          lock = undefined
-          return true
-        }),
-    extend: (_key, token, ttl) =>
-      Effect.map(now, (at) => {
-        const held = live(at)
-        if (held?.token !== token) return false
-        held.expiresAt = at + ttl
-        return true
-      })
-  }
-  return locks
-}
+import { memoryLocks } from "./locks.utils.js"
 
 const work = (events: Array<string>, produce: Effect.Effect<string>): Lock.Work<never, never> => ({
   peek: Effect.succeed(Option.none()),
@@ -69,7 +37,7 @@ describe("lock under TestClock (survivors)", () => {
     Effect.gen(function*() {
       const events: Array<string> = []
       const lock = Lock.resolve({ ttl: "300 millis" })!
-      const fiber = yield* Effect.fork(Lock.run(store(), "k", lock, work(events, Effect.as(Effect.sleep("950 millis"), "v"))))
+      const fiber = yield* Effect.fork(Lock.run(memoryLocks().store, "k", lock, work(events, Effect.as(Effect.sleep("950 millis"), "v"))))
       yield* TestClock.adjust("950 millis")
       expect(yield* Fiber.join(fiber)).toBe("v")
       // At 100, 200, ..., 900 ms.
@@ -79,7 +47,10 @@ describe("lock under TestClock (survivors)", () => {
   it.effect("a release that fails is told (lock_release_failed); the value is still answered", () =>
     Effect.gen(function*() {
       const events: Array<string> = []
-      const value = yield* Lock.run(store({ failRelease: true }), "k", Lock.resolve(true)!, work(events, Effect.succeed("v")))
+      const locks = memoryLocks()
+      // Redis becomes unreachable while the factory runs: the release fails.
+      const produce = Effect.sync(() => (locks.setDown("timeout"), "v"))
+      const value = yield* Lock.run(locks.store, "k", Lock.resolve(true)!, work(events, produce))
       expect(value).toBe("v")
       expect(events).toEqual(["lock_acquired", "lock_release_failed"])
     }))
@@ -88,7 +59,9 @@ describe("lock under TestClock (survivors)", () => {
     Effect.gen(function*() {
       const events: Array<string> = []
       const lock = Lock.resolve({ poll: "50 millis", maxPoll: "50 millis", maxWait: "100 millis" })!
-      const fiber = yield* Effect.fork(Lock.run(store({ heldBy: "another instance" }), "k", lock, work(events, Effect.succeed("mine"))))
+      const locks = memoryLocks()
+      yield* locks.plant("k", Number.POSITIVE_INFINITY) // held by another instance
+      const fiber = yield* Effect.fork(Lock.run(locks.store, "k", lock, work(events, Effect.succeed("mine"))))
       yield* TestClock.adjust("99 millis")
       expect(fiber.unsafePoll()).toBeNull()
       yield* TestClock.adjust("1 millis")
