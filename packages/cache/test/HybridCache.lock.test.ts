@@ -21,10 +21,10 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
-import { Redis } from "ioredis"
 import * as Factory from "../src/internal/factory.js"
 import * as Lock from "../src/internal/lock.js"
 import * as HybridCache from "../src/HybridCache.js"
+import { admin, cleanup, REDIS_URL, unique } from "./hybrid.utils.js"
 import { memoryLocks } from "./locks.utils.js"
 import { eventually } from "./utils.js"
 
@@ -305,9 +305,6 @@ describe("getOrSet with the lock (TestClock, scripted backend)", () => {
 
 // ---- Against the shared Redis -------------------------------------------------------------------------------
 
-const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
-const uniquePrefix = (name: string) => `steadfast:hybrid-lock:${name}:${process.pid}:${Math.random().toString(36).slice(2)}:`
-
 /** A hybrid cache layer (its own connection and subscriber: another "instance"); the scope closes it. */
 const instanceOn = (
   options: HybridCache.Options,
@@ -322,27 +319,12 @@ const instanceOn = (
     return Context.get(context, HybridCache.HybridCache)
   }).pipe(Effect.orDie)
 
-const admin = Effect.acquireRelease(Effect.sync(() => new Redis(REDIS_URL)), (r) => Effect.promise(() => r.quit()))
-/** Deletes every key under `keyPrefix` when the scope closes, whatever the test's outcome. */
-const cleanup = (keyPrefix: string) =>
-  Effect.addFinalizer(() =>
-    Effect.promise(async () => {
-      const redis = new Redis(REDIS_URL)
-      let cursor = "0"
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", `${keyPrefix}*`, "COUNT", 1000)
-        cursor = next
-        if (keys.length > 0) await redis.del(...keys)
-      } while (cursor !== "0")
-      await redis.quit()
-    }).pipe(Effect.ignore)
-  )
 const factoryStats = (cache: HybridCache.HybridCache) => Effect.map(cache.stats, (s) => s.hybrid!.factory ?? {})
 
 describe("HybridCache's lock against the shared Redis", () => {
   it.live("two instances contend: the factory runs once, both answer its value, the lock is gone after", () =>
     Effect.scoped(Effect.gen(function*() {
-      const keyPrefix = uniquePrefix("contend")
+      const keyPrefix = unique("contend")
       yield* cleanup(keyPrefix)
       const options: HybridCache.Options = { keyPrefix, factory: { lock: { ttl: "2 seconds" } } }
       const a = yield* instanceOn(options)
@@ -367,7 +349,7 @@ describe("HybridCache's lock against the shared Redis", () => {
 
   it.live("a dead holder's lock: the waiter takes over once it expired (its TTL), and runs the factory", () =>
     Effect.scoped(Effect.gen(function*() {
-      const keyPrefix = uniquePrefix("dead")
+      const keyPrefix = unique("dead")
       yield* cleanup(keyPrefix)
       const b = yield* instanceOn({ keyPrefix })
       const redis = yield* admin
@@ -384,7 +366,7 @@ describe("HybridCache's lock against the shared Redis", () => {
 
   it.live("the caller's hard timeout while another instance holds the lock: FactoryTimeoutError; the value lands later", () =>
     Effect.scoped(Effect.gen(function*() {
-      const keyPrefix = uniquePrefix("hard")
+      const keyPrefix = unique("hard")
       yield* cleanup(keyPrefix)
       const b = yield* instanceOn({ keyPrefix, factory: { lock: true } })
       const redis = yield* admin
@@ -398,7 +380,7 @@ describe("HybridCache's lock against the shared Redis", () => {
 
   it.live("a factory slower than the lock TTL: extended, the other instance waits and never runs it", () =>
     Effect.scoped(Effect.gen(function*() {
-      const keyPrefix = uniquePrefix("extend")
+      const keyPrefix = unique("extend")
       yield* cleanup(keyPrefix)
       const options: HybridCache.Options = { keyPrefix, factory: { lock: { ttl: "300 millis", maxWait: "5 seconds" } } }
       const a = yield* instanceOn(options)
@@ -418,7 +400,7 @@ describe("HybridCache's lock against the shared Redis", () => {
 
   it.live("without extension: a second run; the first holder's release leaves the second's lock in place", () =>
     Effect.scoped(Effect.gen(function*() {
-      const keyPrefix = uniquePrefix("noextend")
+      const keyPrefix = unique("noextend")
       yield* cleanup(keyPrefix)
       const a = yield* instanceOn({ keyPrefix, factory: { lock: { ttl: "300 millis", extend: false } } })
       const b = yield* instanceOn({ keyPrefix, factory: { lock: { ttl: "5 seconds", extend: false } } })
@@ -444,7 +426,7 @@ describe("HybridCache's lock against the shared Redis", () => {
 
   it.live("lock keys live under keyPrefix + __steadfast:lock: and are never read or written as values", () =>
     Effect.scoped(Effect.gen(function*() {
-      const keyPrefix = uniquePrefix("reserved")
+      const keyPrefix = unique("reserved")
       yield* cleanup(keyPrefix)
       const a = yield* instanceOn({ keyPrefix, factory: { lock: { ttl: "5 seconds" } } })
       const redis = yield* admin
@@ -465,7 +447,7 @@ describe("HybridCache's lock against the shared Redis", () => {
   it.live("lock service down, then the breaker open: the factory runs locally, single-flight per process", () =>
     Effect.scoped(Effect.gen(function*() {
       // Nothing listens on port 1: every lock command fails (connection refused), then the breaker opens.
-      const down = yield* instanceOn({ keyPrefix: uniquePrefix("down"), factory: { lock: true } }, "redis://127.0.0.1:1")
+      const down = yield* instanceOn({ keyPrefix: unique("down"), factory: { lock: true } }, "redis://127.0.0.1:1")
       let runs = 0
       const compute = Effect.zipRight(Effect.sync(() => runs++), Effect.as(Effect.sleep("50 millis"), "local"))
       const values = yield* Effect.all(Array.from({ length: 16 }, () => down.getOrSetWith("k", compute)), { concurrency: "unbounded" })
