@@ -1,6 +1,7 @@
 // Experiment (issue 12): where one rung's allocations come from (V8's sampling heap profiler, keeping objects the GC
-// has already collected), by allocating function. RUNG=strict|resilient|batched, C=64, N calls, OP=get|set.
-// `node benchmarks/experiments/allocprof.mjs` after `npx tsc -b`.
+// has already collected), by allocating function. RUNG=strict|resilient|batched, C=64, N calls, OP=get|set, BYTES=100; GC=1
+// measures right after a forced gc(); PROMOTED=1 samples only what no scavenge collected (what was promoted).
+// `node --expose-gc benchmarks/experiments/allocprof.mjs` after `npx tsc -b`.
 import { Session } from "node:inspector/promises"
 import { buildSteadfast, makeRuntime, buildLayer } from "../dist/steadfast.js"
 import { effectLoop } from "../dist/drive.js"
@@ -13,7 +14,9 @@ import { Redis } from "ioredis"
 const url = "redis://127.0.0.1:6379"
 const keys = Array.from({ length: 10000 }, (_, i) => `bench:alloc:${i}`)
 const admin = new Redis(url)
-const v = "x".repeat(100)
+const v = "x".repeat(Number(process.env.BYTES ?? 100))
+// PROMOTED=1: only objects no scavenge collected (promoted to the old generation, or still alive at the end).
+const promotedOnly = process.env.PROMOTED === "1"
 for (let i = 0; i < keys.length; i += 500) await admin.mset(...keys.slice(i, i + 500).flatMap((k) => [k, v]))
 const runtime = makeRuntime(false)
 const C = Number(process.env.C ?? 64), N = Number(process.env.N ?? 200_000), OP = process.env.OP ?? "get", RUNG = process.env.RUNG ?? "strict"
@@ -29,9 +32,10 @@ if (RUNG === "batched") {
   const sf = await buildSteadfast("sf", { url }, runtime); run = sf.run; op = OP === "set" ? (i) => sf.cache.set(k(i), v) : (i) => sf.cache.get(k(i))
 }
 await run(effectLoop(op, C, N, 1e9))
+if (process.env.GC === "1") global.gc() // GC=1: measure right after a forced full GC, as `pnpm bench` does
 const session = new Session(); session.connect()
 await session.post("HeapProfiler.enable")
-await session.post("HeapProfiler.startSampling", { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+await session.post("HeapProfiler.startSampling", { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !promotedOnly })
 await run(effectLoop(op, C, N, 1e9))
 const { profile } = await session.post("HeapProfiler.stopSampling")
 const self = new Map(); let total = 0
@@ -42,6 +46,6 @@ const walk = (n, stack) => {
   for (const c of n.children ?? []) walk(c)
 }
 walk(profile.head)
-console.log(`${RUNG} ${OP} c=${C}: ~${Math.round(total / N)} B/call sampled`)
+console.log(`${RUNG} ${OP} ${v.length} B c=${C}: ~${Math.round(total / N)} B/call sampled${promotedOnly ? ", promoted or alive at the end only" : ""}`)
 console.log([...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 30)).map(([k, t]) => `${String(Math.round(t / N)).padStart(5)} B ${k}`).join("\n"))
 process.exit(0)

@@ -15,19 +15,27 @@ export interface Sample {
   /** Reads that found nothing (should be 0 on a pre-filled keyspace: proves the value came back). */
   readonly empty: number
   readonly errors: number
+  /**
+   * Minor page faults the process took during the sample (memory touched for the first time, or again after it was
+   * given back to the OS): many here mean the window ran while the heap was growing back, e.g. after a forced `gc()`.
+   */
+  readonly pageFaults?: number
 }
 
 const capacity = 4_000_000
 const latencies = new Float64Array(capacity)
 
-const summarize = (n: number, seconds: number, empty: number, errors: number): Sample => ({
+const faults = () => process.resourceUsage().minorPageFault
+
+const summarize = (n: number, seconds: number, empty: number, errors: number, faultsAtStart: number): Sample => ({
   ops: n,
   seconds,
   opsPerSec: n / seconds,
   p50Ms: quantile(latencies, n, 0.5),
   p99Ms: quantile(latencies, n, 0.99),
   empty,
-  errors
+  errors,
+  pageFaults: faults() - faultsAtStart
 })
 
 export const promiseLoop = async (
@@ -41,6 +49,7 @@ export const promiseLoop = async (
   let n = 0
   let empty = 0
   let errors = 0
+  const faultsAtStart = faults()
   const start = now()
   const end = start + durationMs
   const worker = async () => {
@@ -57,7 +66,7 @@ export const promiseLoop = async (
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker))
-  return summarize(n, (now() - start) / 1000, empty, errors)
+  return summarize(n, (now() - start) / 1000, empty, errors, faultsAtStart)
 }
 
 /** The driver that measured well for Effect: `concurrency` fibers in `Effect.whileLoop`, one shared counter. */
@@ -73,6 +82,7 @@ export const effectLoop = <A, E>(
     let n = 0
     let empty = 0
     let errors = 0
+    const faultsAtStart = faults()
     const start = now()
     const end = start + durationMs
     const body = () => {
@@ -93,5 +103,5 @@ export const effectLoop = <A, E>(
       Array.from({ length: concurrency }, () =>
         Effect.whileLoop({ while: () => started < limit && now() < end, body, step: () => {} })),
       { concurrency: "unbounded", discard: true }
-    ).pipe(Effect.map(() => summarize(n, (now() - start) / 1000, empty, errors)))
+    ).pipe(Effect.map(() => summarize(n, (now() - start) / 1000, empty, errors, faultsAtStart)))
   })

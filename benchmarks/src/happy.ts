@@ -12,7 +12,7 @@ import { benchValue, fill, unlinkMatching } from "./keyspace.js"
 import { type Entrant, interleave, p99, throughput } from "./rounds.js"
 import { buildSteadfast, noopTracer, type Steadfast, statsLine } from "./steadfast.js"
 import type * as Runtime from "effect/Runtime"
-import { log } from "./util.js"
+import { log, median } from "./util.js"
 
 export interface Cell {
   readonly op: "get" | "set"
@@ -45,6 +45,8 @@ export interface HappyRow {
   /** The no-op-tracer row only: median of per-round ratios to Steadfast without a tracer (1 = tracing costs nothing). */
   readonly vsUntraced?: number
   readonly rounds: ReadonlyArray<Sample>
+  /** Median over rounds of minor page faults per 1,000 operations (see `Sample.pageFaults`). */
+  readonly pageFaultsPer1k: number
   readonly emptyReads: number
   readonly errors: number
 }
@@ -105,6 +107,9 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
   // contenders' heaps and garbage, in the same process, cost the ones measured).
   const only = process.env["HAPPY_CONTENDERS"]?.split(",").map((s) => s.trim())
   const wanted = (name: string) => only === undefined || only.includes(name)
+  // `HAPPY_CELLS="GET 10 KB c=64,SET 10 KB c=64"` measures only those cells (a diagnostic, as above).
+  const onlyCells = process.env["HAPPY_CELLS"]?.split(",").map((s) => s.trim())
+  const measured = onlyCells === undefined ? cells : cells.filter((c) => onlyCells.includes(cellName(c)))
   const contenders: Array<Contender> = []
   for (const name of (peerNames as ReadonlyArray<PeerName>).filter(wanted)) {
     const client = await makePeer(name, target, settings)
@@ -161,7 +166,7 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
   const samples = await interleave(
     {
       label: "happy",
-      cells,
+      cells: measured,
       cellName,
       rounds: config.rounds,
       durationMs: config.durationMs,
@@ -173,7 +178,7 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
   )
 
   const rows: Array<HappyRow> = []
-  for (const cell of cells) {
+  for (const cell of measured) {
     for (const contender of contenders) {
       const list = samples.of(contender.name, cell)
       rows.push({
@@ -186,6 +191,7 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
         throughputVsIoredis: samples.ratio(contender.name, "ioredis", cell, throughput),
         ...(contender.name === traced ? { vsUntraced: samples.ratio(traced, "steadfast", cell, throughput) } : {}),
         rounds: list,
+        pageFaultsPer1k: median(list.map((s) => (1000 * (s.pageFaults ?? 0)) / Math.max(1, s.ops))),
         emptyReads: cell.op === "get" ? list.reduce((n, s) => n + s.empty, 0) : 0,
         errors: list.reduce((n, s) => n + s.errors, 0)
       })

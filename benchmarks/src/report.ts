@@ -126,7 +126,7 @@ export const markdown = (r: Results): string => {
     parts.push(
       `### 1. Happy path (shared Redis; ${h.keyspace.toLocaleString("en-US")} distinct keys per value size; median of ${h.rounds} rounds of ${h.msPerMeasurement} ms)\n\n` +
         table(
-          ["operation", "contender", "ops/s", "vs ioredis auto-pipelined", "vs ioredis", "p50 ms", "p99 ms", "p99 vs auto-pipelined"],
+          ["operation", "contender", "ops/s", "vs ioredis auto-pipelined", "vs ioredis", "p50 ms", "p99 ms", "p99 vs auto-pipelined", "page faults / 1k ops"],
           h.rows.map((row) => [
             row.cell,
             row.contender,
@@ -135,7 +135,8 @@ export const markdown = (r: Results): string => {
             x(row.throughputVsIoredis),
             fmt(row.p50Ms),
             fmt(row.p99Ms),
-            x(row.p99VsAutoPipeline)
+            x(row.p99VsAutoPipeline),
+            row.pageFaultsPer1k === undefined ? "-" : fmt(row.pageFaultsPer1k)
           ])
         )
     )

@@ -84,7 +84,9 @@ export interface RedisConnection {
   readonly getBatched: (key: string) => Effect.Effect<string | null, Errors.RedisFailure>
   /**
    * `SET [PX ttl]`, coalesced: concurrent calls made in the same tick share one `MSET` (when none has a TTL) or one
-   * pipeline of `SET`s (each answering for itself), and one deadline. Same semantics as `set`, call by call.
+   * pipeline of `SET`s (each answering for itself), and one deadline. Same semantics as `set`, call by call. A batch
+   * holds at most {@link maxBatch} calls and {@link maxBatchBytes} of keys and values; the tick's other calls follow
+   * in further batches.
    */
   readonly setBatched: (
     key: string,
@@ -446,6 +448,34 @@ const permanentReconnectDelay = 5000
  * @category constants
  */
 export const maxBatch = 256
+
+/**
+ * The most a coalesced write carries, in UTF-16 code units of its keys and values (bytes, for ASCII): a write batch
+ * is sent once it holds this much, and the tick's other writes follow in further batches, each written while the
+ * server works on the one before. One `MSET` of 64 values of 10 KB measured 0.44x the throughput of 64 plain SETs
+ * at 64 concurrent callers, batches of 8 (80 KB) 1.26-1.33x and of 16 (160 KB) 0.40x (benchmarks/README.md, "large
+ * values"); 64 KiB stays under that step. Values of 100 B fill `maxBatch` first, and are not affected.
+ *
+ * @since 0.7.0
+ * @category constants
+ */
+export const maxBatchBytes = 65_536
+
+/**
+ * The mean value size (in bytes, or UTF-16 code units) from which coalesced reads ask for `Buffer`s (`MGET` as
+ * `mgetBuffer`), each decoded only as its caller is settled. An `MGET` answered as strings holds every value in its
+ * reply's array until the last arrives; with values of 10 KB at 64 callers, enough of them were promoted out of V8's
+ * young generation that garbage collection took most of the time (benchmarks/README.md, "large values"). With small
+ * values, strings are cheaper: a `Buffer` per value cost GET 100 B c=64 ~10 % (`benchmarks/dist/ab.js`, both orders).
+ *
+ * @since 0.7.0
+ * @category constants
+ */
+export const largeValueBytes = 4096
+
+/** A coalesced write's weight against {@link maxBatchBytes}. */
+export const weighEntry = (entry: readonly [string, string, Option.Option<Duration.Duration>]): number =>
+  entry[0].length + entry[1].length
 
 /** Reasons that only say "this socket is not connected right now". */
 const notConnected: ReadonlySet<string> = new Set(["connection_unavailable", "connection_closed"])
@@ -827,13 +857,39 @@ export const make = (
         message: `${operation} exceeded its ${deadlineMillis()} ms deadline`,
         outcome: "unknown"
       })
-    const reads = Batcher.make<string, string | null>({
+    // The size of the values read since the last batch was sent: the next batch asks for Buffers when they averaged
+    // `largeValueBytes` or more (see there). Values are counted as they are decoded, a hit or a miss alike.
+    let readBytes = 0
+    let readValues = 0
+    let asBuffers = false
+    const decodeRead = (raw: string | Buffer | null): string | null => {
+      readValues++
+      if (raw === null || typeof raw === "string") {
+        if (raw !== null) readBytes += raw.length
+        return raw
+      }
+      readBytes += raw.length
+      return raw.toString()
+    }
+    const reads = Batcher.make<string, string | null, string | Buffer | null>({
       deadlines,
       maxBatch,
       send: (keys) => {
         const index = pick()
-        return { index, reply: guarded(index, (c) => c.mget(keys as Array<string>)) }
+        if (readValues > 0) {
+          asBuffers = readBytes >= largeValueBytes * readValues
+          readBytes = 0
+          readValues = 0
+        }
+        return {
+          index,
+          reply: guarded<ReadonlyArray<string | Buffer | null>>(
+            index,
+            (c) => asBuffers ? c.mgetBuffer(keys as Array<string>) : c.mget(keys as Array<string>)
+          )
+        }
       },
+      decode: decodeRead,
       classify: (index, error) => classifyOn("get", index, error),
       onTimeout: batchTimeout("get")
     })
@@ -841,6 +897,8 @@ export const make = (
     const writes = Batcher.make<readonly [string, string, Option.Option<Duration.Duration>], void>({
       deadlines,
       maxBatch,
+      weigh: weighEntry,
+      maxWeight: maxBatchBytes,
       send: (entries) => {
         const index = pick()
         const client = clients[index]!

@@ -75,6 +75,30 @@ describe("Batcher: coalesced reads", () => {
     }), { timeout: 30_000 })
 })
 
+describe("Batcher: coalesced reads' values", () => {
+  it.scopedLive("values are decoded as UTF-8, answered as strings or (after large values) as Buffers: multi-byte characters, a value spanning many socket reads, empty and missing keys", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const redis = yield* connect({ url: server.url, maxConnections: 1 })
+      // 3- and 4-byte characters, and ~300 KB of them: the reply arrives in many reads, split inside characters.
+      const big = "é€𝄞".repeat(40_000)
+      const large = "L".repeat(RedisConnection.largeValueBytes)
+      const values = ["plain", "héllo wörld ✓ 🎉", "", big, large]
+      yield* redis.mset(values.map((v, i) => [`u${i}`, v] as const), Option.none())
+      const keys = ["u0", "u1", "missing", "u2", "u3"]
+      const expected = ["plain", "héllo wörld ✓ 🎉", null, "", big]
+      // The first batch is asked for as strings; one of large values switches the next to Buffers; small values
+      // switch back. Every batch decodes the same.
+      const batches: Array<ReadonlyArray<string>> = [keys, ["u4", "u4"], keys, ["u0", "u1"], keys, ["u0"], keys]
+      for (const batch of batches) {
+        const read = yield* together(batch.map((k) => redis.getBatched(k)))
+        expect(read).toEqual(batch.map((k) => k === "missing" ? null : values[Number(k.slice(1))]))
+      }
+      expect(yield* together(keys.map((k) => redis.getBatched(k)))).toEqual(expected)
+      expect(yield* calls(server, "mget")).toBe(batches.length + 1)
+    }))
+})
+
 describe("Batcher: the batch's deadline", () => {
   it.scopedLive("a stalled server: every coalesced caller fails with its deadline (timeout), before the socket is dropped", () =>
     Effect.gen(function*() {
@@ -121,6 +145,37 @@ describe("Batcher: coalesced writes", () => {
       yield* together([redis.setBatched("d", "4", Option.none()), redis.setBatched("e", "5", Option.none())])
       expect(yield* calls(server, "mset")).toBe(1)
       expect(yield* redis.mget(["d", "e"])).toEqual(["4", "5"])
+    }))
+
+  it.scopedLive("a write batch closes once its keys and values reach maxBatchBytes: the bound is exact", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const redis = yield* connect({ url: server.url, maxConnections: 1 })
+      const quarter = RedisConnection.maxBatchBytes / 4
+      // Keys of 2 characters and values making each write weigh exactly a quarter of the bound.
+      const value = (i: number) => String(i).repeat(quarter - 2)
+      const write = (n: number) => together(Array.from({ length: n }, (_, i) => redis.setBatched(`w${i}`, value(i), Option.none())))
+      const counts: Array<number> = []
+      let last = yield* calls(server, "mset")
+      for (const n of [3, 4, 5, 9]) {
+        yield* write(n)
+        const now = yield* calls(server, "mset")
+        counts.push(now - last)
+        last = now
+      }
+      // 3 writes stay under the bound (one MSET at the tick's end); 4 reach it exactly (one MSET, sent at once, and no
+      // empty one after it); 5 are 4 + 1; 9 are 4 + 4 + 1.
+      expect(counts).toEqual([1, 1, 2, 3])
+      expect(yield* redis.mget(Array.from({ length: 9 }, (_, i) => `w${i}`))).toEqual(Array.from({ length: 9 }, (_, i) => value(i)))
+      const info = String(yield* server.command("INFO", "commandstats"))
+      expect(/cmdstat_mset:[^\r\n]*failed_calls=0/.test(info), info).toBe(true)
+      // One value over the bound is written alone; 100 B values fill maxBatch first (one MSET for 256 of them).
+      yield* together([redis.setBatched("huge", "h".repeat(RedisConnection.maxBatchBytes), Option.none()), redis.setBatched("next", "n", Option.none())])
+      expect((yield* calls(server, "mset")) - last).toBe(2)
+      last = yield* calls(server, "mset")
+      yield* together(Array.from({ length: 256 }, (_, i) => redis.setBatched(`s${i}`, "v".repeat(100), Option.none())))
+      expect((yield* calls(server, "mset")) - last).toBe(1)
+      expect(RedisConnection.weighEntry(["ab", "cde", Option.none()])).toBe(5)
     }))
 
   it.scopedLive("a SET refused in a batch fails only its caller; the others' writes land", () =>

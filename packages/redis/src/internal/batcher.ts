@@ -2,6 +2,10 @@
  * Coalescing: calls made in the same tick are sent as one request (an `MGET`, an `MSET`, a pipeline) under one
  * deadline. Each call still gets its own result: `send` answers one value or `Error` per item, in order.
  *
+ * A batch is sent at the end of the tick, or as soon as it holds `maxBatch` items or (with `weigh`) items weighing
+ * `maxWeight`: the rest of the tick's calls start another batch, written right behind it, so the server works on one
+ * while the next is still being written or read.
+ *
  * @internal
  */
 import type { Errors } from "@steadfast/resilience"
@@ -21,9 +25,12 @@ export interface Batcher<I, O> {
   readonly unsafeSubmit: (item: I, span: SpanSpec | undefined, onExit: (exit: Exit.Exit<O, Errors.RedisFailure>) => void) => void
 }
 
-export const make = <I, O>(options: {
+export const make = <I, O, R = O>(options: {
   readonly deadlines: Deadlines
   readonly maxBatch: number
+  /** An item's weight (e.g. its bytes); with it, a batch is sent once its items weigh `maxWeight` or more. */
+  readonly weigh?: (item: I) => number
+  readonly maxWeight?: number
   /**
    * Sends the batch; answers, per item, its value or the `Error` that item failed with (an item past the end of a
    * shorter answer gets `undefined`: a `void` batch that succeeded as a whole may answer `[]`). `tracked` is the
@@ -33,13 +40,22 @@ export const make = <I, O>(options: {
   readonly send: (
     items: ReadonlyArray<I>,
     tracked: Pending
-  ) => { readonly index: number; readonly reply: Promise<ReadonlyArray<O | Error>> }
+  ) => { readonly index: number; readonly reply: Promise<ReadonlyArray<R | Error>> }
+  /**
+   * Turns an item's raw answer into its caller's, as each caller is settled; without it the raw answer is the
+   * caller's. The reply's array then never holds what callers get (see `RedisConnection`'s reads: the array is held
+   * until the last item arrives, and values it holds live that long).
+   */
+  readonly decode?: (raw: R) => O
   /** Classifies a failure of the request (or of one item) for the socket it went to. */
   readonly classify: (index: number, error: unknown) => Errors.RedisFailure
   readonly onTimeout: () => Errors.RedisFailure
 }): Batcher<I, O> => {
-  const { classify, deadlines, maxBatch, onTimeout, send } = options
+  const { classify, decode, deadlines, maxBatch, onTimeout, send, weigh } = options
+  const maxWeight = options.maxWeight ?? Infinity
   let items: Array<I> = []
+  /** The weight of `items` (0 without `weigh`). */
+  let weight = 0
   // Each waiter is resumed with an `Exit` (it is the effect that resumes the caller, and a span's outcome).
   let waiters: Array<(exit: Exit.Exit<O, Errors.RedisFailure>) => void> = []
   // Each waiter's span, if it has one; `undefined` while no waiter of the batch has one (the untraced common case).
@@ -52,6 +68,7 @@ export const make = <I, O>(options: {
     items = []
     waiters = []
     spans = undefined
+    weight = 0
     if (batch.length === 0) return
     // The waiters of one reply finish at the same instant: their spans end with one reading of the clock.
     const settle = (i: number, exit: Exit.Exit<O, Errors.RedisFailure>, end: Spans.Ender | undefined) => {
@@ -77,8 +94,14 @@ export const make = <I, O>(options: {
         if (!deadlines.untrack(entry)) return
         const end = started === undefined ? undefined : Spans.ender()
         for (let i = 0; i < resumes.length; i++) {
-          const result = results[i] as O | Error
-          settle(i, result instanceof Error ? Exit.fail(classify(sent.index, result)) : Exit.succeed(result), end)
+          const result = results[i] as R | Error
+          settle(
+            i,
+            result instanceof Error
+              ? Exit.fail(classify(sent.index, result))
+              : Exit.succeed(decode === undefined ? result as unknown as O : decode(result)),
+            end
+          )
         }
       },
       (error) => {
@@ -92,8 +115,10 @@ export const make = <I, O>(options: {
     if (traced !== undefined) (spans ??= new Array(waiters.length))[waiters.length] = traced
     else if (spans !== undefined) spans[waiters.length] = undefined
     items.push(item)
-    if (waiters.push(onExit) === 1) queueMicrotask(flush)
-    else if (waiters.length >= maxBatch) flush()
+    const size = waiters.push(onExit)
+    if (weigh !== undefined) weight += weigh(item)
+    if (size >= maxBatch || weight >= maxWeight) flush()
+    else if (size === 1) queueMicrotask(flush)
   }
   return {
     submit: (item, span) => Effect.async<O, Errors.RedisFailure>((register) => unsafeSubmit(item, span, register)),
