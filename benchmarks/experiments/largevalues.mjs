@@ -3,7 +3,7 @@
 // ResilientCache.get / set, the same with `mirror: false` (nomirror), one fiber per caller looping
 // `Effect.tryPromise(() => redis.get(k))` (floor) and auto-pipelined ioredis (autopipe). OP=get|set, BYTES (10240),
 // C (64), ROUNDS (10, the first 2 discarded) of 400 ms, in turns. GC=1 forces a full `gc()` before every measurement,
-// as `pnpm bench`'s happy path does. Prints throughput (median, and the median of per-round ratios to raw), p99, and
+// as `pnpm bench`'s happy path does; SETTLE_MS=n then runs the measured rung n ms, unmeasured, before its window. Prints throughput (median, and the median of per-round ratios to raw), p99, and
 // per rung and round: minor page faults, scavenges and their time, and major GCs (PER_ROUND=1 prints every round).
 // `node --expose-gc benchmarks/experiments/largevalues.mjs` after `npx tsc -b`. Uses bench:large:* keys.
 import { buildLayer, buildSteadfast, makeRuntime } from "../dist/steadfast.js"
@@ -17,7 +17,7 @@ import { PerformanceObserver, constants } from "node:perf_hooks"
 
 const url = "redis://127.0.0.1:6379"
 const BYTES = Number(process.env.BYTES ?? 10240), C = Number(process.env.C ?? 64), OP = process.env.OP ?? "get"
-const ROUNDS = Number(process.env.ROUNDS ?? 10), MS = 400
+const ROUNDS = Number(process.env.ROUNDS ?? 10), MS = 400, SETTLE_MS = Number(process.env.SETTLE_MS ?? 0)
 const keys = Array.from({ length: 10000 }, (_, i) => `bench:large:${i}`)
 const v = "x".repeat(BYTES)
 const admin = new Redis(url)
@@ -28,30 +28,30 @@ const wanted = (process.env.RUNGS ?? "raw,batched,resilient").split(",")
 const makers = {
   raw: async () => {
     const redis = new Redis(url)
-    return () => promiseLoop(OP === "get" ? (i) => redis.get(k(i)) : (i) => redis.set(k(i), v), C, 1e9, MS)
+    return (ms = MS) => promiseLoop(OP === "get" ? (i) => redis.get(k(i)) : (i) => redis.set(k(i), v), C, 1e9, ms)
   },
   batched: async () => {
     const conn = await buildLayer(RedisConnection.layer({ url }), runtime)
     const c = Context.get(conn.context, RedisConnection.RedisConnection)
     const op = OP === "get" ? (i) => c.getBatched(k(i)) : (i) => c.setBatched(k(i), v, Option.none())
-    return () => conn.run(effectLoop(op, C, 1e9, MS))
+    return (ms = MS) => conn.run(effectLoop(op, C, 1e9, ms))
   },
   resilient: async () => {
     const sf = await buildSteadfast("sf", { url }, runtime)
-    return () => sf.run(effectLoop(OP === "get" ? (i) => sf.cache.get(k(i)) : (i) => sf.cache.set(k(i), v), C, 1e9, MS))
+    return (ms = MS) => sf.run(effectLoop(OP === "get" ? (i) => sf.cache.get(k(i)) : (i) => sf.cache.set(k(i), v), C, 1e9, ms))
   },
   nomirror: async () => {
     const sf = await buildSteadfast("sf", { url, mirror: false }, runtime)
-    return () => sf.run(effectLoop(OP === "get" ? (i) => sf.cache.get(k(i)) : (i) => sf.cache.set(k(i), v), C, 1e9, MS))
+    return (ms = MS) => sf.run(effectLoop(OP === "get" ? (i) => sf.cache.get(k(i)) : (i) => sf.cache.set(k(i), v), C, 1e9, ms))
   },
   floor: async () => {
     const redis = new Redis(url)
     const op = OP === "get" ? (i) => Effect.tryPromise(() => redis.get(k(i))) : (i) => Effect.tryPromise(() => redis.set(k(i), v))
-    return () => Effect.runPromise(effectLoop(op, C, 1e9, MS))
+    return (ms = MS) => Effect.runPromise(effectLoop(op, C, 1e9, ms))
   },
   autopipe: async () => {
     const redis = new Redis(url, { enableAutoPipelining: true })
-    return () => promiseLoop(OP === "get" ? (i) => redis.get(k(i)) : (i) => redis.set(k(i), v), C, 1e9, MS)
+    return (ms = MS) => promiseLoop(OP === "get" ? (i) => redis.get(k(i)) : (i) => redis.set(k(i), v), C, 1e9, ms)
   }
 }
 const rungs = {}
@@ -64,6 +64,7 @@ const results = Object.fromEntries(wanted.map((n) => [n, []]))
 for (let round = 0; round < ROUNDS; round++) {
   for (const [name, measure] of Object.entries(rungs)) {
     if (process.env.GC === "1") global.gc()
+    if (SETTLE_MS > 0) await measure(SETTLE_MS) // the same rung, unmeasured, between the gc() and the window
     await pause(5)
     gcs = []
     const faults = process.resourceUsage().minorPageFault

@@ -31,7 +31,7 @@ export interface ConnectionsResult {
 
 export const runConnections = async (
   target: { host: string; port: number },
-  options: { readonly rounds: number; readonly durationMs: number; readonly warmupMs: number; readonly runtime: Runtime.Runtime<never>; readonly verbose: boolean }
+  options: { readonly rounds: number; readonly durationMs: number; readonly warmupMs: number; readonly settleMs: number; readonly runtime: Runtime.Runtime<never>; readonly verbose: boolean }
 ): Promise<ConnectionsResult> => {
   const keyspace = 10_000
   const keys = benchKeys("bench:c:", keyspace)
@@ -70,6 +70,7 @@ export const runConnections = async (
       durationMs: options.durationMs,
       warmupMs: options.warmupMs,
       gcBetween: true,
+      settleMs: options.settleMs,
       verbose: options.verbose
     },
     runners

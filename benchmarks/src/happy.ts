@@ -55,6 +55,8 @@ export interface HappyResult {
   readonly keyspace: number
   readonly rounds: number
   readonly msPerMeasurement: number
+  /** The unmeasured run between each `gc()` and its window (absent in results from before 2026-12-05). */
+  readonly settleMs?: number
   readonly rows: ReadonlyArray<HappyRow>
   readonly steadfastStats: Record<string, unknown>
 }
@@ -73,6 +75,8 @@ export interface HappyConfig {
   readonly verbose: boolean
   /** `global.gc()` before every measurement (full runs; too slow for --quick). */
   readonly gcBetween: boolean
+  /** After each `gc()`, the entrant runs the cell this long, unmeasured (see `RoundsConfig.settleMs`). */
+  readonly settleMs: number
   readonly runtime: Runtime.Runtime<never>
 }
 
@@ -172,6 +176,7 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
       durationMs: config.durationMs,
       warmupMs: config.warmupMs,
       gcBetween: config.gcBetween,
+      settleMs: config.settleMs,
       verbose: config.verbose
     },
     contenders
@@ -212,6 +217,6 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
   log(`happy: deleted ${await unlinkMatching(admin, "bench:*")} bench:* keys`)
   await admin.quit()
 
-  return { keyspace, rounds: config.rounds, msPerMeasurement: config.durationMs, rows, steadfastStats }
+  return { keyspace, rounds: config.rounds, msPerMeasurement: config.durationMs, settleMs: config.gcBetween ? config.settleMs : 0, rows, steadfastStats }
 }
 

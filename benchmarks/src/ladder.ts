@@ -71,6 +71,8 @@ export interface LadderConfig {
   readonly durationMs: number
   readonly warmupMs: number
   readonly gcBetween: boolean
+  /** After each `gc()`, the rung runs the cell this long, unmeasured (see `RoundsConfig.settleMs`). */
+  readonly settleMs: number
   readonly verbose: boolean
   readonly runtime: Runtime.Runtime<never>
 }
@@ -166,6 +168,7 @@ export const runLadder = async (config: LadderConfig): Promise<LadderResult> => 
       durationMs: config.durationMs,
       warmupMs: config.warmupMs,
       gcBetween: config.gcBetween,
+      settleMs: config.settleMs,
       verbose: config.verbose
     },
     entrants

@@ -30,10 +30,10 @@ if (shared.host !== "127.0.0.1" && shared.host !== "localhost") throw new Error(
 
 const settings = quick
   ? {
-    happy: { rounds: 3, durationMs: 30, warmupMs: 20, keyspace: 10_000 },
-    ladder: { rounds: 3, durationMs: 30, warmupMs: 20 },
-    remote: { rounds: 3, durationMs: 50, warmupMs: 20, latencyMs: 0.5 },
-    connections: { rounds: 3, durationMs: 50, warmupMs: 20 },
+    happy: { rounds: 3, durationMs: 30, warmupMs: 20, keyspace: 10_000, settleMs: 0 },
+    ladder: { rounds: 3, durationMs: 30, warmupMs: 20, settleMs: 0 },
+    remote: { rounds: 3, durationMs: 50, warmupMs: 20, latencyMs: 0.5, settleMs: 0 },
+    connections: { rounds: 3, durationMs: 50, warmupMs: 20, settleMs: 0 },
     breaker: { rounds: 3, steadfastOps: 300_000, peerOps: 50_000, maxMs: 200 },
     recovery: { stallMs: 1000, boundMs: 4000 },
     outage: { seconds: 3, warmupMs: 200, drainMs: 300 },
@@ -42,10 +42,10 @@ const settings = quick
     hybrid: { rounds: 3, durationMs: 50, warmupMs: 30 }
   }
   : {
-    happy: { rounds: 5, durationMs: 400, warmupMs: 200, keyspace: 10_000 },
-    ladder: { rounds: 7, durationMs: 400, warmupMs: 300 },
-    remote: { rounds: 5, durationMs: 500, warmupMs: 200, latencyMs: 0.5 },
-    connections: { rounds: 5, durationMs: 400, warmupMs: 300 },
+    happy: { rounds: 5, durationMs: 400, warmupMs: 200, keyspace: 10_000, settleMs: 300 },
+    ladder: { rounds: 7, durationMs: 400, warmupMs: 300, settleMs: 300 },
+    remote: { rounds: 5, durationMs: 500, warmupMs: 200, latencyMs: 0.5, settleMs: 300 },
+    connections: { rounds: 5, durationMs: 400, warmupMs: 300, settleMs: 300 },
     breaker: { rounds: 5, steadfastOps: 2_000_000, peerOps: 300_000, maxMs: 800 },
     recovery: { stallMs: 3000, boundMs: 8000 },
     outage: { seconds: 30, warmupMs: 2000, drainMs: 3000 },
@@ -107,6 +107,8 @@ const main = async () => {
       warmupMs: settings.happy.warmupMs,
       verbose: args.verbose,
       gcBetween: !quick,
+      // `HAPPY_SETTLE_MS=0` measures right after the gc(), as runs before 2026-12-05 (session 9) did.
+      settleMs: Number(process.env["HAPPY_SETTLE_MS"] ?? settings.happy.settleMs),
       runtime
     })
   }
@@ -130,6 +132,7 @@ const main = async () => {
       durationMs: settings.ladder.durationMs,
       warmupMs: settings.ladder.warmupMs,
       gcBetween: !quick,
+      settleMs: settings.ladder.settleMs,
       verbose: args.verbose,
       runtime
     })
@@ -142,6 +145,7 @@ const main = async () => {
       durationMs: settings.remote.durationMs,
       warmupMs: settings.remote.warmupMs,
       gcBetween: !quick,
+      settleMs: settings.remote.settleMs,
       verbose: args.verbose,
       runtime
     })
@@ -151,6 +155,7 @@ const main = async () => {
       rounds: rounds ?? settings.connections.rounds,
       durationMs: settings.connections.durationMs,
       warmupMs: settings.connections.warmupMs,
+      settleMs: settings.connections.settleMs,
       runtime,
       verbose: args.verbose
     })

@@ -58,6 +58,8 @@ export interface RemoteConfig {
   readonly durationMs: number
   readonly warmupMs: number
   readonly gcBetween: boolean
+  /** After each `gc()`, the rung runs the cell this long, unmeasured (see `RoundsConfig.settleMs`). */
+  readonly settleMs: number
   readonly verbose: boolean
   readonly runtime: Runtime.Runtime<never>
 }
@@ -136,6 +138,7 @@ export const runRemote = async (config: RemoteConfig): Promise<RemoteResult> => 
         durationMs: config.durationMs,
         warmupMs: config.warmupMs,
         gcBetween: config.gcBetween,
+        settleMs: config.settleMs,
         verbose: config.verbose
       },
       entrants

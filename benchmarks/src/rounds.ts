@@ -2,7 +2,7 @@
  * The interleaved measurement every closed-loop scenario shares (happy path, ladder, remote): a discarded warm-up of
  * every (entrant, cell), then `rounds` rounds in which every entrant measures every cell, in an order rotated each
  * round and cell (so no entrant always runs first, or right after the same neighbour), with a `gc()` before each
- * measurement on full runs. Figures are medians over rounds; ratios are medians of per-round ratios (slow phases of
+ * measurement on full runs (then, where a scenario asks, a discarded settling run of the same entrant and cell). Figures are medians over rounds; ratios are medians of per-round ratios (slow phases of
  * the machine hit both sides of a ratio and cancel out).
  */
 import type { Sample } from "./drive.js"
@@ -28,6 +28,13 @@ export interface RoundsConfig<C> {
   readonly warmupMs: number
   /** `global.gc()` before every measurement (full runs; too slow for --quick). */
   readonly gcBetween: boolean
+  /**
+   * With `gcBetween`: the entrant runs the cell this long, unmeasured, between the `gc()` and its window. A forced
+   * full GC gives memory back to the OS, and the first hundreds of ms after it are spent taking it back (page faults;
+   * with large values and coalescing, a young generation whose survivors are promoted): a state no process under
+   * steady load is in (benchmarks/README.md, "large values"). The `gc()` still clears the previous entrant's garbage.
+   */
+  readonly settleMs?: number
   readonly verbose: boolean
 }
 
@@ -56,7 +63,10 @@ export const interleave = async <C>(config: RoundsConfig<C>, entrants: ReadonlyA
       const shift = (round + c) % entrants.length
       for (const entrant of [...entrants.slice(shift), ...entrants.slice(0, shift)]) {
         const check = entrant.watch ? await entrant.watch(cell) : undefined
-        if (config.gcBetween) gcHeap() // collect the previous entrant's garbage, so its GC pauses do not land in this window
+        if (config.gcBetween) {
+          gcHeap() // collect the previous entrant's garbage, so its GC pauses do not land in this window
+          if (config.settleMs !== undefined && config.settleMs > 0) await entrant.measure(cell, config.settleMs)
+        }
         const sample = await entrant.measure(cell, config.durationMs)
         const list = samples.get(id(entrant.name, cell)) ?? []
         list.push(sample)
