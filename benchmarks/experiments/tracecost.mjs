@@ -7,7 +7,7 @@
 //   benchmark's no-op tracer until then);
 // - "shared-span tracer": the tracer returns one shared do-nothing span, so what is left is Steadfast's own work.
 // Run from the repository root after `npx tsc -b`: `node --expose-gc benchmarks/experiments/tracecost.mjs`
-// (C=1 for one caller, OP=set for SET, ROUNDS=n). Leaves its bench:trace:* keys (10,000 x 100 B) in the shared Redis.
+// (C=1 for one caller, OP=set for SET, ROUNDS=n, SETTLE_MS=n). Leaves its bench:trace:* keys (10,000 x 100 B) in the shared Redis.
 import { buildSteadfast, closureNoopTracer, makeRuntime, noopTracer } from "../dist/steadfast.js"
 import { effectLoop } from "../dist/drive.js"
 import * as Effect from "effect/Effect"
@@ -28,12 +28,15 @@ const fresh = closureNoopTracer
 const one = fresh.span("shared", { _tag: "None" }, undefined, [], 0n, "client")
 const shared = Tracer.make({ span: () => one, context: (f) => f() })
 const OP = process.env.OP ?? "get"
-const loop = () => effectLoop(OP === "set" ? (i) => sf.cache.set(keys[i % 10000], v) : (i) => sf.cache.get(keys[i % 10000]), C, 2e6, 400)
+// SETTLE_MS (300, as `pnpm bench` since session 9; 0 measures right after the gc() as before): the rung runs this long,
+// unmeasured, between each gc() and its window (benchmarks/README.md, "How it measures").
+const SETTLE_MS = Number(process.env.SETTLE_MS ?? 300)
+const loop = (ms = 400) => effectLoop(OP === "set" ? (i) => sf.cache.set(keys[i % 10000], v) : (i) => sf.cache.get(keys[i % 10000]), C, 2e6, ms)
 const entrants = {
-  "no tracer": () => sf.run(loop()),
-  "no-op tracer": () => sf.run(Effect.withTracer(loop(), classy)),
-  "no-op tracer (closures)": () => sf.run(Effect.withTracer(loop(), fresh)),
-  "shared-span tracer": () => sf.run(Effect.withTracer(loop(), shared))
+  "no tracer": (ms) => sf.run(loop(ms)),
+  "no-op tracer": (ms) => sf.run(Effect.withTracer(loop(ms), classy)),
+  "no-op tracer (closures)": (ms) => sf.run(Effect.withTracer(loop(ms), fresh)),
+  "shared-span tracer": (ms) => sf.run(Effect.withTracer(loop(ms), shared))
 }
 const names = Object.keys(entrants)
 for (const n of names) await entrants[n]()
@@ -47,6 +50,7 @@ for (let r = 0; r < ROUNDS; r++) {
   const used = {}
   for (const n of order) {
     globalThis.gc?.()
+    if (SETTLE_MS > 0) await entrants[n](SETTLE_MS)
     const before = process.cpuUsage()
     const sample = await entrants[n]()
     const after = process.cpuUsage(before)
