@@ -1,4 +1,4 @@
-// Experiment (issue 12): a CPU profile of one rung looping alone (RUNG=resilient|strict|batched|floor, C=1, MS=5000, BYTES=100, SKIPFILL=1 to keep the keys of a previous run, PROFILE=file), for
+// Experiment (issue 12): a CPU profile of one rung looping alone (RUNG=resilient|strict|batched|floor, C=1, MS=5000, BYTES=100, SKIPFILL=1 to keep the keys of a previous run, PROFILE=file, KEYS=10000 distinct keys), for
 // `node --cpu-prof --cpu-prof-dir=/tmp/prof benchmarks/experiments/prof-c1.mjs`. Uses the ladder's keys (bench:prof:*).
 import { buildSteadfast, makeRuntime, buildLayer } from "../dist/steadfast.js"
 import { effectLoop } from "../dist/drive.js"
@@ -9,7 +9,8 @@ import * as Layer from "effect/Layer"
 import * as Effect from "effect/Effect"
 import { Redis } from "ioredis"
 const url = "redis://127.0.0.1:6379"
-const keys = Array.from({ length: 10000 }, (_, i) => `bench:prof:${i}`)
+const KEYS = Number(process.env.KEYS ?? 10000)
+const keys = Array.from({ length: KEYS }, (_, i) => `bench:prof:${i}`)
 const admin = new Redis(url)
 const v = "x".repeat(Number(process.env.BYTES ?? 100))
 if (process.env.SKIPFILL !== "1") for (let i = 0; i < keys.length; i += 500) await admin.mset(...keys.slice(i, i + 500).flatMap((k) => [k, v]))
@@ -28,7 +29,7 @@ if (RUNG === "batched" || RUNG === "floor") {
   const sf = await buildSteadfast("sf", { url }, runtime); get = sf.cache.get; set = sf.cache.set; run = sf.run
 }
 const OP = process.env.OP ?? "get"
-const op = OP === "set" ? (i) => set(keys[i % 10000], v) : (i) => get(keys[i % 10000])
+const op = OP === "set" ? (i) => set(keys[i % KEYS], v) : (i) => get(keys[i % KEYS])
 await run(effectLoop(op, C, 1e9, 500))
 // PROFILE=<file.cpuprofile>: a CPU profile of the measured loop only (not the fill or the warm-up).
 const session = process.env.PROFILE ? new (await import("node:inspector")).Session() : undefined
