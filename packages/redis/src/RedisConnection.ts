@@ -499,6 +499,8 @@ export const make = (
       return yield* ClusterConnection.make(config, url, {
         options: clusterOptions(config, url),
         maxBatch,
+        maxBatchBytes,
+        weighWrite: weighEntry,
         poolSizeGauge,
         healthCheckIntervalGauge,
         healthCheckFailures

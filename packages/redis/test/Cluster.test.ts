@@ -301,6 +301,17 @@ describe("Cluster: against a real cluster", () => {
         discard: true
       })
       expect(yield* redis.mget(ks)).toEqual(ks.map((k) => `b:${k}`))
+      // Coalesced writes of one slot (a hash tag) close at maxBatchBytes: 9 writes of a quarter each are batches of
+      // 4 + 4 + 1, so two MSETs (a batch's one key of a slot is a SET); one batch would have been one MSET.
+      const tagged = Array.from({ length: 9 }, (_, i) => `{w}${i}`)
+      const owner = yield* cluster.primaryFor("{w}")
+      const server = cluster.servers.find((s) => s.port === owner.port)!
+      const msets = Effect.map(server.command("INFO", "commandstats"), (reply) => Number(/cmdstat_mset:calls=(\d+)/.exec(String(reply))?.[1] ?? 0))
+      const before = yield* msets
+      const big = (i: number) => String(i).repeat(RedisConnection.maxBatchBytes / 4 - 3)
+      yield* Effect.forEach(tagged, (k, i) => redis.setBatched(k, big(i), Option.none()), { concurrency: "unbounded", discard: true })
+      expect((yield* msets) - before).toBe(2)
+      expect(yield* redis.mget(tagged)).toEqual(tagged.map((_, i) => big(i)))
       // SCAN walks every shard.
       const seen = new Set<string>()
       let cursor = "0"

@@ -42,6 +42,9 @@ import { slot } from "./slot.js"
 export interface Shared {
   readonly options: ClusterOptions
   readonly maxBatch: number
+  /** A coalesced write batch closes at this weight (`RedisConnection.maxBatchBytes`), each write weighed by `weighWrite`. */
+  readonly maxBatchBytes: number
+  readonly weighWrite: (entry: readonly [string, string, Option.Option<Duration.Duration>]) => number
   readonly poolSizeGauge: Metric.Metric.Gauge<number>
   readonly healthCheckIntervalGauge: Metric.Metric.Gauge<number>
   readonly healthCheckFailures: Metric.Metric.Counter<number>
@@ -613,6 +616,8 @@ export const make = (
     const writes = Batcher.make<readonly [string, string, Option.Option<Duration.Duration>], void>({
       deadlines,
       maxBatch: shared.maxBatch,
+      weigh: shared.weighWrite,
+      maxWeight: shared.maxBatchBytes,
       send: (entries, tracked) => {
         const cluster = pick()
         return { index: clientIndex(cluster), reply: sendBatch(tracked, () => setBySlot(cluster, entries)) }
