@@ -82,6 +82,13 @@ export interface HappyConfig {
 
 export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
   const { target, keyspace } = config
+  // `HAPPY_CELLS="GET 10 KB c=64,SET 10 KB c=64"` measures only those cells (a diagnostic, as `HAPPY_CONTENDERS` below).
+  const onlyCells = process.env["HAPPY_CELLS"]?.split(",").map((s) => s.trim())
+  const unknownCells = onlyCells?.filter((name) => !cells.some((c) => cellName(c) === name)) ?? []
+  if (unknownCells.length > 0) {
+    throw new Error(`HAPPY_CELLS names no such cell: ${unknownCells.join(", ")} (cells: ${cells.map(cellName).join(", ")})`)
+  }
+  const measured = onlyCells === undefined ? cells : cells.filter((c) => onlyCells.includes(cellName(c)))
   const url = `redis://${target.host}:${target.port}`
   const keys = {
     100: Array.from({ length: keyspace }, (_, i) => `bench:v100:${i}`),
@@ -111,9 +118,6 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
   // contenders' heaps and garbage, in the same process, cost the ones measured).
   const only = process.env["HAPPY_CONTENDERS"]?.split(",").map((s) => s.trim())
   const wanted = (name: string) => only === undefined || only.includes(name)
-  // `HAPPY_CELLS="GET 10 KB c=64,SET 10 KB c=64"` measures only those cells (a diagnostic, as above).
-  const onlyCells = process.env["HAPPY_CELLS"]?.split(",").map((s) => s.trim())
-  const measured = onlyCells === undefined ? cells : cells.filter((c) => onlyCells.includes(cellName(c)))
   const contenders: Array<Contender> = []
   for (const name of (peerNames as ReadonlyArray<PeerName>).filter(wanted)) {
     const client = await makePeer(name, target, settings)

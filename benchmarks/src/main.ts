@@ -54,6 +54,13 @@ const settings = quick
     hybrid: { rounds: 5, durationMs: 400, warmupMs: 200 }
   }
 const rounds = args.rounds ?? undefined
+const happySettleMs = (): number => {
+  const raw = process.env["HAPPY_SETTLE_MS"]
+  if (raw === undefined) return settings.happy.settleMs
+  const ms = Number(raw)
+  if (!Number.isInteger(ms) || ms < 0) throw new Error(`HAPPY_SETTLE_MS must be a whole number of ms >= 0, got ${raw}`)
+  return ms
+}
 const deadlineMs = 500
 const ratePerSec = 200
 const halfOpenAfterMs = 1000
@@ -108,7 +115,7 @@ const main = async () => {
       verbose: args.verbose,
       gcBetween: !quick,
       // `HAPPY_SETTLE_MS=0` measures right after the gc(), as runs before 2026-12-05 (session 9) did.
-      settleMs: Number(process.env["HAPPY_SETTLE_MS"] ?? settings.happy.settleMs),
+      settleMs: happySettleMs(),
       runtime
     })
   }
