@@ -56,6 +56,14 @@ const FAULTY = "slots:0"
  */
 const RECOVERY_BOUND_MS = HALF_OPEN_MS + DEADLINE_MS + LAG_MS
 /**
+ * A killed primary: calls sent to it before the election can wait out their deadline, so the breaker may open up to a
+ * deadline after the election and its half-open wait start then; each of those real-time waits (the deadline's sweep,
+ * the half-open timer, the probe and the first answered read) can be late on a loaded event loop, so two margins.
+ * Measured (2026-12-05): quiet 99-1,569 ms over 14 runs of two builds (`c7fcea4`, `d4848ff`); in the whole suite of a
+ * fresh clone 1,600 and 1,635 ms, over the one-margin bound (1,600) the scenario had used.
+ */
+const KILL_RECOVERY_BOUND_MS = HALF_OPEN_MS + DEADLINE_MS + 2 * LAG_MS
+/**
  * A stalled primary: calls already waiting on it (and those sent before the client followed the promotion) time out
  * up to a deadline after it, so the breaker can open after the election and its half-open wait starts then. Measured
  * on a quiet machine (2026-12-04): the variant keeping it stalled until recovery 2,373 ms (fresh-clone CI); this one
@@ -274,7 +282,7 @@ describe("chaos: Cluster failovers through the resilient cache, one breaker per 
   it.live("shard 0's primary killed under 16-way load: only its keys fall back, the others keep reading from Redis", () =>
     Effect.gen(function*() {
       const f = yield* failoverScenario("cluster-kill-primary", (c) => c.killPrimary(0))
-      expectShardIsolation(f)
+      expectShardIsolation(f, undefined, KILL_RECOVERY_BOUND_MS)
       expect(f.shards[FAULTY]?.opens ?? 0).toBeGreaterThanOrEqual(1)
       expect(f.fallbacks).toBeGreaterThan(0)
     }))
