@@ -473,9 +473,6 @@ export const maxBatchBytes = 65_536
  */
 export const largeValueBytes = 4096
 
-/** A coalesced write's weight against {@link maxBatchBytes}. */
-export const weighEntry = (entry: readonly [string, string, Option.Option<Duration.Duration>]): number =>
-  entry[0].length + entry[1].length
 
 /** Reasons that only say "this socket is not connected right now". */
 const notConnected: ReadonlySet<string> = new Set(["connection_unavailable", "connection_closed"])
@@ -500,7 +497,6 @@ export const make = (
         options: clusterOptions(config, url),
         maxBatch,
         maxBatchBytes,
-        weighWrite: weighEntry,
         poolSizeGauge,
         healthCheckIntervalGauge,
         healthCheckFailures
@@ -899,7 +895,7 @@ export const make = (
     const writes = Batcher.make<readonly [string, string, Option.Option<Duration.Duration>], void>({
       deadlines,
       maxBatch,
-      weigh: weighEntry,
+      weigh: Batcher.weighWrite,
       maxWeight: maxBatchBytes,
       send: (entries) => {
         const index = pick()

@@ -10,6 +10,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as RedisConfig from "../src/RedisConfig.js"
+import { weighWrite } from "../src/internal/batcher.js"
 import * as RedisConnection from "../src/RedisConnection.js"
 
 const connect = (options: RedisConfig.Options) => Effect.flatMap(Effect.orDie(RedisConfig.fromOptions(options)), RedisConnection.make)
@@ -175,7 +176,7 @@ describe("Batcher: coalesced writes", () => {
       last = yield* calls(server, "mset")
       yield* together(Array.from({ length: 256 }, (_, i) => redis.setBatched(`s${i}`, "v".repeat(100), Option.none())))
       expect((yield* calls(server, "mset")) - last).toBe(1)
-      expect(RedisConnection.weighEntry(["ab", "cde", Option.none()])).toBe(5)
+      expect(weighWrite(["ab", "cde", Option.none()])).toBe(5)
     }))
 
   it.scopedLive("a SET refused in a batch fails only its caller; the others' writes land", () =>

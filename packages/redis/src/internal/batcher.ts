@@ -25,6 +25,12 @@ export interface Batcher<I, O> {
   readonly unsafeSubmit: (item: I, span: SpanSpec | undefined, onExit: (exit: Exit.Exit<O, Errors.RedisFailure>) => void) => void
 }
 
+/**
+ * A coalesced write's weight (`key`, `value`, TTL) against a write batch's bound (`RedisConnection.maxBatchBytes`):
+ * its key's and value's lengths in UTF-16 code units (bytes, for ASCII). Shared by the standalone and Cluster batchers.
+ */
+export const weighWrite = (entry: readonly [string, string, unknown]): number => entry[0].length + entry[1].length
+
 export const make = <I, O, R = O>(options: {
   readonly deadlines: Deadlines
   readonly maxBatch: number

@@ -42,9 +42,8 @@ import { slot } from "./slot.js"
 export interface Shared {
   readonly options: ClusterOptions
   readonly maxBatch: number
-  /** A coalesced write batch closes at this weight (`RedisConnection.maxBatchBytes`), each write weighed by `weighWrite`. */
+  /** A coalesced write batch closes at this weight (`RedisConnection.maxBatchBytes`; see `Batcher.weighWrite`). */
   readonly maxBatchBytes: number
-  readonly weighWrite: (entry: readonly [string, string, Option.Option<Duration.Duration>]) => number
   readonly poolSizeGauge: Metric.Metric.Gauge<number>
   readonly healthCheckIntervalGauge: Metric.Metric.Gauge<number>
   readonly healthCheckFailures: Metric.Metric.Counter<number>
@@ -616,7 +615,7 @@ export const make = (
     const writes = Batcher.make<readonly [string, string, Option.Option<Duration.Duration>], void>({
       deadlines,
       maxBatch: shared.maxBatch,
-      weigh: shared.weighWrite,
+      weigh: Batcher.weighWrite,
       maxWeight: shared.maxBatchBytes,
       send: (entries, tracked) => {
         const cluster = pick()
