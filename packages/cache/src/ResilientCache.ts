@@ -46,6 +46,7 @@ import { Cache, type Stats } from "./Cache.js"
 import * as CacheMetrics from "./CacheMetrics.js"
 import * as FallbackStore from "./FallbackStore.js"
 import { checked } from "./internal/checked.js"
+import { Fence } from "./internal/fence.js"
 import { type Intent, Pending } from "./internal/pending.js"
 import { Recorder } from "./internal/recorder.js"
 import * as MemoryCache from "./MemoryCache.js"
@@ -262,15 +263,43 @@ export const make = (
       return found
     }
 
-    const written = (key: string, value: string, ttl: Option.Option<Duration.Duration>) => {
-      // Without the mirror, an older copy must still go: an outage would serve it.
-      if (mirror) store.write(key, value, Option.getOrUndefined(ttl))
+    // ---- Writes in flight --------------------------------------------------------------------------------------
+    /**
+     * Writes and deletes sent to Redis and not settled yet. Two of one key under way at once can run on the server in
+     * one order and settle here in the other (a pipeline of timed SETs settles a step after an MSET read from the same
+     * reply chunk; two sockets; a retry): the copy written by the last to settle may then be the value the other
+     * replaced. So a write that overlapped another of its key leaves no copy: a miss, never an older value.
+     */
+    const inFlight = new Fence()
+    const connection = redis.connection
+    let deadline = connection.commandTimeout()
+    // The longest a write can be under way (as the hybrid cache's fence): twice the deadline, plus a second.
+    let fenceMillis = 2 * Duration.toMillis(deadline) + 1000
+    const sending = (key: string): number => {
+      const current = connection.commandTimeout()
+      if (current !== deadline) {
+        deadline = current
+        fenceMillis = 2 * Duration.toMillis(current) + 1000
+      }
+      const at = clock.unsafeCurrentTimeMillis()
+      return inFlight.begin(key, at + fenceMillis, at)
+    }
+
+    const written = (key: string, value: string, ttl: Option.Option<Duration.Duration>, slot: number) => {
+      // Without the mirror, or after a write of the key overlapped this one, an older copy must still go: an outage
+      // would serve it.
+      if (!inFlight.end(slot) && mirror) store.write(key, value, Option.getOrUndefined(ttl))
       else store.remove(key)
       // A pending key's write-back must never write the older value over this one Redis just acknowledged: the
       // newest intent becomes this value (writing it again is harmless).
       if (writeBack && pending.has(key)) markPending(key, value, ttl)
     }
-    const notWritten = (key: string, value: string, ttl: Option.Option<Duration.Duration>) => {
+    /**
+     * Redis did not take the write (`slot`: it was sent; none when the breaker rejected it): the fallback keeps it,
+     * overlapped or not (the caller's answer is this write, made last), and the key is pending.
+     */
+    const notWritten = (key: string, value: string, ttl: Option.Option<Duration.Duration>, slot?: number) => {
+      if (slot !== undefined) inFlight.end(slot)
       store.write(key, value, Option.getOrUndefined(ttl))
       markPending(key, value, ttl)
     }
@@ -308,33 +337,44 @@ export const make = (
           }, () => keys.map(fromMemory))
         }),
       set: (key, value, ttl) =>
-        Effect.suspend(() =>
-          redis.rejecting("set")
-            ? rejected("set", () => notWritten(key, value, ttl))
-            : redis.unchecked.setOr(key, value, ttl, () => written(key, value, ttl), (error) => {
-              recorder.fallback("set")
-              traceFallback("set", RedisCache.reasonOf(error))
-              return notWritten(key, value, ttl)
-            })
-        ),
+        Effect.suspend(() => {
+          if (redis.rejecting("set")) return rejected("set", () => notWritten(key, value, ttl))
+          const slot = sending(key)
+          return redis.unchecked.setOr(key, value, ttl, () => written(key, value, ttl, slot), (error) => {
+            recorder.fallback("set")
+            traceFallback("set", RedisCache.reasonOf(error))
+            return notWritten(key, value, ttl, slot)
+          })
+        }),
       setMany: (entries, ttl) =>
-        Effect.suspend(() =>
-          route(
+        Effect.suspend(() => {
+          if (redis.rejecting("setMany")) {
+            return rejected("setMany", () => entries.forEach(([key, value]) => notWritten(key, value, ttl)))
+          }
+          const slots = entries.map(([key]) => sending(key))
+          return route(
             "setMany",
             redis.unchecked.setMany(entries, ttl),
-            () => entries.forEach(([key, value]) => written(key, value, ttl)),
-            () => entries.forEach(([key, value]) => notWritten(key, value, ttl))
+            () => entries.forEach(([key, value], i) => written(key, value, ttl, slots[i]!)),
+            () => entries.forEach(([key, value], i) => notWritten(key, value, ttl, slots[i]!))
           )
-        ),
+        }),
       delete: (key) =>
         Effect.suspend(() => {
           // The fallback forgets first, whatever Redis says: a deleted value must not come back from it. And again
           // when Redis has answered: a read that started meanwhile may have mirrored the value Redis still had.
           const inMemory = store.remove(key)
+          if (redis.rejecting("delete")) {
+            return rejected("delete", () => (markPending(key, undefined, Option.none()), inMemory))
+          }
+          // In flight like a write: a write of the key that overlaps it leaves no copy.
+          const slot = sending(key)
           return route("delete", redis.unchecked.delete(key), (existed) => {
+            inFlight.end(slot)
             store.remove(key)
             return existed
           }, () => {
+            inFlight.end(slot)
             store.remove(key)
             markPending(key, undefined, Option.none())
             return inMemory

@@ -3,16 +3,19 @@
  * value it replaced (a miss is allowed). Each test is one of issue 7's repros, or a fault only a socket shows.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { RedisConnection } from "@steadfast/redis"
+import { type RedisConfig, RedisConnection } from "@steadfast/redis"
 import { Retry } from "@steadfast/resilience"
 import { ChaosProxy, LogCapture, RedisServer } from "@steadfast/testing"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
+import type { Redis } from "ioredis"
 import { Cache } from "../src/Cache.js"
 import * as CacheMetrics from "../src/CacheMetrics.js"
 import * as ResilientCache from "../src/ResilientCache.js"
@@ -24,7 +27,8 @@ const fastRetry = Retry.make({ maxRetries: 2, baseDelay: "5 millis", jitter: fal
 const stackWith = (
   proxy: ChaosProxy.ChaosProxy,
   options: ResilientCache.Options = {},
-  commandTimeout: Duration.DurationInput = "300 millis"
+  commandTimeout: Duration.DurationInput = "300 millis",
+  connectionOptions: Partial<RedisConfig.Options> = {}
 ) =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
@@ -35,7 +39,7 @@ const stackWith = (
         breaker: { failureThreshold: 3, halfOpenAfter: "200 millis" },
         reconcile: { retryEvery: "20 millis" },
         ...options
-      }).pipe(Layer.provideMerge(RedisConnection.layer({ url: proxy.url(), commandTimeout, connectTimeout: "300 millis" }))),
+      }).pipe(Layer.provideMerge(RedisConnection.layer({ url: proxy.url(), commandTimeout, connectTimeout: "300 millis", ...connectionOptions }))),
       scope
     )
     return { cache: Context.get(context, Cache), connection: Context.get(context, RedisConnection.RedisConnection) }
@@ -272,5 +276,102 @@ describe("Consistency through faults (spawned redis-server behind a ChaosProxy)"
         yield* direct.setFault(ChaosProxy.Reset())
         expect(yield* b.get("written")).not.toEqual(Option.some("v1"))
         expect(yield* b.get("deleted")).toEqual(Option.none())
+      })))
+
+  /**
+   * Two writes (or a write and a delete) of one key sent one after the other, their replies held back until both
+   * have run on the server (the client's socket paused: the bytes wait in the kernel), then read in one chunk. How
+   * each settles (an MSET's promise, a pipeline's, a DEL's) decides which settles first, not the server's order.
+   */
+  const heldBack = (
+    connection: RedisConnection.RedisConnection,
+    calls: ReadonlyArray<Effect.Effect<unknown>>,
+    release: (sockets: ReadonlyArray<Redis>) => Effect.Effect<void>
+  ) =>
+    Effect.gen(function*() {
+      const sockets: Array<Redis> = []
+      const scope = yield* Scope.make()
+      yield* connection.watchSockets!({ ready: (index, client) => (sockets[index] = client), closed: () => {} }).pipe(
+        Scope.extend(scope)
+      )
+      for (const socket of sockets) socket.stream.pause()
+      const fibers: Array<Fiber.RuntimeFiber<unknown>> = []
+      for (const call of calls) {
+        fibers.push(yield* Effect.fork(call))
+        // Sent, and run by the server, before the next call is made.
+        yield* Effect.sleep("20 millis")
+      }
+      yield* release(sockets)
+      yield* Fiber.joinAll(fibers)
+      yield* Scope.close(scope, Exit.void)
+    })
+  const resumeAll = (sockets: ReadonlyArray<Redis>) => Effect.sync(() => sockets.forEach((s) => s.stream.resume()))
+
+  it.live("writes of one key settling in the other order than they ran (a timed SET's pipeline, then an MSET): the fallback never keeps the older", () =>
+    withServer((server, proxy) =>
+      Effect.gen(function*() {
+        const { cache, connection } = yield* stackWith(proxy)
+        const orders: Array<ReadonlyArray<string>> = []
+        for (let round = 0; round < 3; round++) {
+          const key = `k${round}`
+          const settled: Array<string> = []
+          const write = (value: string, ttl?: Duration.DurationInput) =>
+            Effect.tap(cache.set(key, value, ttl === undefined ? undefined : { ttl }), () => Effect.sync(() => settled.push(value)))
+          yield* heldBack(connection, [write("older", "1 minute"), write("newer")], resumeAll)
+          orders.push(settled)
+          expect(yield* redisValue(server, key)).toBe("newer")
+        }
+        yield* outage(proxy)
+        for (let round = 0; round < 3; round++) {
+          // From the fallback now: the newer value or nothing, never the one it replaced.
+          expect(yield* cache.get(`k${round}`)).not.toEqual(Option.some("older"))
+        }
+        // The case this guards: the MSET settled first (the pipeline's promise takes more steps).
+        expect(orders.some((o) => o[0] === "newer")).toBe(true)
+      })))
+
+  it.live("a write and a delete of one key settling in the other order than they ran: the fallback never keeps the deleted value", () =>
+    withServer((server, proxy) =>
+      Effect.gen(function*() {
+        const { cache, connection } = yield* stackWith(proxy)
+        yield* heldBack(connection, [cache.set("k", "deleted", { ttl: "1 minute" }), cache.delete("k")], resumeAll)
+        yield* heldBack(connection, [cache.delete("j"), cache.set("j", "kept")], resumeAll)
+        expect(yield* redisValue(server, "k")).toBeNull()
+        expect(yield* redisValue(server, "j")).toBe("kept")
+        yield* outage(proxy)
+        expect(yield* cache.get("k")).toEqual(Option.none())
+        expect(yield* cache.get("j")).not.toEqual(Option.some("deleted"))
+      })))
+
+  it.live("two sockets: writes of one key whose replies come back in the other order than they ran leave no older copy", () =>
+    withServer((server, proxy) =>
+      Effect.gen(function*() {
+        const { cache, connection } = yield* stackWith(proxy, {}, "300 millis", { maxConnections: 2 })
+        // Each socket's replies released first once: round-robin put the two writes on different sockets, so in one
+        // of the rounds the write that ran second settled first.
+        for (const first of [0, 1]) {
+          const key = `k${first}`
+          yield* heldBack(connection, [cache.set(key, "older"), cache.set(key, "newer")], (sockets) =>
+            Effect.gen(function*() {
+              sockets[first]!.stream.resume()
+              yield* Effect.sleep("30 millis")
+              sockets[1 - first]!.stream.resume()
+            }))
+          expect(yield* redisValue(server, key)).toBe("newer")
+        }
+        yield* outage(proxy)
+        for (const first of [0, 1]) expect(yield* cache.get(`k${first}`)).not.toEqual(Option.some("older"))
+      })))
+
+  it.live("writes of one key that did not overlap keep their copy: an outage answers the last one", () =>
+    withServer((_server, proxy) =>
+      Effect.gen(function*() {
+        const { cache } = yield* stackWith(proxy)
+        yield* cache.set("k", "first")
+        yield* cache.set("k", "last", { ttl: "1 minute" })
+        yield* cache.setMany([["m", "one"], ["n", "two"]])
+        yield* outage(proxy)
+        expect(yield* cache.get("k")).toEqual(Option.some("last"))
+        expect(yield* cache.getMany(["m", "n"])).toEqual([Option.some("one"), Option.some("two")])
       })))
 })

@@ -27,6 +27,7 @@
  *
  * @internal
  */
+import { Fence } from "./fence.js"
 import { ClockHand } from "./lru.js"
 
 export interface Entry {
@@ -39,15 +40,6 @@ export interface Entry {
   throttleUntil: number
 }
 
-const FENCE_SLOTS = 8192
-
-/** FNV-1a over the key's UTF-16 code units, to a fence slot. */
-const slotOf = (key: string): number => {
-  let h = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
-  return (h >>> 0) & (FENCE_SLOTS - 1)
-}
-
 /** An entry's approximate size: 2 bytes per UTF-16 code unit of key and value. */
 export const sizeOf = (key: string, value: string): number => 2 * (key.length + value.length)
 
@@ -55,16 +47,8 @@ export class L1 {
   private readonly entries = new Map<string, Entry>()
   private readonly clock = new ClockHand(this.entries)
   private readonly tombstones = new Map<string, number>()
-  /**
-   * Writes in flight, counted per slot (an FNV-1a hash of the key, 8,192 slots): how many, and until when (at the
-   * latest) fills of keys in that slot are refused. Arrays rather than a map: no insertion and deletion per write
-   * (a map's set + delete measured 70-90 ns a write here, the hash ~40 ns). Keys sharing a slot share its fence: a
-   * fill refused for nothing, the next read fills.
-   */
-  private readonly fenceCounts = new Int32Array(FENCE_SLOTS)
-  private readonly fenceUntil = new Float64Array(FENCE_SLOTS)
-  /** Writes begun and not ended (see {@link writesInFlight}). */
-  private fencing = 0
+  /** Writes in flight (see `Fence`): fills of their keys are refused until they end, or until their `until`. */
+  private readonly fence = new Fence()
   private sequence = 0
   /** Reads that started before this number may not fill (a clear, or too many tombstones). */
   private floor = 0
@@ -159,7 +143,7 @@ export class L1 {
 
   /** Keeps what a read that started at `since` found, unless its key was invalidated (or L1 cleared) since. */
   fill(key: string, value: string, since: number, ttlMillis: number, now: number): boolean {
-    if (since < this.floor || (this.tombstones.get(key) ?? -1) > since || (this.fencing > 0 && this.fenced(key, now))) {
+    if (since < this.floor || (this.tombstones.get(key) ?? -1) > since || (this.fence.inFlight > 0 && this.fence.holds(key, now))) {
       this.refusedFills++
       return false
     }
@@ -207,36 +191,18 @@ export class L1 {
    */
   beginWrite(key: string, until: number, now: number): number {
     this.invalidate(key)
-    const slot = typeof key === "string" ? slotOf(key) : 0
-    const counts = this.fenceCounts
-    // Every write counted in an expired slot ended or was abandoned (none can be under way past its `until`).
-    if (this.fenceUntil[slot]! <= now && counts[slot]! > 0) {
-      this.fencing -= counts[slot]!
-      counts[slot] = 0
-    }
-    counts[slot]!++
-    if (until > this.fenceUntil[slot]!) this.fenceUntil[slot] = until
-    this.fencing++
-    return slot
+    return this.fence.begin(key, until, now)
   }
 
   /** The write of `key` ended (Redis answered, or the fallback did): drop the key again, lift its share of the fence. */
   endWrite(key: string, slot: number): void {
     this.invalidate(key)
-    if (this.fenceCounts[slot]! > 0) {
-      this.fenceCounts[slot]!--
-      this.fencing--
-    }
+    this.fence.end(slot)
   }
 
   /** Writes begun and not ended (an interrupted one stays counted until a write of its slot begins after it expired). */
   get writesInFlight(): number {
-    return this.fencing
-  }
-
-  private fenced(key: string, now: number): boolean {
-    const slot = slotOf(key)
-    return this.fenceCounts[slot]! > 0 && this.fenceUntil[slot]! > now
+    return this.fence.inFlight
   }
 
   /**

@@ -1,0 +1,118 @@
+/**
+ * Writes in flight (`internal/fence.ts`), shared by the resilient cache (a write that overlapped another of its key
+ * leaves no fallback copy) and the hybrid cache's L1 (no fill while a write of the key is under way): what counts as
+ * overlapping, and how an abandoned write's share expires. Checked against a per-key model over random sequences too.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as fc from "effect/FastCheck"
+import { Fence } from "../src/internal/fence.js"
+
+describe("Fence", () => {
+  it("a write alone did not overlap; two under way at once both did; the next one alone again did not", () => {
+    const fence = new Fence()
+    const a = fence.begin("k", 1000, 0)
+    expect(fence.inFlight).toBe(1)
+    expect(fence.end(a)).toBe(false)
+    expect(fence.inFlight).toBe(0)
+    const b = fence.begin("k", 1000, 0)
+    const c = fence.begin("k", 1000, 0)
+    expect(b).toBe(c)
+    expect(fence.inFlight).toBe(2)
+    expect(fence.end(b)).toBe(true)
+    expect(fence.end(c)).toBe(true)
+    expect(fence.end(fence.begin("k", 1000, 0))).toBe(false)
+    expect(fence.inFlight).toBe(0)
+  })
+
+  it("a chain of overlaps keeps the slot crowded until none is left", () => {
+    const fence = new Fence()
+    const a = fence.begin("k", 1000, 0)
+    const b = fence.begin("k", 1000, 0)
+    expect(fence.end(a)).toBe(true)
+    // b is still under way: c overlaps it.
+    const c = fence.begin("k", 1000, 0)
+    expect(fence.end(b)).toBe(true)
+    expect(fence.end(c)).toBe(true)
+    expect(fence.end(fence.begin("k", 1000, 0))).toBe(false)
+  })
+
+  it("one write ended before the next began: neither overlapped", () => {
+    const fence = new Fence()
+    expect(fence.end(fence.begin("k", 1000, 0))).toBe(false)
+    expect(fence.end(fence.begin("k", 1000, 0))).toBe(false)
+  })
+
+  it("holds a key while a write of it is under way and before its until; not after it ended", () => {
+    const fence = new Fence()
+    expect(fence.holds("k", 0)).toBe(false)
+    const a = fence.begin("k", 100, 0)
+    expect(fence.holds("k", 99)).toBe(true)
+    expect(fence.holds("k", 100)).toBe(false)
+    expect(fence.holds("other", 50)).toBe(false)
+    fence.end(a)
+    expect(fence.holds("k", 50)).toBe(false)
+  })
+
+  it("an abandoned write (never ended) counts until its until: a write after it starts afresh, one before overlaps", () => {
+    const fence = new Fence()
+    fence.begin("k", 100, 0)
+    const early = fence.begin("k", 50, 99)
+    expect(fence.inFlight).toBe(2)
+    expect(fence.end(early)).toBe(true)
+    // The slot's until is the later of the two (100): at 100 the abandoned write is forgotten.
+    const late = fence.begin("k", 300, 100)
+    expect(fence.inFlight).toBe(1)
+    expect(fence.end(late)).toBe(false)
+    expect(fence.inFlight).toBe(0)
+  })
+
+  it("an end with nothing under way in its slot changes nothing", () => {
+    const fence = new Fence()
+    const a = fence.begin("k", 100, 0)
+    expect(fence.end(a)).toBe(false)
+    expect(fence.end(a)).toBe(false)
+    expect(fence.inFlight).toBe(0)
+    const b = fence.begin("k", 100, 0)
+    expect(fence.inFlight).toBe(1)
+    expect(fence.end(b)).toBe(false)
+  })
+
+  it("a key that is not a string gets a slot (its write is refused later, by the input check)", () => {
+    const fence = new Fence()
+    const slot = fence.begin(42 as unknown as string, 100, 0)
+    expect(slot).toBe(0)
+    expect(fence.end(slot)).toBe(false)
+  })
+
+  it("keys spread over slots: distinct keys rarely share one", () => {
+    const fence = new Fence()
+    const slots = new Set(Array.from({ length: 1000 }, (_, i) => fence.begin(`key:${i}`, 100, 0)))
+    expect(slots.size).toBeGreaterThan(900)
+    for (const slot of slots) expect(slot).toBeGreaterThanOrEqual(0)
+    for (const slot of slots) expect(slot).toBeLessThan(8192)
+  })
+
+  it("never misses an overlap a per-key model sees (it may add some, for keys sharing a slot)", () => {
+    const op = fc.oneof(
+      fc.record({ begin: fc.constantFrom("a", "b", "c", "d") }),
+      fc.record({ end: fc.nat(20) })
+    )
+    fc.assert(fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      const fence = new Fence()
+      // The model: each write under way, and whether it overlapped another of its key.
+      const open: Array<{ key: string; slot: number; overlapped: boolean }> = []
+      for (const o of ops) {
+        if ("begin" in o) {
+          const same = open.filter((w) => w.key === o.begin)
+          same.forEach((w) => (w.overlapped = true))
+          open.push({ key: o.begin, slot: fence.begin(o.begin, Infinity, 0), overlapped: same.length > 0 })
+        } else if (open.length > 0) {
+          const [w] = open.splice(o.end % open.length, 1)
+          const crowded = fence.end(w!.slot)
+          if (w!.overlapped) expect(crowded).toBe(true)
+        }
+        expect(fence.inFlight).toBe(open.length)
+      }
+    }))
+  })
+})
