@@ -285,7 +285,7 @@ describe("Consistency through faults (spawned redis-server behind a ChaosProxy)"
    */
   const heldBack = (
     connection: RedisConnection.RedisConnection,
-    calls: ReadonlyArray<Effect.Effect<unknown>>,
+    calls: ReadonlyArray<Effect.Effect<unknown, unknown>>,
     release: (sockets: ReadonlyArray<Redis>) => Effect.Effect<void>
   ) =>
     Effect.gen(function*() {
@@ -295,7 +295,7 @@ describe("Consistency through faults (spawned redis-server behind a ChaosProxy)"
         Scope.extend(scope)
       )
       for (const socket of sockets) socket.stream.pause()
-      const fibers: Array<Fiber.RuntimeFiber<unknown>> = []
+      const fibers: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
       for (const call of calls) {
         fibers.push(yield* Effect.fork(call))
         // Sent, and run by the server, before the next call is made.
