@@ -271,19 +271,10 @@ export const make = (
      * replaced. So a write that overlapped another of its key leaves no copy: a miss, never an older value.
      */
     const inFlight = new Fence()
-    const connection = redis.connection
-    let deadline = connection.commandTimeout()
-    // The longest a write can be under way (as the hybrid cache's fence): twice the deadline, plus a second.
-    let fenceMillis = 2 * Duration.toMillis(deadline) + 1000
-    const sending = (key: string): number => {
-      const current = connection.commandTimeout()
-      if (current !== deadline) {
-        deadline = current
-        fenceMillis = 2 * Duration.toMillis(current) + 1000
-      }
-      const at = clock.unsafeCurrentTimeMillis()
-      return inFlight.begin(key, at + fenceMillis, at)
-    }
+    const now = () => clock.unsafeCurrentTimeMillis()
+    // The longest a write can be under way (as the hybrid cache's fence): twice the deadline now, plus a second.
+    const fenceMillis = () => 2 * Duration.toMillis(redis.connection.commandTimeout()) + 1000
+    const sending = (key: string): number => inFlight.enter(key, now, fenceMillis)
 
     const written = (key: string, value: string, ttl: Option.Option<Duration.Duration>, slot: number) => {
       // Without the mirror, or after a write of the key overlapped this one, an older copy must still go: an outage
