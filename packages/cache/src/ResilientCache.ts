@@ -21,7 +21,9 @@
  *   is flushed in Redis by `SCAN` + `DEL`, a cursor that survives outages; until it completes Redis is read for no key
  *   (`cache_reconcile_overflow_total`, logged once per overflow);
  * - a value read from Redis is mirrored into the fallback only if no write or delete of its key went through the
- *   cache since the read started, so a reply that left Redis before a newer write never overwrites it.
+ *   cache since the read started, so a reply that left Redis before a newer write never overwrites it;
+ * - a write or delete that overlapped another of its key (both under way at once) leaves no copy in the fallback: the
+ *   two may run on the server in one order and settle here in the other, so the last copy could be the older value.
  *
  * What the fallback holds: values read from or written to Redis (with `mirror`, the default) and writes Redis did not
  * take, each for at most the fallback's `ttl` (`fallbackTtl`, 60 s): the staleness bound of reads served while Redis
