@@ -23,6 +23,33 @@ const commands = (name: ScriptedConnection.Command) =>
   Effect.map(Effect.flatMap(ScriptedConnection.ScriptedConnection, (s) => s.log), (log) => log.filter((e) => e.command === name))
 
 describe("ResilientCache decisions (scripted connection, TestClock)", () => {
+  it.effect("overlapping writes leave no fallback copy; an abandoned write (caller interrupted) stops counting a fence after the first write that joined it", () =>
+    Effect.gen(function*() {
+      const redis = yield* ScriptedConnection.ScriptedConnection
+      const cache = yield* Cache
+      // Two writes whose callers are interrupted while Redis has them: they never end, as far as the cache knows.
+      yield* redis.push("set", ScriptedConnection.slow("400 millis"), ScriptedConnection.slow("400 millis"))
+      const abandoned = [yield* Effect.fork(cache.set("x", "abandoned")), yield* Effect.fork(cache.set("y", "abandoned"))]
+      yield* settle
+      for (const fiber of abandoned) yield* Fiber.interrupt(fiber)
+      yield* TestClock.adjust("1 second")
+      // Each overlaps its key's abandoned write: acknowledged, but no copy (the fence: 2 x 500 ms + 1 s = 2 s from here).
+      yield* cache.set("x", "one")
+      yield* cache.set("y", "one")
+      yield* TestClock.adjust("1999 millis")
+      yield* cache.set("x", "two")
+      yield* TestClock.adjust("1 millis")
+      yield* cache.set("y", "two")
+      // A write with nothing else under way keeps its copy.
+      yield* cache.set("z", "alone")
+      // Redis answers no read now: the fallback does.
+      yield* redis.push("get", ScriptedConnection.replyLost, ScriptedConnection.replyLost, ScriptedConnection.replyLost)
+      expect(yield* cache.get("x")).toEqual(Option.none())
+      expect(yield* cache.get("y")).toEqual(Option.some("two"))
+      expect(yield* cache.get("z")).toEqual(Option.some("alone"))
+      expect(yield* redis.peek("t:x")).toBe("two")
+    }).pipe(Effect.provide(scripted())))
+
   it.effect("a write whose reply is lost is pending: its reads skip Redis; reconciliation deletes the key", () =>
     Effect.gen(function*() {
       const redis = yield* ScriptedConnection.ScriptedConnection
