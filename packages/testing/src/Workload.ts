@@ -13,12 +13,15 @@
  * - **wrong** if the value does not start with `<key>#`, or carries a sequence no write of that key has attempted yet;
  * - **stale** if its sequence is below the highest sequence acknowledged for the key *when the read started*, unless
  *   that write was still in flight when the acknowledged operation started (overlapping operations may land in
- *   either order; a write that failed counts as finished when it failed);
+ *   either order; a write that failed counts as finished when it failed); or if a read that ended before it started
+ *   returned another value while its write was already acknowledged (of two overlapping writes, once one has been
+ *   read as the last, the other never comes back);
  * - otherwise valid. A miss is always valid.
  *
  * So, for one key: write 5 acknowledged, write 7 failed, then a read returning 5 or 7 is valid, 3 is stale; after a
  * delete acknowledged, every value written before it is stale (a miss is the answer). A read overlapping a write or
- * delete may return the value before it. The model costs O(keys + concurrency) memory, whatever the run's length.
+ * delete may return the value before it. The model costs O(keys + concurrency) memory, whatever the run's length, plus the writes that failed
+ * since their key's last acknowledged operation.
  *
  * Latencies go into a log-linear histogram (8 buckets per power of two, ~9% resolution) for p50 / p99 over the whole
  * run and over each `window`.
@@ -187,6 +190,25 @@ interface KeyState {
   exempt: ReadonlyArray<number>
   /** The writes of this key in flight now. */
   readonly inFlight: Set<number>
+  /** What the latest-started read that returned a value saw (see {@link Pin}); undefined before any. */
+  pin: Pin | undefined
+  /** Writes of this key that failed to their caller, above the floor (below it the floor judges them). */
+  readonly failed: Set<number>
+}
+
+/**
+ * A read that returned the value of write `value`: every write of its key acknowledged when that read started
+ * (sequence below `started`, not in `inFlight`, not failed) is ordered before `value`'s, so no read that starts after
+ * this one ended may return one of them. Overlapping writes may land in either order, but once a read has seen which
+ * landed last, the other does not come back. (A write that failed to its caller is left out, as by the floor: its
+ * effect is unknown, and may come late.)
+ */
+interface Pin {
+  readonly value: number
+  readonly started: number
+  /** Reads in the order they started (reads take no sequence number): the latest-started read's pin is kept. */
+  readonly order: number
+  readonly inFlight: ReadonlyArray<number>
 }
 
 /**
@@ -201,10 +223,11 @@ interface KeyState {
 export const makeModel = (): Model => {
   const state = new Map<string, KeyState>()
   let sequence = 0
+  let reads = 0
   const of = (key: string): KeyState => {
     let s = state.get(key)
     if (s === undefined) {
-      s = { attempted: -1, floor: -1, exempt: NONE, inFlight: new Set() }
+      s = { attempted: -1, floor: -1, exempt: NONE, inFlight: new Set(), pin: undefined, failed: new Set() }
       state.set(key, s)
     }
     return s
@@ -227,30 +250,51 @@ export const makeModel = (): Model => {
         if (ended) return
         ended = true
         if (isWrite) s.inFlight.delete(seq)
+        if (isWrite && !acknowledged) s.failed.add(seq)
         if (acknowledged && seq > s.floor) {
           s.floor = seq
           s.exempt = inFlightAtStart
+          for (const f of s.failed) if (f < seq && !inFlightAtStart.includes(f)) s.failed.delete(f)
         }
       }
     }
   }
 
-  const judge = (key: string, floor: number, exempt: ReadonlyArray<number>, value: string | undefined): Verdict => {
-    if (value === undefined) return "miss"
-    if (!value.startsWith(`${key}#`)) return "wrong"
+  /** The sequence of the write `value` carries for `key`, or undefined if no write of `key` could have stored it. */
+  const sequenceOf = (key: string, value: string): number | undefined => {
+    if (!value.startsWith(`${key}#`)) return undefined
     const digits = value.slice(key.length + 1)
     const seq = Number(digits)
-    if (!/^\d+$/.test(digits) || !Number.isSafeInteger(seq)) return "wrong"
-    if (seq > (state.get(key)?.attempted ?? -1)) return "wrong"
-    if (seq < floor && !exempt.includes(seq)) return "stale"
-    return "ok"
+    if (!/^\d+$/.test(digits) || !Number.isSafeInteger(seq)) return undefined
+    return seq > (state.get(key)?.attempted ?? -1) ? undefined : seq
   }
 
   const read = (key: string): PendingRead => {
     const s = state.get(key)
     const floor = s?.floor ?? -1
     const exempt = s?.exempt ?? NONE
-    return { done: (value) => judge(key, floor, exempt, value) }
+    // Only reads that ended before this one started have pinned anything.
+    const pin = s?.pin
+    const started = sequence
+    const order = reads++
+    const inFlightAtStart = s === undefined || s.inFlight.size === 0 ? NONE : Array.from(s.inFlight)
+    return {
+      done: (value) => {
+        if (value === undefined) return "miss"
+        const seq = sequenceOf(key, value)
+        if (seq === undefined) return "wrong"
+        if (seq < floor && !exempt.includes(seq)) return "stale"
+        const current = of(key)
+        if (
+          pin !== undefined && seq !== pin.value && seq < pin.started && !pin.inFlight.includes(seq) &&
+          !current.failed.has(seq)
+        ) return "stale"
+        if (current.pin === undefined || order > current.pin.order) {
+          current.pin = { value: seq, started, order, inFlight: inFlightAtStart }
+        }
+        return "ok"
+      }
+    }
   }
 
   return {

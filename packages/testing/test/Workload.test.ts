@@ -111,14 +111,49 @@ describe("Workload model", () => {
     const b = model.write("k")
     b.done(true)
     a.done(true)
-    // a was in flight when b started: the store may have applied b first.
+    // a was in flight when b started: the store may have applied b first, so a read may return either...
     expect(model.check("k", a.value)).toBe("ok")
-    expect(model.check("k", b.value)).toBe("ok")
+    // ...but once one has, the other (acknowledged before that read started) never comes back.
+    expect(model.check("k", b.value)).toBe("stale")
+    expect(model.check("k", a.value)).toBe("ok")
     const c = model.write("k")
     c.done(true)
     expect(model.check("k", a.value)).toBe("stale")
     expect(model.check("k", b.value)).toBe("stale")
     expect(model.check("k", c.value)).toBe("ok")
+  })
+
+  it("two overlapping writes read in one order: the other never comes back; a read that overlapped the first is not bound by it", () => {
+    for (const [first, second] of [[0, 1], [1, 0]] as const) {
+      const model = Workload.makeModel()
+      const writes = [model.write("k"), model.write("k")]
+      writes[1]!.done(true)
+      writes[0]!.done(true)
+      const early = model.read("k") // starts before the pinning read ends
+      expect(model.check("k", writes[first]!.value)).toBe("ok")
+      expect(early.done(writes[second]!.value)).toBe("ok")
+      // The pin is the latest-started read's: `check` started after `early`.
+      expect(model.check("k", writes[second]!.value)).toBe("stale")
+      expect(model.check("k", undefined)).toBe("miss")
+    }
+  })
+
+  it("a read pins only writes acknowledged when it started: one in flight then, or failed, may still be read after it", () => {
+    const model = Workload.makeModel()
+    const acked = model.write("k")
+    acked.done(true)
+    const inFlight = model.write("k")
+    expect(model.check("k", acked.value)).toBe("ok")
+    inFlight.done(true)
+    // It was in flight when the pinning read started: it may have landed after.
+    expect(model.check("k", inFlight.value)).toBe("ok")
+    const failed = model.write("k")
+    failed.done(false)
+    expect(model.check("k", inFlight.value)).toBe("ok")
+    // A write that failed to its caller may still land (its effect is unknown): never pinned out...
+    expect(model.check("k", failed.value)).toBe("ok")
+    // ...and once it has been read, the acknowledged write before it does not come back.
+    expect(model.check("k", inFlight.value)).toBe("stale")
   })
 
   it("a write in flight when a delete started may land after it; one that had finished may not", () => {
