@@ -20,8 +20,8 @@
  *
  * So, for one key: write 5 acknowledged, write 7 failed, then a read returning 5 or 7 is valid, 3 is stale; after a
  * delete acknowledged, every value written before it is stale (a miss is the answer). A read overlapping a write or
- * delete may return the value before it. The model costs O(keys + concurrency) memory, whatever the run's length, plus the writes that failed
- * since their key's last acknowledged operation.
+ * delete may return the value before it. The model costs O(keys + concurrency) memory, whatever the run's length
+ * (plus up to 1,024 failed writes remembered per key).
  *
  * Latencies go into a log-linear histogram (8 buckets per power of two, ~9% resolution) for p50 / p99 over the whole
  * run and over each `window`.
@@ -179,6 +179,8 @@ export interface Model {
 }
 
 const NONE: ReadonlyArray<number> = []
+/** Failed writes remembered per key for the pin rule (see {@link Pin}). */
+const MAX_FAILED = 1024
 
 /** Per key. */
 interface KeyState {
@@ -192,7 +194,7 @@ interface KeyState {
   readonly inFlight: Set<number>
   /** What the latest-started read that returned a value saw (see {@link Pin}); undefined before any. */
   pin: Pin | undefined
-  /** Writes of this key that failed to their caller, above the floor (below it the floor judges them). */
+  /** The latest writes of this key that failed to their caller (at most {@link MAX_FAILED}), oldest first. */
   readonly failed: Set<number>
 }
 
@@ -250,11 +252,14 @@ export const makeModel = (): Model => {
         if (ended) return
         ended = true
         if (isWrite) s.inFlight.delete(seq)
-        if (isWrite && !acknowledged) s.failed.add(seq)
+        if (isWrite && !acknowledged) {
+          s.failed.add(seq)
+          // Bounded: the oldest failure goes first (a read judged against it is by then long past it).
+          if (s.failed.size > MAX_FAILED) s.failed.delete(s.failed.values().next().value!)
+        }
         if (acknowledged && seq > s.floor) {
           s.floor = seq
           s.exempt = inFlightAtStart
-          for (const f of s.failed) if (f < seq && !inFlightAtStart.includes(f)) s.failed.delete(f)
         }
       }
     }

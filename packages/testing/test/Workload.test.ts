@@ -156,6 +156,22 @@ describe("Workload model", () => {
     expect(model.check("k", inFlight.value)).toBe("stale")
   })
 
+  it("the pin rule remembers the latest 1,024 failed writes of a key, not more", () => {
+    const model = Workload.makeModel()
+    const acked = model.write("k")
+    acked.done(true)
+    const failed = Array.from({ length: 1025 }, () => {
+      const write = model.write("k")
+      write.done(false)
+      return write
+    })
+    // Any of them may have landed after the acknowledged one...
+    expect(model.check("k", acked.value)).toBe("ok")
+    expect(model.check("k", failed[1]!.value)).toBe("ok")
+    // ...but the oldest was forgotten: once the acknowledged write has been read, it is judged as an acknowledged one.
+    expect(model.check("k", failed[0]!.value)).toBe("stale")
+  })
+
   it("a write in flight when a delete started may land after it; one that had finished may not", () => {
     const model = Workload.makeModel()
     const before = model.write("k")
