@@ -1,5 +1,5 @@
 /**
- * Writes in flight through this process, counted per slot (an FNV-1a hash of the key, 4,096 slots): whether a key may
+ * Writes in flight through this process, counted per slot (an FNV-1a hash of the key; 4,096 slots by default): whether a key may
  * have a write under way, and whether a write overlapped another of its slot. Arrays rather than a map: no insertion
  * and deletion per write (a map of the keys in flight measured 0.93x on SET 100 B c=64, against 0.93-0.95x for this).
  * Keys sharing a slot share it: a false alarm costs a copy (an L1 fill refused, a fallback entry dropped), never a
@@ -13,13 +13,11 @@
  * @internal
  */
 
-const SLOTS = 4096
-
-/** FNV-1a over the key's UTF-16 code units, to a slot. */
-const slotOf = (key: string): number => {
+/** FNV-1a over the key's UTF-16 code units, to one of `mask + 1` slots. */
+const slotOf = (key: string, mask: number): number => {
   let h = 0x811c9dc5
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
-  return (h >>> 0) & (SLOTS - 1)
+  return (h >>> 0) & mask
 }
 
 export class Fence {
@@ -29,25 +27,30 @@ export class Fence {
    * read and written per write: an 8,192-slot layout over three arrays, with the clock read on every write, measured
    * 0.88-0.96x on SET 100 B c=64 against no fence, this one 0.93-0.95x (`benchmarks/README.md`, session 10).
    */
-  private readonly slots = new Int32Array(SLOTS)
+  private readonly slots: Int32Array
   /** Until when (at the latest) the slot's writes can be under way; 0: not known yet (see {@link enter}). */
-  private readonly until = new Float64Array(SLOTS)
+  private readonly until: Float64Array
+  private readonly mask: number
   private active = 0
+
+  /** `size`: the number of slots, a power of two (4,096 for the resilient cache; the hybrid L1 keeps its 8,192). */
+  constructor(size = 4096) {
+    this.slots = new Int32Array(size)
+    this.until = new Float64Array(size)
+    this.mask = size - 1
+  }
 
   /**
    * A write of `key` starts; it cannot take longer than `until` (a timestamp). Pass what it returns to {@link end}.
    */
   begin(key: string, until: number, now: number): number {
     // A key that is not a string (bad input, refused later by the write itself) still gets a slot.
-    const slot = typeof key === "string" ? slotOf(key) : 0
+    const slot = typeof key === "string" ? slotOf(key, this.mask) : 0
     const slots = this.slots
     // Every write counted in an expired slot ended or was abandoned (none can be under way past its `until`).
     if (slots[slot] !== 0 && this.until[slot]! <= now) this.forget(slot)
-    const n = slots[slot]!
-    slots[slot] = n === 0 ? 1 : n > 0 ? -2 : n - 1
     if (until > this.until[slot]!) this.until[slot] = until
-    this.active++
-    return slot
+    return this.join(slot, slots[slot]!)
   }
 
   /**
@@ -57,7 +60,7 @@ export class Fence {
    * enough for both (the first began earlier), and each further one pushes it to cover itself.
    */
   enter(key: string, now: () => number, fenceMillis: () => number): number {
-    const slot = slotOf(key)
+    const slot = slotOf(key, this.mask)
     const slots = this.slots
     let n = slots[slot]!
     if (n !== 0) {
@@ -70,9 +73,7 @@ export class Fence {
         if (until > this.until[slot]!) this.until[slot] = until
       }
     }
-    slots[slot] = n === 0 ? 1 : n > 0 ? -2 : n - 1
-    this.active++
-    return slot
+    return this.join(slot, n)
   }
 
   /**
@@ -96,13 +97,20 @@ export class Fence {
 
   /** Whether a write of `key` (or of a key sharing its slot) may be under way. */
   holds(key: string, now: number): boolean {
-    const slot = slotOf(key)
+    const slot = slotOf(key, this.mask)
     return this.slots[slot] !== 0 && this.until[slot]! > now
   }
 
   /** Writes begun and not ended (an interrupted one stays counted until a write of its slot begins after it expired). */
   get inFlight(): number {
     return this.active
+  }
+
+  /** One more write in `slot`, which held `n` (see {@link slots}): alone in an empty slot, overlapped otherwise. */
+  private join(slot: number, n: number): number {
+    this.slots[slot] = n === 0 ? 1 : n > 0 ? -2 : n - 1
+    this.active++
+    return slot
   }
 
   /** The slot's writes all ended or were abandoned. */

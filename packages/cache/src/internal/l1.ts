@@ -48,7 +48,7 @@ export class L1 {
   private readonly clock = new ClockHand(this.entries)
   private readonly tombstones = new Map<string, number>()
   /** Writes in flight (see `Fence`): fills of their keys are refused until they end, or until their `until`. */
-  private readonly fence = new Fence()
+  private readonly fence = new Fence(8192)
   private sequence = 0
   /** Reads that started before this number may not fill (a clear, or too many tombstones). */
   private floor = 0
