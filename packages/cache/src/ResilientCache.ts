@@ -120,6 +120,17 @@ const flushed = actionLabel("flush")
 
 
 
+/** The writes in flight into each fallback store, shared by every resilient cache over it (see `Fence`). */
+const fences = new WeakMap<FallbackStore.FallbackStore, Fence>()
+const fenceOf = (store: FallbackStore.FallbackStore): Fence => {
+  let fence = fences.get(store)
+  if (fence === undefined) {
+    fence = new Fence()
+    fences.set(store, fence)
+  }
+  return fence
+}
+
 /**
  * The resilient cache over the `RedisCache` and `FallbackStore` services.
  *
@@ -270,9 +281,10 @@ export const make = (
      * Writes and deletes sent to Redis and not settled yet. Two of one key under way at once can run on the server in
      * one order and settle here in the other (a pipeline of timed SETs settles a step after an MSET read from the same
      * reply chunk; two sockets; a retry): the copy written by the last to settle may then be the value the other
-     * replaced. So a write that overlapped another of its key leaves no copy: a miss, never an older value.
+     * replaced. So a write that overlapped another of its key leaves no copy: a miss, never an older value. Caches
+     * sharing one fallback store share the count (a write through one may overlap a write through another).
      */
-    const inFlight = new Fence()
+    const inFlight = fenceOf(store)
     const now = () => clock.unsafeCurrentTimeMillis()
     // The longest a write can be under way (as the hybrid cache's fence): twice the deadline now, plus a second.
     const fenceMillis = () => 2 * Duration.toMillis(redis.connection.commandTimeout()) + 1000

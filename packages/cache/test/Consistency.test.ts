@@ -18,6 +18,9 @@ import * as Scope from "effect/Scope"
 import type { Redis } from "ioredis"
 import { Cache } from "../src/Cache.js"
 import * as CacheMetrics from "../src/CacheMetrics.js"
+import * as FallbackStore from "../src/FallbackStore.js"
+import * as MemoryCache from "../src/MemoryCache.js"
+import * as RedisCache from "../src/RedisCache.js"
 import * as ResilientCache from "../src/ResilientCache.js"
 import { eventually } from "./utils.js"
 
@@ -284,16 +287,19 @@ describe("Consistency through faults (spawned redis-server behind a ChaosProxy)"
    * each settles (an MSET's promise, a pipeline's, a DEL's) decides which settles first, not the server's order.
    */
   const heldBack = (
-    connection: RedisConnection.RedisConnection,
+    connections: ReadonlyArray<RedisConnection.RedisConnection>,
     calls: ReadonlyArray<Effect.Effect<unknown, unknown>>,
     release: (sockets: ReadonlyArray<Redis>) => Effect.Effect<void>
   ) =>
     Effect.gen(function*() {
+      // Every connection's sockets, in order.
       const sockets: Array<Redis> = []
       const scope = yield* Scope.make()
-      yield* connection.watchSockets!({ ready: (index, client) => (sockets[index] = client), closed: () => {} }).pipe(
-        Scope.extend(scope)
-      )
+      for (const connection of connections) {
+        const first = sockets.length
+        yield* connection.watchSockets!({ ready: (index, client) => (sockets[first + index] = client), closed: () => {} })
+          .pipe(Scope.extend(scope))
+      }
       for (const socket of sockets) socket.stream.pause()
       const fibers: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
       for (const call of calls) {
@@ -317,7 +323,7 @@ describe("Consistency through faults (spawned redis-server behind a ChaosProxy)"
           const settled: Array<string> = []
           const write = (value: string, ttl?: Duration.DurationInput) =>
             Effect.tap(cache.set(key, value, ttl === undefined ? undefined : { ttl }), () => Effect.sync(() => settled.push(value)))
-          yield* heldBack(connection, [write("older", "1 minute"), write("newer")], resumeAll)
+          yield* heldBack([connection], [write("older", "1 minute"), write("newer")], resumeAll)
           orders.push(settled)
           expect(yield* redisValue(server, key)).toBe("newer")
         }
@@ -334,8 +340,8 @@ describe("Consistency through faults (spawned redis-server behind a ChaosProxy)"
     withServer((server, proxy) =>
       Effect.gen(function*() {
         const { cache, connection } = yield* stackWith(proxy)
-        yield* heldBack(connection, [cache.set("k", "deleted", { ttl: "1 minute" }), cache.delete("k")], resumeAll)
-        yield* heldBack(connection, [cache.delete("j"), cache.set("j", "kept")], resumeAll)
+        yield* heldBack([connection], [cache.set("k", "deleted", { ttl: "1 minute" }), cache.delete("k")], resumeAll)
+        yield* heldBack([connection], [cache.delete("j"), cache.set("j", "kept")], resumeAll)
         expect(yield* redisValue(server, "k")).toBeNull()
         expect(yield* redisValue(server, "j")).toBe("kept")
         yield* outage(proxy)
@@ -351,7 +357,7 @@ describe("Consistency through faults (spawned redis-server behind a ChaosProxy)"
         // of the rounds the write that ran second settled first.
         for (const first of [0, 1]) {
           const key = `k${first}`
-          yield* heldBack(connection, [cache.set(key, "older"), cache.set(key, "newer")], (sockets) =>
+          yield* heldBack([connection], [cache.set(key, "older"), cache.set(key, "newer")], (sockets) =>
             Effect.gen(function*() {
               sockets[first]!.stream.resume()
               yield* Effect.sleep("30 millis")
@@ -361,6 +367,39 @@ describe("Consistency through faults (spawned redis-server behind a ChaosProxy)"
         }
         yield* outage(proxy)
         for (const first of [0, 1]) expect(yield* cache.get(`k${first}`)).not.toEqual(Option.some("older"))
+      })))
+
+  it.live("two caches sharing one fallback store: their overlapping writes of one key leave no older copy there", () =>
+    withServer((server, proxy) =>
+      Effect.gen(function*() {
+        const scope = yield* Effect.scope
+        const store = yield* MemoryCache.makeFallback()
+        // Two caches (two connections), one store: as two caches over the same keys in one program.
+        const build = Effect.map(
+          Layer.buildWithScope(
+            ResilientCache.layerFrom().pipe(
+              Layer.provideMerge(RedisCache.layer({ keyPrefix: "c:" })),
+              Layer.provideMerge(RedisConnection.layer({ url: proxy.url(), commandTimeout: "300 millis" })),
+              Layer.provide(Layer.succeed(FallbackStore.FallbackStore, store))
+            ),
+            scope
+          ),
+          (context) => ({ cache: Context.get(context, Cache), connection: Context.get(context, RedisConnection.RedisConnection) })
+        )
+        const a = yield* build
+        const b = yield* build
+        // a's write runs first, b's second; b's reply is read first, a's last.
+        yield* heldBack([a.connection, b.connection], [a.cache.set("k", "older"), b.cache.set("k", "newer")], (sockets) =>
+          Effect.gen(function*() {
+            sockets[1]!.stream.resume()
+            yield* Effect.sleep("30 millis")
+            sockets[0]!.stream.resume()
+          }))
+        expect(yield* redisValue(server, "k")).toBe("newer")
+        expect(store.get("k")).not.toBe("older")
+        yield* outage(proxy)
+        expect(yield* a.cache.get("k")).not.toEqual(Option.some("older"))
+        expect(yield* b.cache.get("k")).not.toEqual(Option.some("older"))
       })))
 
   it.live("writes of one key that did not overlap keep their copy: an outage answers the last one", () =>
