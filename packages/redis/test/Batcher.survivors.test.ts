@@ -281,5 +281,17 @@ describe("Batcher: a single caller is sent at once", () => {
       expect(written()).toBeGreaterThan(beforeWrite)
       yield* Deferred.await(done)
       expect(yield* redis.mget(["w1", "w2"])).toEqual(["a", "b"])
+
+      // A batch the server refuses (OOM) is no longer in flight: the next single caller is sent at once again.
+      yield* server.command("CONFIG", "SET", "maxmemory", "1")
+      const refused = yield* Effect.flip(redis.setBatched("w3", "c", Option.none()))
+      expect(refused.message).toContain("OOM")
+      yield* server.command("CONFIG", "SET", "maxmemory", "0")
+      const beforeRetry = written()
+      const retried = yield* Deferred.make<void, unknown>()
+      yield* Effect.sync(() => redis.unsafeSetBatched!("w3", "c", Option.none(), (exit) => Deferred.unsafeDone(retried, Exit.asVoid(exit))))
+      expect(written()).toBeGreaterThan(beforeRetry)
+      yield* Deferred.await(retried)
+      expect(yield* redis.mget(["w3"])).toEqual(["c"])
     }))
 })
