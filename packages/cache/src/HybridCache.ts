@@ -45,6 +45,7 @@ import * as FallbackStore from "./FallbackStore.js"
 import { derive } from "./internal/derive.js"
 import * as Factory from "./internal/factory.js"
 import { FactoryTimeoutError, type FactoryOptions } from "./internal/factory.js"
+import { longestWriteMillis } from "./internal/fence.js"
 import { checkEntries, checkKey, checkKeys } from "./internal/input.js"
 import { type Entry, L1 } from "./internal/l1.js"
 import * as Lock from "./internal/lock.js"
@@ -576,13 +577,13 @@ export const make = (options: Options = {}): Effect.Effect<HybridCache, never, R
      */
     // The deadline of a call started now (tunable at runtime): a write cannot be under way past twice it + 1 s.
     let deadline = connection.commandTimeout()
-    let fenceMillis = 2 * Duration.toMillis(deadline) + 1000
+    let fenceMillis = longestWriteMillis(deadline)
     /** Before the write: drop the key, fence it; the fence's slot, for `l1.endWrite`. */
     const begin = (key: string): number => {
       const current = connection.commandTimeout()
       if (current !== deadline) {
         deadline = current
-        fenceMillis = 2 * Duration.toMillis(current) + 1000
+        fenceMillis = longestWriteMillis(current)
       }
       const at = now()
       factory.noteWrite(key)

@@ -48,7 +48,7 @@ import { Cache, type Stats } from "./Cache.js"
 import * as CacheMetrics from "./CacheMetrics.js"
 import * as FallbackStore from "./FallbackStore.js"
 import { checked } from "./internal/checked.js"
-import { Fence } from "./internal/fence.js"
+import { Fence, longestWriteMillis } from "./internal/fence.js"
 import { type Intent, Pending } from "./internal/pending.js"
 import { Recorder } from "./internal/recorder.js"
 import * as MemoryCache from "./MemoryCache.js"
@@ -286,8 +286,7 @@ export const make = (
      */
     const inFlight = fenceOf(store)
     const now = () => clock.unsafeCurrentTimeMillis()
-    // The longest a write can be under way (as the hybrid cache's fence): twice the deadline now, plus a second.
-    const fenceMillis = () => 2 * Duration.toMillis(redis.connection.commandTimeout()) + 1000
+    const fenceMillis = () => longestWriteMillis(redis.connection.commandTimeout())
     const sending = (key: string): number => inFlight.enter(key, now, fenceMillis)
 
     const written = (key: string, value: string, ttl: Option.Option<Duration.Duration>, slot: number) => {

@@ -12,6 +12,14 @@
  *
  * @internal
  */
+import * as Duration from "effect/Duration"
+
+/**
+ * The longest a write can be under way, given the command deadline of a call started now: twice the deadline plus a
+ * second (a write's deadline, and a socket's silence limit after it, with slack for a loaded event loop). A fence
+ * outlives a write whose caller was interrupted this long at most.
+ */
+export const longestWriteMillis = (deadline: Duration.Duration): number => 2 * Duration.toMillis(deadline) + 1000
 
 /** FNV-1a over the key's UTF-16 code units, to one of `mask + 1` slots. */
 const slotOf = (key: string, mask: number): number => {
