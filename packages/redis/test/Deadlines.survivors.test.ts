@@ -11,6 +11,8 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import * as Deadlines from "../src/internal/deadlines.js"
 
 const never = () => new Promise<never>(() => {})
@@ -153,6 +155,73 @@ describe("Deadlines: several generations", () => {
       // After the older generations emptied, new calls still expire.
       const d = yield* call(deadlines)
       yield* finishesWithin(d, 1900 + 1800 - 100, 1900 + 1800 + 100)
+    }))
+})
+
+describe("Deadlines: the list of calls in flight", () => {
+  it.scoped("calls untracked from the middle, the head and the tail leave the others in deadline order; `tracked` says which are in", () =>
+    Effect.gen(function*() {
+      const deadlines = yield* Deadlines.make(Duration.millis(1000)) // expires at 900
+      const expired: Array<string> = []
+      const entries = new Map<string, Deadlines.Pending>()
+      for (const name of ["a", "b", "c", "d", "e"]) {
+        entries.set(name, deadlines.track(() => expired.push(name)))
+        yield* TestClock.adjust("10 millis")
+      }
+      for (const name of ["c", "a", "e"]) expect(deadlines.untrack(entries.get(name)!)).toBe(true)
+      expect([...entries].map(([name, entry]) => `${name}:${entry.tracked}`)).toEqual(["a:false", "b:true", "c:false", "d:true", "e:false"])
+      yield* TestClock.setTime(100)
+      const late = deadlines.track(() => expired.push("f")) // the list's new tail, due at 1000 ms
+      yield* TestClock.setTime(905) // b (due at 910) is not yet
+      expect(expired).toEqual([])
+      yield* TestClock.setTime(950)
+      expect(expired).toEqual(["b", "d"])
+      expect([entries.get("b")!.tracked, entries.get("d")!.tracked, late.tracked]).toEqual([false, false, true])
+      yield* TestClock.setTime(1000)
+      expect(expired).toEqual(["b", "d", "f"])
+      expect(late.tracked).toBe(false)
+    }))
+
+  it.scoped("a call expiring settles the next one (its `expire` untracks it): the sweep goes on from the list as it is then", () =>
+    Effect.gen(function*() {
+      const deadlines = yield* Deadlines.make(Duration.millis(1000))
+      const expired: Array<string> = []
+      let second: Deadlines.Pending | undefined
+      deadlines.track(() => {
+        expired.push("first")
+        deadlines.untrack(second!) // e.g. a batch whose failure settles another caller's call
+      })
+      second = deadlines.track(() => expired.push("second"))
+      deadlines.track(() => expired.push("third"))
+      yield* TestClock.adjust("1 second")
+      expect(expired).toEqual(["first", "third"])
+    }))
+
+  it.scoped("an entry out of the list, untracked or expired, holds nothing: what its `expire` captured can be collected while the entry is still referenced", () =>
+    Effect.gen(function*() {
+      // A batch keeps its entry until its reply settles; the entry must not keep the batch's callers alive (a `Set`
+      // of entries kept them reachable from its replaced tables: benchmarks/README.md, session 12).
+      setFlagsFromString("--expose-gc")
+      const gc = runInNewContext("gc") as () => void
+      const deadlines = yield* Deadlines.make(Duration.millis(1000))
+      const track = () => {
+        const callers = { waiters: new Array(1000).fill("caller") }
+        const entry = deadlines.track(() => callers.waiters.push("expired"))
+        return { entry, ref: new WeakRef(callers) }
+      }
+      const untracked = track()
+      const expired = track()
+      expect(deadlines.untrack(untracked.entry)).toBe(true)
+      yield* TestClock.adjust("950 millis")
+      const live = track() // due at 1850 ms
+      expect([untracked.entry.tracked, expired.entry.tracked, live.entry.tracked]).toEqual([false, false, true])
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 0))) // a WeakRef holds until its job ends
+      gc()
+      expect(untracked.ref.deref(), "untracked").toBeUndefined()
+      expect(expired.ref.deref(), "expired").toBeUndefined()
+      // A call still tracked keeps what its `expire` needs (the callers it fails at the deadline).
+      expect(live.ref.deref(), "tracked").toBeDefined()
+      expect([untracked.entry, expired.entry, live.entry].every((entry) => entry.at > 0)).toBe(true) // still referenced
     }))
 })
 

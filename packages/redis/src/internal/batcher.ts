@@ -46,7 +46,7 @@ export const make = <I, O, R = O>(options: {
   /**
    * Sends the batch; answers, per item, its value or the `Error` that item failed with (an item past the end of a
    * shorter answer gets `undefined`: a `void` batch that succeeded as a whole may answer `[]`). `tracked` is the
-   * batch's deadline entry: it is no longer tracked (`tracked.home` no longer holds it) once the deadline passed or
+   * batch's deadline entry: it is no longer tracked (`tracked.tracked` is false) once the deadline passed or
    * the reply settled, that is once every caller of the batch has its answer.
    */
   readonly send: (

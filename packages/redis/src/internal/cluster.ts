@@ -594,7 +594,7 @@ export const make = (
       let ended = false
       const call: Call = {
         get over() {
-          return ended || !tracked.home.has(tracked)
+          return ended || !tracked.tracked
         },
         set over(value: boolean) {
           ended = value
