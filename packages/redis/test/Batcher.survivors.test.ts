@@ -42,13 +42,19 @@ describe("Batcher: coalesced reads", () => {
       const counts: Array<number> = []
       let last = yield* calls(server, "mget")
       for (const [n, offset] of [[1, 5], [10, 0], [255, 1], [256, 2], [257, 3], [511, 0], [512, 4], [513, 5]] as const) {
+        // Before each tick of the bound's: a tick of 1,024 reads, which makes the next tick's early part (a quarter of
+        // the last tick's calls, sent when nothing is in flight) 256, the bound itself.
+        if (n > 10) {
+          yield* read(1024)
+          last = yield* calls(server, "mget")
+        }
         expect(yield* read(n, offset), `${n} reads`).toEqual(expected(n, offset))
         const now = yield* calls(server, "mget")
         counts.push(now - last)
         last = now
       }
       // 10 reads right after a tick of one: the first is sent at once (a single caller does not wait for the tick),
-      // the other nine share an MGET. After a tick of several, every tick's reads share MGETs of at most 256.
+      // the other nine share an MGET. Every tick's reads share MGETs of at most 256.
       expect(counts).toEqual([1, 2, 1, 1, 2, 2, 2, 3])
       // A batch flushed at the bound leaves nothing for the tick's flush: no MGET without keys reaches the server.
       const info = String(yield* server.command("INFO", "commandstats"))
@@ -104,8 +110,10 @@ describe("Batcher: coalesced reads' values", () => {
         expect(read).toEqual(batch.map((k) => k === "missing" ? null : values[Number(k.slice(1))]))
       }
       expect(yield* together(keys.map((k) => redis.getBatched(k)))).toEqual(expected)
-      // One MGET per tick, and one more: the tick after `["u0"]` (a tick of one call) sends its first read at once.
-      expect(yield* calls(server, "mget")).toBe(batches.length + 2)
+      // With nothing in flight a tick's first 2 reads (a quarter of the last tick's, at least 2) go as soon as they
+      // are there: a tick of 5 keys is two MGETs, of 2 or 1 one. The tick after `["u0"]` (a tick of one call) sends
+      // its first read at once, its other four in one MGET. 2 + 1 + 2 + 1 + 2 + 1 + 2, and 2 for the last tick.
+      expect(yield* calls(server, "mget")).toBe(13)
     }))
 })
 
@@ -165,9 +173,14 @@ describe("Batcher: coalesced writes", () => {
       // Keys of 2 characters and values making each write weigh exactly a quarter of the bound.
       const value = (i: number) => String(i).repeat(quarter - 2)
       const write = (n: number) => together(Array.from({ length: n }, (_, i) => redis.setBatched(`w${i}`, value(i), Option.none())))
+      /** A tick of `n` small writes: the next tick's early part is then a quarter of `n` (see the reads' test). */
+      const tickOf = (n: number) => together(Array.from({ length: n }, (_, i) => redis.setBatched(`p${i}`, "p", Option.none())))
       const counts: Array<number> = []
       let last = yield* calls(server, "mset")
       for (const n of [3, 4, 5, 9]) {
+        // After a tick of 64 the early part is 16, more than these ticks hold: their batches are the bound's alone.
+        yield* tickOf(64)
+        last = yield* calls(server, "mset")
         yield* write(n)
         const now = yield* calls(server, "mset")
         counts.push(now - last)
@@ -182,6 +195,7 @@ describe("Batcher: coalesced writes", () => {
       // One value over the bound is written alone; 100 B values fill maxBatch first (one MSET for 256 of them).
       yield* together([redis.setBatched("huge", "h".repeat(RedisConnection.maxBatchBytes), Option.none()), redis.setBatched("next", "n", Option.none())])
       expect((yield* calls(server, "mset")) - last).toBe(2)
+      yield* tickOf(1024) // the next tick's early part: 256, the bound
       last = yield* calls(server, "mset")
       yield* together(Array.from({ length: 256 }, (_, i) => redis.setBatched(`s${i}`, "v".repeat(100), Option.none())))
       expect((yield* calls(server, "mset")) - last).toBe(1)
@@ -210,31 +224,39 @@ describe("Batcher: coalesced writes", () => {
     }))
 })
 
+/**
+ * The connection's one socket, watched: `written()` is its `bytesWritten`; `readInOneStep(keys)` reads `keys` in one
+ * step (one tick) and tells, for each, whether the socket was written to by the call itself, with the answers once
+ * they come.
+ */
+const watched = (redis: RedisConnection.RedisConnection) =>
+  Effect.gen(function*() {
+    let client: Redis | undefined
+    yield* redis.watchSockets!({ ready: (_, ready) => (client = ready), closed: () => {} })
+    const socket = () => client!
+    const written = () => socket().stream.bytesWritten
+    const readInOneStep = (keys: ReadonlyArray<string>) =>
+      Effect.gen(function*() {
+        const answers = yield* Effect.forEach(keys, () => Deferred.make<string | null, unknown>())
+        const sentAtOnce = yield* Effect.sync(() =>
+          keys.map((key, i) => {
+            const before = written()
+            redis.unsafeGetBatched!(key, (exit) => Deferred.unsafeDone(answers[i]!, exit))
+            return written() > before
+          })
+        )
+        return { sentAtOnce, answers: Effect.forEach(answers, Deferred.await) }
+      })
+    return { socket, written, readInOneStep }
+  })
+
 describe("Batcher: a single caller is sent at once", () => {
   it.scopedLive("after a tick of one call the next call is written in its own step; after a tick of several, or with a batch in flight, it waits for the tick", () =>
     Effect.gen(function*() {
       const server = yield* RedisServer.make()
       const redis = yield* connect({ url: server.url, maxConnections: 1 })
       yield* redis.mset([["k1", "v1"], ["k2", "v2"], ["k3", "v3"]], Option.none())
-      let socket: Redis | undefined
-      yield* redis.watchSockets!({ ready: (_, client) => (socket = client), closed: () => {} })
-      const written = () => socket!.stream.bytesWritten
-      /**
-       * Reads `keys` in one step (one tick): for each, whether the socket was written to by the call itself, and
-       * the answers once they come.
-       */
-      const readInOneStep = (keys: ReadonlyArray<string>) =>
-        Effect.gen(function*() {
-          const answers = yield* Effect.forEach(keys, () => Deferred.make<string | null, unknown>())
-          const sentAtOnce = yield* Effect.sync(() =>
-            keys.map((key, i) => {
-              const before = written()
-              redis.unsafeGetBatched!(key, (exit) => Deferred.unsafeDone(answers[i]!, exit))
-              return written() > before
-            })
-          )
-          return { sentAtOnce, answers: Effect.forEach(answers, Deferred.await) }
-        })
+      const { readInOneStep, socket, written } = yield* watched(redis)
 
       // A tick of one call, then one: sent at once.
       expect(yield* redis.getBatched("k1")).toBe("v1")
@@ -255,7 +277,8 @@ describe("Batcher: a single caller is sent at once", () => {
       expect(afterTwo.sentAtOnce).toEqual([false])
       expect(yield* afterTwo.answers).toEqual(["v2"])
 
-      // After a tick of several (three reads, one MGET), the next call waits for the tick too.
+      // After a tick of several (three reads: the first sent at once after that tick of one, two at the tick's end),
+      // the next call waits for the tick too.
       expect(yield* together(["k1", "k2", "k3"].map((k) => redis.getBatched(k)))).toEqual(["v1", "v2", "v3"])
       const afterMany = yield* readInOneStep(["k1"])
       expect(afterMany.sentAtOnce).toEqual([false])
@@ -265,11 +288,11 @@ describe("Batcher: a single caller is sent at once", () => {
       // call waits for its tick.
       const held = yield* readInOneStep(["k2"])
       expect(held.sentAtOnce).toEqual([true])
-      socket!.stream.pause()
+      socket().stream.pause()
       const meanwhile = yield* readInOneStep(["k3"])
       expect(meanwhile.sentAtOnce).toEqual([false])
       yield* Effect.sleep("20 millis")
-      socket!.stream.resume()
+      socket().stream.resume()
       expect(yield* held.answers).toEqual(["v2"])
       expect(yield* meanwhile.answers).toEqual(["v3"])
 
@@ -293,5 +316,53 @@ describe("Batcher: a single caller is sent at once", () => {
       expect(written()).toBeGreaterThan(beforeRetry)
       yield* Deferred.await(retried)
       expect(yield* redis.mget(["w3"])).toEqual(["c"])
+    }))
+})
+
+describe("Batcher: a tick's early part", () => {
+  it.scopedLive("with nothing in flight, a tick's first calls (a quarter of the last tick's, at least 2) are written as soon as they are there and the rest at the tick's end; with a batch in flight, none early", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisServer.make()
+      const redis = yield* connect({ url: server.url, maxConnections: 1 })
+      yield* redis.mset([["k1", "v1"], ["k2", "v2"], ["k3", "v3"]], Option.none())
+      const { readInOneStep, socket } = yield* watched(redis)
+      const tickOf = (n: number) => together(Array.from({ length: n }, (_, i) => redis.getBatched(`k${1 + (i % 3)}`)))
+      const mgets = () => calls(server, "mget")
+
+      // After a tick of 8: the early part is 2; the tick's other three share the MGET sent at its end.
+      yield* tickOf(8)
+      let before = yield* mgets()
+      const afterEight = yield* readInOneStep(["k1", "k2", "k3", "k1", "k2"])
+      expect(afterEight.sentAtOnce).toEqual([false, true, false, false, false])
+      expect(yield* afterEight.answers).toEqual(["v1", "v2", "v3", "v1", "v2"])
+      expect((yield* mgets()) - before).toBe(2)
+
+      // After a tick of 16: 4.
+      yield* tickOf(16)
+      before = yield* mgets()
+      const afterSixteen = yield* readInOneStep(["k1", "k2", "k3", "k1", "k2", "k3"])
+      expect(afterSixteen.sentAtOnce).toEqual([false, false, false, true, false, false])
+      expect(yield* afterSixteen.answers).toEqual(["v1", "v2", "v3", "v1", "v2", "v3"])
+      expect((yield* mgets()) - before).toBe(2)
+
+      // After a tick of 5: ceil(5 / 4) is 2 (a quarter rounded up); after a tick of 2 or 3 it is 2 too (at least 2).
+      yield* tickOf(5)
+      expect((yield* readInOneStep(["k1", "k2", "k3"])).sentAtOnce).toEqual([false, true, false])
+      yield* tickOf(3)
+      const afterThree = yield* readInOneStep(["k1", "k2"])
+      expect(afterThree.sentAtOnce).toEqual([false, true])
+      expect(yield* afterThree.answers).toEqual(["v1", "v2"])
+
+      // A batch in flight (its reply held back in the kernel): the next tick sends nothing early, whatever its size.
+      yield* tickOf(8)
+      const held = yield* readInOneStep(["k1", "k2"])
+      expect(held.sentAtOnce).toEqual([false, true])
+      socket().stream.pause()
+      const meanwhile = yield* readInOneStep(["k3", "k1", "k2", "k3"])
+      expect(meanwhile.sentAtOnce).toEqual([false, false, false, false])
+      yield* Effect.sleep("20 millis")
+      socket().stream.resume()
+      expect(yield* held.answers).toEqual(["v1", "v2"])
+      expect(yield* meanwhile.answers).toEqual(["v3", "v1", "v2", "v3"])
     }))
 })

@@ -68,7 +68,9 @@ describe("RedisConnection spans", () => {
       const redis = yield* RedisConnection.RedisConnection
       yield* redis.set(key(1), "one", Option.none())
       yield* redis.set(key(3), "three", Option.none())
-      // Four reads in one tick (one MGET): the second with tracing off, the others traced.
+      // A tick of 16 reads first: a tick's early part (sent when nothing is in flight) is then a quarter of it, 4.
+      yield* Effect.all(Array.from({ length: 16 }, (_, i) => redis.getBatched(key(100 + i))), { concurrency: "unbounded" })
+      // Four reads in one tick (one MGET, sent with the fourth): the second with tracing off, the others traced.
       const values = yield* Effect.all([
         redis.getBatched(key(1)).pipe(Effect.withTracer(tracer)),
         redis.getBatched(key(2)).pipe(Effect.withTracerEnabled(false), Effect.withTracer(tracer)),
