@@ -92,18 +92,16 @@ export interface Pending {
   readonly tracked: boolean
 }
 
-/** One timeout's calls, oldest (earliest deadline) first. */
+/** One timeout's calls, oldest (earliest deadline) first; empty when `head` is `undefined`. */
 class Generation {
   head: Entry | undefined = undefined
   tail: Entry | undefined = undefined
-  size = 0
 
   append(entry: Entry): void {
     entry.prev = this.tail
     if (this.tail === undefined) this.head = entry
     else this.tail.next = entry
     this.tail = entry
-    this.size++
   }
 
   /** Takes `entry` out and clears its links and `expire` (an entry out of the list holds nothing); its `expire`. */
@@ -114,7 +112,6 @@ class Generation {
     if (next === undefined) this.tail = prev
     else next.prev = prev
     entry.prev = entry.next = entry.home = entry.expire = undefined
-    this.size--
     return expire!
   }
 }
@@ -177,9 +174,9 @@ export const make = (initial: Duration.Duration): Effect.Effect<Deadlines, never
       const now = clock.unsafeCurrentTimeMillis()
       if (older.length > 0) {
         for (const generation of older) sweepOne(generation, now)
-        older = older.filter((generation) => generation.size > 0)
+        older = older.filter((generation) => generation.head !== undefined)
       }
-      if (pending.size > 0) sweepOne(pending, now)
+      sweepOne(pending, now)
     })
     yield* Effect.suspend(() => Effect.sleep(Duration.millis(tickMillis))).pipe(
       Effect.zipRight(sweep),
@@ -201,7 +198,7 @@ export const make = (initial: Duration.Duration): Effect.Effect<Deadlines, never
     }
     const setTimeout = (next: Duration.Duration) => {
       if (Duration.equals(next, timeout)) return
-      if (pending.size > 0) older.push(pending)
+      if (pending.head !== undefined) older.push(pending)
       pending = new Generation()
       configure(next)
     }
