@@ -250,13 +250,18 @@ const watched = (redis: RedisConnection.RedisConnection) =>
     return { socket, written, readInOneStep }
   })
 
+/** A spawned server holding k1..k3 (v1..v3), a connection of one socket to it, and that socket watched. */
+const threeKeys = Effect.gen(function*() {
+  const server = yield* RedisServer.make()
+  const redis = yield* connect({ url: server.url, maxConnections: 1 })
+  yield* redis.mset([["k1", "v1"], ["k2", "v2"], ["k3", "v3"]], Option.none())
+  return { server, redis, ...yield* watched(redis) }
+})
+
 describe("Batcher: a single caller is sent at once", () => {
   it.scopedLive("after a tick of one call the next call is written in its own step; after a tick of several, or with a batch in flight, it waits for the tick", () =>
     Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const redis = yield* connect({ url: server.url, maxConnections: 1 })
-      yield* redis.mset([["k1", "v1"], ["k2", "v2"], ["k3", "v3"]], Option.none())
-      const { readInOneStep, socket, written } = yield* watched(redis)
+      const { readInOneStep, redis, server, socket, written } = yield* threeKeys
 
       // A tick of one call, then one: sent at once.
       expect(yield* redis.getBatched("k1")).toBe("v1")
@@ -322,10 +327,7 @@ describe("Batcher: a single caller is sent at once", () => {
 describe("Batcher: a tick's early part", () => {
   it.scopedLive("with nothing in flight, a tick's first calls (a quarter of the last tick's, at least 2) are written as soon as they are there and the rest at the tick's end; with a batch in flight, none early", () =>
     Effect.gen(function*() {
-      const server = yield* RedisServer.make()
-      const redis = yield* connect({ url: server.url, maxConnections: 1 })
-      yield* redis.mset([["k1", "v1"], ["k2", "v2"], ["k3", "v3"]], Option.none())
-      const { readInOneStep, socket } = yield* watched(redis)
+      const { readInOneStep, redis, server, socket } = yield* threeKeys
       const tickOf = (n: number) => together(Array.from({ length: n }, (_, i) => redis.getBatched(`k${1 + (i % 3)}`)))
       const mgets = () => calls(server, "mget")
 

@@ -5,9 +5,10 @@
  * measured at ~6x the cost of the Redis round trip itself (see benchmarks/README.md). Here one sweeper fiber ticks
  * on Effect's `Clock` (so `TestClock` drives it) and fails the calls whose deadline has passed; a call is linked in
  * at the tail of a list and unlinked when it settles. Every call shares one timeout, so insertion order is deadline
- * order and a sweep stops at the first call still in time. A call is expired at the first sweep after `timeout - 2 ticks`, so within
- * `[timeout - 2 ticks, timeout - tick]` (a tick is a twentieth of the timeout, 5–100 ms): early by at most a tenth of
- * the timeout, and a tick of slack for a loaded event loop's late timers, so it is not late.
+ * order and a sweep stops at the first call still in time. A call is expired at the first sweep after
+ * `timeout - 2 ticks`, so within `[timeout - 2 ticks, timeout - tick]` (a tick is a twentieth of the timeout, 5–100
+ * ms): early by at most a tenth of the timeout, and a tick of slack for a loaded event loop's late timers, so it is
+ * not late.
  *
  * The timeout can change while calls are in flight (`setTimeout`, runtime tuning): calls keep the deadline they
  * started with. Each timeout's calls are a generation of their own (insertion order is deadline order within it), and
