@@ -214,14 +214,14 @@ describe("Deadlines: the list of calls in flight", () => {
       expect(deadlines.untrack(untracked.entry)).toBe(true)
       yield* TestClock.adjust("950 millis")
       const live = track() // due at 1850 ms
-      expect([untracked.entry.tracked, expired.entry.tracked, live.entry.tracked]).toEqual([false, false, true])
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 0))) // a WeakRef holds until its job ends
       gc()
       expect(untracked.ref.deref(), "untracked").toBeUndefined()
       expect(expired.ref.deref(), "expired").toBeUndefined()
       // A call still tracked keeps what its `expire` needs (the callers it fails at the deadline).
       expect(live.ref.deref(), "tracked").toBeDefined()
-      expect([untracked.entry, expired.entry, live.entry].every((entry) => entry.at > 0)).toBe(true) // still referenced
+      // The entries themselves are still referenced here (as a batch holds its own until its reply).
+      expect([untracked.entry.tracked, expired.entry.tracked, live.entry.tracked]).toEqual([false, false, true])
     }))
 })
 
