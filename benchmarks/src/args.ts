@@ -1,4 +1,4 @@
-/** Command-line options: `--quick`, `--json <file>`, `--only a,b`, `--verbose`, `--rounds n`, `--latency-ms ms`. */
+/** Command-line options: `--quick`, `--json <file>`, `--only a,b`, `--verbose`, `--rounds n`, `--latency-ms ms`, `--shared-process`. */
 export type Scenario = "happy" | "ladder" | "remote" | "outage" | "breaker" | "recovery" | "connections" | "reconcile" | "policies" | "hybrid"
 export const allScenarios: ReadonlyArray<Scenario> = [
   "happy",
@@ -22,6 +22,8 @@ export interface Args {
   readonly outageSeconds: number | undefined
   /** Latency the remote scenario's proxy adds each way. */
   readonly latencyMs: number | undefined
+  /** The happy path with every contender in this one process (as before session 13) instead of one per library. */
+  readonly sharedProcess: boolean
 }
 
 export const parseArgs = (argv: ReadonlyArray<string>): Args => {
@@ -32,6 +34,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): Args => {
   let rounds: number | undefined
   let outageSeconds: number | undefined
   let latencyMs: number | undefined
+  let sharedProcess = false
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const value = () => {
@@ -46,6 +49,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): Args => {
     else if (arg === "--rounds") rounds = Number(value())
     else if (arg === "--outage-seconds") outageSeconds = Number(value())
     else if (arg === "--latency-ms") latencyMs = Number(value())
+    else if (arg === "--shared-process") sharedProcess = true
     else if (arg === "--only") {
       const names = value().split(",").map((s) => s.trim()).filter((s) => s !== "")
       for (const name of names) {
@@ -54,10 +58,10 @@ export const parseArgs = (argv: ReadonlyArray<string>): Args => {
       only = allScenarios.filter((s) => names.includes(s))
     } else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        "usage: pnpm bench [--quick] [--json out.json] [--only happy,ladder,remote,breaker,recovery,reconcile,connections,outage,policies,hybrid] [--rounds n] [--outage-seconds s] [--latency-ms ms] [--verbose]\n"
+        "usage: pnpm bench [--quick] [--json out.json] [--only happy,ladder,remote,breaker,recovery,reconcile,connections,outage,policies,hybrid] [--rounds n] [--outage-seconds s] [--latency-ms ms] [--shared-process] [--verbose]\n"
       )
       process.exit(0)
     } else throw new Error(`unknown argument ${arg}`)
   }
-  return { quick, json, only, verbose, rounds, outageSeconds, latencyMs }
+  return { quick, json, only, verbose, rounds, outageSeconds, latencyMs, sharedProcess }
 }

@@ -2,11 +2,16 @@
  * Scenario 1, the happy path: GET and SET of 100 B and 10 KB values at concurrency 1 and 64 against the shared Redis,
  * on distinct keys of a pre-filled keyspace. Contenders are interleaved in every round (rotating order) after a
  * warm-up; each figure is the median over rounds, each ratio the median of per-round ratios to raw ioredis with
- * auto-pipelining (and to raw ioredis defaults) measured in the same round.
+ * auto-pipelining (and to raw ioredis defaults) measured in the same round. Each library measures in a process of its
+ * own (`--shared-process`: all in this one, as runs before session 13 did); this process drives the rounds.
  */
+import { fork } from "node:child_process"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import type { Cache } from "@steadfast/cache"
 import * as Effect from "effect/Effect"
 import { Redis } from "ioredis"
-import { makePeer, type PeerName, peerNames, type PromiseClient, type ResilienceSettings, type Target } from "./contenders.js"
+import { makePeer, type PeerName, peerNames, type ResilienceSettings, type Target } from "./contenders.js"
 import { effectLoop, promiseLoop, type Sample } from "./drive.js"
 import { benchValue, fill, unlinkMatching } from "./keyspace.js"
 import { type Entrant, interleave, p99, throughput } from "./rounds.js"
@@ -57,13 +62,13 @@ export interface HappyResult {
   readonly msPerMeasurement: number
   /** The unmeasured run between each `gc()` and its window (absent in results from before 2026-12-05). */
   readonly settleMs?: number
+  /**
+   * Each library measured in a process of its own (absent in results from before 2026-12-05 session 13, which ran
+   * every contender in one process).
+   */
+  readonly isolated?: boolean
   readonly rows: ReadonlyArray<HappyRow>
   readonly steadfastStats: Record<string, unknown>
-}
-
-interface Contender extends Entrant<Cell> {
-  readonly close: () => Promise<void>
-  readonly steadfast?: Steadfast
 }
 
 export interface HappyConfig {
@@ -77,7 +82,179 @@ export interface HappyConfig {
   readonly gcBetween: boolean
   /** After each `gc()`, the entrant runs the cell this long, unmeasured (see `RoundsConfig.settleMs`). */
   readonly settleMs: number
+  /**
+   * Each library in a process of its own (full runs; `--shared-process` turns it off): the parent interleaves the
+   * rounds as before and each child measures its contenders on request. In one process the libraries change each
+   * other's figures: with the other four libraries run beside it, Steadfast's GET 100 B c=64 measured 1.47-1.56x of
+   * auto-pipelined ioredis against 1.78-1.79x with only the raw clients (benchmarks/README.md, session 13).
+   */
+  readonly isolate: boolean
   readonly runtime: Runtime.Runtime<never>
+}
+
+/** A contender as the parent drives it: in this process, or in a child of its own (see {@link HappyConfig.isolate}). */
+interface Contender extends Entrant<Cell> {
+  readonly close: () => Promise<void>
+  /** Steadfast's stats (Steadfast entrants only; the no-op tracer variant shares its instance's). */
+  readonly stats?: () => Promise<StatsLite>
+}
+
+/** What the report keeps of a Steadfast instance's stats (plain data: it crosses the IPC channel). */
+export type StatsLite = Pick<Cache.Stats, "circuitState" | "circuitOpens" | "hits" | "misses" | "fallbacks" | "errors">
+
+const lite = (s: Cache.Stats): StatsLite => ({
+  circuitState: s.circuitState,
+  circuitOpens: s.circuitOpens,
+  hits: s.hits,
+  misses: s.misses,
+  fallbacks: s.fallbacks,
+  errors: s.errors
+})
+
+/** Every contender's name, in the table's order. */
+export const contenderNames: ReadonlyArray<string> = [...peerNames, "steadfast", traced, "steadfast coalesce:false"]
+
+/**
+ * The processes of an isolated run: each library alone; Steadfast with its no-op tracer variant (the same instance,
+ * by design); `coalesce: false` (another instance) alone.
+ */
+const groupsOf = (names: ReadonlyArray<string>): ReadonlyArray<ReadonlyArray<string>> => {
+  const groups: Array<Array<string>> = []
+  for (const name of names) {
+    if (name === traced && names.includes("steadfast")) groups.find((g) => g.includes("steadfast"))!.push(name)
+    else groups.push([name])
+  }
+  return groups
+}
+
+/** The keys and values every process of a run uses (the same strings in each: built from the keyspace's size). */
+const keyspaceOf = (keyspace: number) => ({
+  keys: {
+    100: Array.from({ length: keyspace }, (_, i) => `bench:v100:${i}`),
+    10240: Array.from({ length: keyspace }, (_, i) => `bench:v10k:${i}`)
+  },
+  values: { 100: benchValue(100, 1), 10240: benchValue(10240, 1) }
+})
+
+const settings: ResilienceSettings = { timeoutMs: 2000, halfOpenAfterMs: 5000 }
+
+/**
+ * Builds the named contenders in this process (the parent of a shared-process run, or a child of an isolated one).
+ * BentoCache and cache-manager store their own envelope: their keyspace is filled through their own API here.
+ */
+export const buildContenders = async (
+  names: ReadonlyArray<string>,
+  target: Target,
+  keyspace: number,
+  runtime: Runtime.Runtime<never>
+): Promise<Array<Contender>> => {
+  const { keys, values } = keyspaceOf(keyspace)
+  const url = `redis://${target.host}:${target.port}`
+  const contenders: Array<Contender> = []
+  for (const name of (peerNames as ReadonlyArray<string>).filter((n) => names.includes(n)) as Array<PeerName>) {
+    const client = await makePeer(name, target, settings)
+    if (name === "bentocache" || name === "cache-manager") {
+      for (const size of [100, 10240] as const) {
+        let i = 0
+        await Promise.all(Array.from({ length: 64 }, async () => {
+          while (i < keyspace) {
+            const key = keys[size][i++]!
+            await client.set(key, values[size])
+          }
+        }))
+      }
+    }
+    contenders.push({
+      name: client.name,
+      measure: (cell, durationMs) => {
+        const ks = keys[cell.size]
+        const v = values[cell.size]
+        const op = cell.op === "get"
+          ? (i: number) => client.get(ks[i % keyspace]!)
+          : (i: number) => client.set(ks[i % keyspace]!, v)
+        return promiseLoop(op, cell.concurrency, 2_000_000, durationMs)
+      },
+      close: client.close
+    })
+  }
+  const steadfastOp = (sf: Steadfast, cell: Cell) => {
+    const ks = keys[cell.size]
+    const v = values[cell.size]
+    return cell.op === "get"
+      ? (i: number) => sf.cache.get(ks[i % keyspace]!)
+      : (i: number) => sf.cache.set(ks[i % keyspace]!, v)
+  }
+  for (const [name, coalesce] of ([["steadfast", undefined], ["steadfast coalesce:false", false]] as const).filter(([n]) => names.includes(n))) {
+    const sf = await buildSteadfast(name, { url, ...(coalesce === undefined ? {} : { coalesce }) }, runtime)
+    const stats = async () => lite(await sf.stats())
+    contenders.push({
+      name,
+      stats,
+      measure: (cell, durationMs) => sf.run(effectLoop(steadfastOp(sf, cell), cell.concurrency, 2_000_000, durationMs)),
+      close: sf.close
+    })
+    if (name === "steadfast" && names.includes(traced)) {
+      // The same instance, its loop run under a tracer whose spans do nothing: a span is made for every Redis call.
+      contenders.push({
+        name: traced,
+        measure: (cell, durationMs) =>
+          sf.run(Effect.withTracer(effectLoop(steadfastOp(sf, cell), cell.concurrency, 2_000_000, durationMs), noopTracer)),
+        close: async () => {}
+      })
+    }
+  }
+  return contenders
+}
+
+/** Requests from the parent to an isolated contender's process (`happy-child.ts`), answered in order. */
+export type ChildRequest =
+  | { readonly op: "init"; readonly names: ReadonlyArray<string>; readonly target: Target; readonly keyspace: number; readonly verbose: boolean }
+  | { readonly op: "measure"; readonly name: string; readonly cell: Cell; readonly durationMs: number }
+  | { readonly op: "gc" }
+  | { readonly op: "stats"; readonly name: string }
+  | { readonly op: "close" }
+
+/** One child process holding `names`; its contenders measure there, on request. */
+const spawnGroup = async (names: ReadonlyArray<string>, config: HappyConfig): Promise<Array<Contender>> => {
+  // The child runs with this process' flags (`--expose-gc`, and whatever V8 flags the run was given).
+  const child = fork(Path.join(Path.dirname(fileURLToPath(import.meta.url)), "happy-child.js"), [], {
+    execArgv: process.execArgv,
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  let next = 0
+  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
+  child.on("message", (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
+    const w = waiting.get(m.id)
+    waiting.delete(m.id)
+    if (m.ok) w?.resolve(m.result)
+    else w?.reject(new Error(`happy (${names.join(", ")}): ${m.error}`))
+  })
+  child.on("exit", (code) => {
+    for (const w of waiting.values()) w.reject(new Error(`happy (${names.join(", ")}): its process exited (${code})`))
+    waiting.clear()
+  })
+  const call = <A>(req: ChildRequest) =>
+    new Promise<A>((resolve, reject) => {
+      const id = next++
+      waiting.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      child.send({ id, req })
+    })
+  await call({ op: "init", names, target: config.target, keyspace: config.keyspace, verbose: config.verbose })
+  let open = names.length
+  const close = async () => {
+    // The group's process goes with its last contender.
+    if (--open === 0) {
+      await call({ op: "close" })
+      child.disconnect()
+    }
+  }
+  return names.map((name): Contender => ({
+    name,
+    measure: (cell, durationMs) => call<Sample>({ op: "measure", name, cell, durationMs }),
+    collect: () => call<void>({ op: "gc" }),
+    ...(name === "steadfast" || name === "steadfast coalesce:false" ? { stats: () => call<StatsLite>({ op: "stats", name }) } : {}),
+    close
+  }))
 }
 
 export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
@@ -89,87 +266,39 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
     throw new Error(`HAPPY_CELLS names no such cell: ${unknownCells.join(", ")} (cells: ${cells.map(cellName).join(", ")})`)
   }
   const measured = onlyCells === undefined ? cells : cells.filter((c) => onlyCells.includes(cellName(c)))
-  const url = `redis://${target.host}:${target.port}`
-  const keys = {
-    100: Array.from({ length: keyspace }, (_, i) => `bench:v100:${i}`),
-    10240: Array.from({ length: keyspace }, (_, i) => `bench:v10k:${i}`)
-  }
-  const values = { 100: benchValue(100, 1), 10240: benchValue(10240, 1) }
-  const settings: ResilienceSettings = { timeoutMs: 2000, halfOpenAfterMs: 5000 }
+  const { keys, values } = keyspaceOf(keyspace)
 
   // Pre-fill the raw keyspace (shared by every contender that stores raw strings) in pipelined batches.
   const admin = new Redis({ host: target.host, port: target.port })
   for (const size of [100, 10240] as const) await fill(admin, keys[size], values[size])
 
-  const fromClient = (client: PromiseClient): Contender => ({
-    name: client.name,
-    measure: (cell, durationMs) => {
-      const ks = keys[cell.size]
-      const v = values[cell.size]
-      const op = cell.op === "get"
-        ? (i: number) => client.get(ks[i % keyspace]!)
-        : (i: number) => client.set(ks[i % keyspace]!, v)
-      return promiseLoop(op, cell.concurrency, 2_000_000, durationMs)
-    },
-    close: client.close
-  })
-
-  // `HAPPY_CONTENDERS=ioredis,ioredis-autopipeline,steadfast` measures only those (a diagnostic: what the other
-  // contenders' heaps and garbage, in the same process, cost the ones measured).
+  // `HAPPY_CONTENDERS=ioredis,ioredis-autopipeline,steadfast` measures only those (a diagnostic).
   const only = process.env["HAPPY_CONTENDERS"]?.split(",").map((s) => s.trim())
-  const wanted = (name: string) => only === undefined || only.includes(name)
-  const contenders: Array<Contender> = []
-  for (const name of (peerNames as ReadonlyArray<PeerName>).filter(wanted)) {
-    const client = await makePeer(name, target, settings)
-    if (name === "bentocache" || name === "cache-manager") {
-      // These store their own envelope: fill their keyspace through their own API.
-      for (const size of [100, 10240] as const) {
-        let i = 0
-        await Promise.all(Array.from({ length: 64 }, async () => {
-          while (i < keyspace) {
-            const key = keys[size][i++]!
-            await client.set(key, values[size])
+  const unknown = only?.filter((name) => !contenderNames.includes(name)) ?? []
+  if (unknown.length > 0) throw new Error(`HAPPY_CONTENDERS names no such contender: ${unknown.join(", ")} (contenders: ${contenderNames.join(", ")})`)
+  const names = contenderNames.filter((name) => only === undefined || only.includes(name))
+  log(`happy: ${config.isolate ? "each library in a process of its own" : "every contender in this one process"}`)
+  const built = config.isolate
+    ? (await Promise.all(groupsOf(names).map((group) => spawnGroup(group, config)))).flat()
+    : await buildContenders(names, target, keyspace, config.runtime)
+  // The table's order, whichever process built what.
+  const contenders = names.map((name) => built.find((c) => c.name === name)!).map((contender): Contender => {
+    const stats = contender.stats
+    if (stats === undefined) return contender
+    return {
+      ...contender,
+      watch: async (cell) => {
+        const before = await stats()
+        return async (sample) => {
+          const after = await stats()
+          if (after.fallbacks !== before.fallbacks || after.circuitState !== "CLOSED") {
+            log(`WARNING ${contender.name} ${cellName(cell)}: fallback path taken! ${statsLine(after)}`)
           }
-        }))
+          if (config.verbose) log(`  ${contender.name} ${cellName(cell)}: ${Math.round(sample.opsPerSec)} ops/s; ${statsLine(after)}`)
+        }
       }
     }
-    contenders.push(fromClient(client))
-  }
-  const steadfastOp = (sf: Steadfast, cell: Cell) => {
-    const ks = keys[cell.size]
-    const v = values[cell.size]
-    return cell.op === "get"
-      ? (i: number) => sf.cache.get(ks[i % keyspace]!)
-      : (i: number) => sf.cache.set(ks[i % keyspace]!, v)
-  }
-  for (const [name, coalesce] of ([["steadfast", undefined], ["steadfast coalesce:false", false]] as const).filter(([n]) => wanted(n))) {
-    const sf = await buildSteadfast(name, { url, ...(coalesce === undefined ? {} : { coalesce }) }, config.runtime)
-    contenders.push({
-      name,
-      steadfast: sf,
-      watch: async (cell) => {
-        const before = await sf.stats()
-        return async (sample) => {
-          const after = await sf.stats()
-          if (after.fallbacks !== before.fallbacks || after.circuitState !== "CLOSED") {
-            log(`WARNING ${name} ${cellName(cell)}: fallback path taken! ${statsLine(after)}`)
-          }
-          if (config.verbose) log(`  ${name} ${cellName(cell)}: ${Math.round(sample.opsPerSec)} ops/s; ${statsLine(after)}`)
-        }
-      },
-      measure: (cell, durationMs) => sf.run(effectLoop(steadfastOp(sf, cell), cell.concurrency, 2_000_000, durationMs)),
-      close: sf.close
-    })
-    if (name === "steadfast" && wanted(traced)) {
-      // The same instance, its loop run under a tracer whose spans do nothing: a span is made for every Redis call.
-      contenders.push({
-        name: traced,
-        measure: (cell, durationMs) =>
-          sf.run(Effect.withTracer(effectLoop(steadfastOp(sf, cell), cell.concurrency, 2_000_000, durationMs), noopTracer)),
-        close: async () => {}
-      })
-    }
-  }
+  })
 
   const samples = await interleave(
     {
@@ -209,9 +338,9 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
 
   const steadfastStats: Record<string, unknown> = {}
   for (const contender of contenders) {
-    if (contender.steadfast) {
-      const s = await contender.steadfast.stats()
-      steadfastStats[contender.name] = { circuitState: s.circuitState, circuitOpens: s.circuitOpens, hits: s.hits, misses: s.misses, fallbacks: s.fallbacks, errors: s.errors }
+    if (contender.stats) {
+      const s = await contender.stats()
+      steadfastStats[contender.name] = s
       log(`happy: ${contender.name} stats after all rounds: ${statsLine(s)}`)
     }
   }
@@ -221,6 +350,6 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
   log(`happy: deleted ${await unlinkMatching(admin, "bench:*")} bench:* keys`)
   await admin.quit()
 
-  return { keyspace, rounds: config.rounds, msPerMeasurement: config.durationMs, settleMs: config.gcBetween ? config.settleMs : 0, rows, steadfastStats }
+  return { keyspace, isolated: config.isolate, rounds: config.rounds, msPerMeasurement: config.durationMs, settleMs: config.gcBetween ? config.settleMs : 0, rows, steadfastStats }
 }
 

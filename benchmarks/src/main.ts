@@ -116,6 +116,7 @@ const main = async () => {
       gcBetween: !quick,
       // `HAPPY_SETTLE_MS=0` measures right after the gc(), as runs before 2026-12-05 (session 9) did.
       settleMs: happySettleMs(),
+      isolate: !args.sharedProcess,
       runtime
     })
   }

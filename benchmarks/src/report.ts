@@ -124,7 +124,9 @@ export const markdown = (r: Results): string => {
   if (r.happy) {
     const h = r.happy
     parts.push(
-      `### 1. Happy path (shared Redis; ${h.keyspace.toLocaleString("en-US")} distinct keys per value size; median of ${h.rounds} rounds of ${h.msPerMeasurement} ms` +
+      `### 1. Happy path (shared Redis; ${h.keyspace.toLocaleString("en-US")} distinct keys per value size; ` +
+        `${h.isolated === true ? "each library in a process of its own; " : h.isolated === false ? "every contender in one process; " : ""}` +
+        `median of ${h.rounds} rounds of ${h.msPerMeasurement} ms` +
         `${h.settleMs ? `, each after a gc() and ${h.settleMs} ms unmeasured` : ""})\n\n` +
         table(
           ["operation", "contender", "ops/s", "vs ioredis auto-pipelined", "vs ioredis", "p50 ms", "p99 ms", "p99 vs auto-pipelined", "page faults / 1k ops"],

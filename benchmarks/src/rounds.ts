@@ -16,6 +16,11 @@ export interface Entrant<C> {
    * the `--verbose` logging for this entrant).
    */
   readonly watch?: (cell: C) => Promise<(sample: Sample) => Promise<void>>
+  /**
+   * Collects the garbage of the process the entrant measures in, where that is not this one (a child of its own);
+   * without it, `gcBetween` collects this process'.
+   */
+  readonly collect?: () => Promise<void>
 }
 
 export interface RoundsConfig<C> {
@@ -53,7 +58,7 @@ export const interleave = async <C>(config: RoundsConfig<C>, entrants: ReadonlyA
   for (const entrant of entrants) {
     for (const cell of cells) await entrant.measure(cell, config.warmupMs)
   }
-  // The live heap every measurement shares (all entrants of a scenario run in this one process).
+  // The live heap of this process (every entrant's, unless they measure in processes of their own).
   log(`${config.label}: live heap after warm-up ${(gcHeap() / 2 ** 20).toFixed(0)} MiB`)
   const samples = new Map<string, Array<Sample>>()
   const id = (entrant: string, cell: C) => `${entrant}|${cellName(cell)}`
@@ -64,7 +69,9 @@ export const interleave = async <C>(config: RoundsConfig<C>, entrants: ReadonlyA
       for (const entrant of [...entrants.slice(shift), ...entrants.slice(0, shift)]) {
         const check = entrant.watch ? await entrant.watch(cell) : undefined
         if (config.gcBetween) {
-          gcHeap() // collect the previous entrant's garbage, so its GC pauses do not land in this window
+          // Collect the previous entrant's garbage, so its GC pauses do not land in this window.
+          if (entrant.collect) await entrant.collect()
+          else gcHeap()
           if (config.settleMs !== undefined && config.settleMs > 0) await entrant.measure(cell, config.settleMs)
         }
         const sample = await entrant.measure(cell, config.durationMs)

@@ -193,7 +193,9 @@ export const buildSteadfast = async (
 }
 
 /** The figures that prove which path a measurement took. */
-export const statsLine = (s: Cache.Stats): string =>
+export const statsLine = (
+  s: Pick<Cache.Stats, "circuitState" | "circuitOpens" | "hits" | "misses" | "fallbacks" | "errors">
+): string =>
   `circuit=${s.circuitState} opens=${s.circuitOpens} hits=${s.hits} misses=${s.misses} fallbacks=${s.fallbacks} errors=${
     JSON.stringify(s.errors)
   }`
