@@ -20,6 +20,7 @@ import type * as OptionModule from "effect/Option"
 import type * as RuntimeModule from "effect/Runtime"
 import type * as ScopeModule from "effect/Scope"
 import type { Sample } from "./drive.js"
+import { serveParent } from "./ipc.js"
 import { benchValue } from "./keyspace.js"
 import { now, quantile, sleep } from "./util.js"
 
@@ -245,13 +246,7 @@ const worker = () => {
       }
     }
   }
-  process.on("message", (message: { id: number; req: Request }) => {
-    handle(message.req).then(
-      (result) => process.send!({ id: message.id, ok: true, result }),
-      (error) => process.send!({ id: message.id, ok: false, error: error instanceof Error ? error.stack ?? error.message : String(error) })
-    )
-  })
-  process.on("disconnect", () => process.exit(0))
+  serveParent(handle)
 }
 
 if (process.argv[1] !== undefined && Path.basename(process.argv[1]) === "ab-worker.js") worker()

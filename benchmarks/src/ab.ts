@@ -25,16 +25,15 @@
  *   (2,000,000 calls or 800 ms per round, no `gc()` between rounds, as in `breaker.ts`), A and B alternating (one discarded
  *   warm-up round each).
  */
-import { type ChildProcess, fork } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import * as Os from "node:os"
-import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
 import { Redis } from "ioredis"
 import { benchKey, capacity, type Cell, cellName, cells, keyspace, latencies, type Request, value } from "./ab-worker.js"
 import { ChaosProxy, openLab } from "./chaos.js"
 import type { Sample } from "./drive.js"
+import { forkChild } from "./ipc.js"
 import { fill, unlinkMatching } from "./keyspace.js"
 import { type Entrant, interleave, p99, throughput } from "./rounds.js"
 import { hasGc, log, median, now, quantile, ratio } from "./util.js"
@@ -75,24 +74,7 @@ interface Side {
 }
 
 const spawnSide = async (label: "A" | "B", dir: string): Promise<Side> => {
-  const child = fork(Path.join(Path.dirname(fileURLToPath(import.meta.url)), "ab-worker.js"), [], { execArgv: ["--expose-gc"], stdio: ["ignore", "inherit", "inherit", "ipc"] })
-  let next = 0
-  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
-  child.on("message", (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
-    const w = waiting.get(m.id)
-    waiting.delete(m.id)
-    if (m.ok) w?.resolve(m.result)
-    else w?.reject(new Error(`${label}: ${m.error}`))
-  })
-  child.on("exit", (code) => {
-    for (const w of waiting.values()) w.reject(new Error(`${label}: worker exited (${code})`))
-  })
-  const call = <A>(req: Request) =>
-    new Promise<A>((resolve, reject) => {
-      const id = next++
-      waiting.set(id, { resolve: resolve as (v: unknown) => void, reject })
-      child.send({ id, req })
-    })
+  const { call, child } = forkChild<Request>("ab-worker.js", label, ["--expose-gc"])
   const loaded = await call<{ commit: string; dir: string }>({ op: "load", dir })
   return { label, commit: loaded.commit, dir: loaded.dir, call, child }
 }

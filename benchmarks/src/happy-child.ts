@@ -6,6 +6,7 @@
 import * as Path from "node:path"
 import type { Sample } from "./drive.js"
 import { buildContenders, type ChildRequest } from "./happy.js"
+import { serveParent } from "./ipc.js"
 import { makeRuntime } from "./steadfast.js"
 import { gcHeap } from "./util.js"
 
@@ -37,13 +38,7 @@ const child = () => {
         return null
     }
   }
-  process.on("message", (message: { id: number; req: ChildRequest }) => {
-    handle(message.req).then(
-      (result) => process.send!({ id: message.id, ok: true, result }),
-      (error) => process.send!({ id: message.id, ok: false, error: error instanceof Error ? error.stack ?? error.message : String(error) })
-    )
-  })
-  process.on("disconnect", () => process.exit(0))
+  serveParent(handle)
 }
 
 if (process.argv[1] !== undefined && Path.basename(process.argv[1]) === "happy-child.js") child()

@@ -5,14 +5,12 @@
  * auto-pipelining (and to raw ioredis defaults) measured in the same round. Each library measures in a process of its
  * own (`--shared-process`: all in this one, as runs before session 13 did); this process drives the rounds.
  */
-import { fork } from "node:child_process"
-import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
 import type { Cache } from "@steadfast/cache"
 import * as Effect from "effect/Effect"
 import { Redis } from "ioredis"
 import { makePeer, type PeerName, peerNames, type ResilienceSettings, type Target } from "./contenders.js"
 import { effectLoop, promiseLoop, type Sample } from "./drive.js"
+import { forkChild } from "./ipc.js"
 import { benchValue, fill, unlinkMatching } from "./keyspace.js"
 import { type Entrant, interleave, p99, throughput } from "./rounds.js"
 import { buildSteadfast, noopTracer, type Steadfast, statsLine } from "./steadfast.js"
@@ -217,28 +215,7 @@ export type ChildRequest =
 /** One child process holding `names`; its contenders measure there, on request. */
 const spawnGroup = async (names: ReadonlyArray<string>, config: HappyConfig): Promise<Array<Contender>> => {
   // The child runs with this process' flags (`--expose-gc`, and whatever V8 flags the run was given).
-  const child = fork(Path.join(Path.dirname(fileURLToPath(import.meta.url)), "happy-child.js"), [], {
-    execArgv: process.execArgv,
-    stdio: ["ignore", "inherit", "inherit", "ipc"]
-  })
-  let next = 0
-  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
-  child.on("message", (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
-    const w = waiting.get(m.id)
-    waiting.delete(m.id)
-    if (m.ok) w?.resolve(m.result)
-    else w?.reject(new Error(`happy (${names.join(", ")}): ${m.error}`))
-  })
-  child.on("exit", (code) => {
-    for (const w of waiting.values()) w.reject(new Error(`happy (${names.join(", ")}): its process exited (${code})`))
-    waiting.clear()
-  })
-  const call = <A>(req: ChildRequest) =>
-    new Promise<A>((resolve, reject) => {
-      const id = next++
-      waiting.set(id, { resolve: resolve as (v: unknown) => void, reject })
-      child.send({ id, req })
-    })
+  const { call, child } = forkChild<ChildRequest>("happy-child.js", `happy (${names.join(", ")})`, process.execArgv)
   await call({ op: "init", names, target: config.target, keyspace: config.keyspace, verbose: config.verbose })
   let open = names.length
   const close = async () => {
