@@ -81,10 +81,11 @@ export interface HappyConfig {
   /** After each `gc()`, the entrant runs the cell this long, unmeasured (see `RoundsConfig.settleMs`). */
   readonly settleMs: number
   /**
-   * Each library in a process of its own (full runs; `--shared-process` turns it off): the parent interleaves the
-   * rounds as before and each child measures its contenders on request. In one process the libraries change each
-   * other's figures: with the other four libraries run beside it, Steadfast's GET 100 B c=64 measured 1.47-1.56x of
-   * auto-pipelined ioredis against 1.78-1.79x with only the raw clients (benchmarks/README.md, session 13).
+   * Each library in a process of its own (`--shared-process` turns it off): this process interleaves the rounds as
+   * before and each child measures its contenders on request. In one process a figure depends on which other
+   * contenders run there: Steadfast's GET 100 B c=64 measured 1.47-1.56x of auto-pipelined ioredis with every
+   * contender beside it against 1.78-1.79x with only the raw clients (four-cell runs; the full runs measured the same
+   * in either layout, within the noise: benchmarks/README.md, session 13).
    */
   readonly isolate: boolean
   readonly runtime: Runtime.Runtime<never>
