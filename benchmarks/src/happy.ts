@@ -245,16 +245,17 @@ export const runHappy = async (config: HappyConfig): Promise<HappyResult> => {
   }
   const measured = onlyCells === undefined ? cells : cells.filter((c) => onlyCells.includes(cellName(c)))
   const { keys, values } = keyspaceOf(keyspace)
-
-  // Pre-fill the raw keyspace (shared by every contender that stores raw strings) in pipelined batches.
-  const admin = new Redis({ host: target.host, port: target.port })
-  for (const size of [100, 10240] as const) await fill(admin, keys[size], values[size])
-
   // `HAPPY_CONTENDERS=ioredis,ioredis-autopipeline,steadfast` measures only those (a diagnostic).
   const only = process.env["HAPPY_CONTENDERS"]?.split(",").map((s) => s.trim())
   const unknown = only?.filter((name) => !contenderNames.includes(name)) ?? []
   if (unknown.length > 0) throw new Error(`HAPPY_CONTENDERS names no such contender: ${unknown.join(", ")} (contenders: ${contenderNames.join(", ")})`)
   const names = contenderNames.filter((name) => only === undefined || only.includes(name))
+  if (names.includes(traced) && !names.includes("steadfast")) throw new Error(`HAPPY_CONTENDERS: "${traced}" runs on "steadfast"'s instance; name both`)
+
+  // Pre-fill the raw keyspace (shared by every contender that stores raw strings) in pipelined batches.
+  const admin = new Redis({ host: target.host, port: target.port })
+  for (const size of [100, 10240] as const) await fill(admin, keys[size], values[size])
+
   log(`happy: ${config.isolate ? "each library in a process of its own" : "every contender in this one process"}`)
   const built = config.isolate
     ? (await Promise.all(groupsOf(names).map((group) => spawnGroup(group, config)))).flat()
