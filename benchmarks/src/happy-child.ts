@@ -21,7 +21,8 @@ const child = () => {
     switch (req.op) {
       case "init":
         contenders = await buildContenders(req.names, req.target, req.keyspace, makeRuntime(req.verbose))
-        return null
+        // The ones with stats (Steadfast's instances): the parent asks only those.
+        return contenders.filter((c) => c.stats !== undefined).map((c) => c.name)
       case "measure":
         return await named(req.name).measure(req.cell, req.durationMs) satisfies Sample
       case "gc":

@@ -205,7 +205,10 @@ export const buildContenders = async (
   return contenders
 }
 
-/** Requests from the parent to an isolated contender's process (`happy-child.ts`), answered in order. */
+/**
+ * Requests from the parent to an isolated contender's process (`happy-child.ts`), answered in order; `init` answers
+ * the names of the contenders that have stats.
+ */
 export type ChildRequest =
   | { readonly op: "init"; readonly names: ReadonlyArray<string>; readonly target: Target; readonly keyspace: number; readonly verbose: boolean }
   | { readonly op: "measure"; readonly name: string; readonly cell: Cell; readonly durationMs: number }
@@ -217,7 +220,7 @@ export type ChildRequest =
 const spawnGroup = async (names: ReadonlyArray<string>, config: HappyConfig): Promise<Array<Contender>> => {
   // The child runs with this process' flags (`--expose-gc`, and whatever V8 flags the run was given).
   const { call, child } = forkChild<ChildRequest>("happy-child.js", `happy (${names.join(", ")})`, process.execArgv)
-  await call({ op: "init", names, target: config.target, keyspace: config.keyspace, verbose: config.verbose })
+  const withStats = await call<ReadonlyArray<string>>({ op: "init", names, target: config.target, keyspace: config.keyspace, verbose: config.verbose })
   let open = names.length
   const close = async () => {
     // The group's process goes with its last contender.
@@ -230,7 +233,7 @@ const spawnGroup = async (names: ReadonlyArray<string>, config: HappyConfig): Pr
     name,
     measure: (cell, durationMs) => call<Sample>({ op: "measure", name, cell, durationMs }),
     collect: () => call<void>({ op: "gc" }),
-    ...(name === "steadfast" || name === "steadfast coalesce:false" ? { stats: () => call<StatsLite>({ op: "stats", name }) } : {}),
+    ...(withStats.includes(name) ? { stats: () => call<StatsLite>({ op: "stats", name }) } : {}),
     close
   }))
 }

@@ -16,8 +16,8 @@
  * end, so the server works on the first part while the callers of the rest are still running. Without it, many
  * callers resumed by one reply went in lockstep: one request, then nothing for the server to do until every caller
  * had run (the process was idle 33 % of the time at 64 callers). Measured at 4 to 128 callers, 1.15-1.49x the
- * throughput, p99 no worse beyond the noise; at 2 and 256 callers unchanged (benchmarks/README.md, session 12). Once a batch is in
- * flight the tick's calls wait for its end, so this splits a tick in two at most.
+ * throughput, p99 no worse beyond the noise; at 2 and 256 callers unchanged (benchmarks/README.md, session 12). Once
+ * a batch is in flight the tick's calls wait for its end, so this splits a tick in two at most.
  *
  * @internal
  */
