@@ -43,8 +43,8 @@ const settings = quick
   }
   : {
     // Eleven rounds: on these VMs one round's ratio strays 20-30 % (and more) from the median; with five, four runs of
-    // six missed one of issue 12's targets, which the rounds of three of them, pooled, meet (benchmarks/README.md,
-    // session 14).
+    // six missed at least one of issue 12's targets, which the rounds of three of them, pooled, meet
+    // (benchmarks/README.md, session 14).
     happy: { rounds: 11, durationMs: 400, warmupMs: 200, keyspace: 10_000, settleMs: 300 },
     ladder: { rounds: 7, durationMs: 400, warmupMs: 300, settleMs: 300 },
     remote: { rounds: 5, durationMs: 500, warmupMs: 200, latencyMs: 0.5, settleMs: 300 },
