@@ -17,6 +17,7 @@
 // (10,000 keys) first, and leaves them.
 import { execFileSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { median } from "../dist/util.js"
 
 const script = fileURLToPath(new URL("./prof-c1.mjs", import.meta.url))
 const hook = fileURLToPath(new URL("./scheduler-hook.mjs", import.meta.url))
@@ -55,10 +56,6 @@ for (let round = 0; round < ROUNDS; round++) {
     results[name].push(r)
     console.log(`round ${round + 1} ${name.padEnd(8)} ${String(r.opsPerSec).padStart(7)} ops/s p99 ${r.p99Ms.toFixed(3)} ms ${r.faults} page faults`)
   }
-}
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 console.log(`\n${base.RUNG} ${base.OP} c=${base.C}, ${ROUNDS} processes each, ${base.MS} ms:`)
 for (const name of names) {

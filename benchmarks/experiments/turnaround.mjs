@@ -2,6 +2,7 @@
 // with a busy-wait of X µs after each reply before the next request; 7 interleaved rounds of 400 ms, medians.
 // `node benchmarks/experiments/turnaround.mjs`. Uses tt:* keys (deleted at the end).
 import { Redis } from "ioredis"
+import { median as med } from "../dist/util.js"
 const r = new Redis("redis://127.0.0.1:6379")
 const keys = Array.from({ length: 1000 }, (_, i) => `tt:${i}`)
 for (const k of keys) await r.set(k, "x".repeat(100))
@@ -15,8 +16,7 @@ const xs = [0, 2, 5, 10, 20, 40]
 for (const x of xs) await run(x, 200)
 const res = new Map(xs.map((x) => [x, []]))
 for (let round = 0; round < 7; round++) for (const x of xs) res.get(x).push(await run(x, 400))
-const med = (a) => a.sort((p, q) => p - q)[a.length >> 1]
-const base = med([...res.get(0)])
+const base = med(res.get(0))
 for (const x of xs) { const m = med(res.get(x)); console.log(`spin ${String(x).padStart(2)} µs: ${m.toFixed(1)} µs/call, +${(m - base).toFixed(1)} µs over no spin (${((m - base) / Math.max(x, 1)).toFixed(2)} per µs spun)`) }
 for (let i = 0; i < 1000; i += 500) await r.del(...keys.slice(i, i + 500))
 await r.quit()

@@ -5,7 +5,6 @@
  * auto-pipelining (and to raw ioredis defaults) measured in the same round. Each library measures in a process of its
  * own (`--shared-process`: all in this one, as runs before session 13 did); this process drives the rounds.
  */
-import type { Cache } from "@steadfast/cache"
 import * as Effect from "effect/Effect"
 import { Redis } from "ioredis"
 import { makePeer, type PeerName, peerNames, type ResilienceSettings, type Target } from "./contenders.js"
@@ -13,7 +12,7 @@ import { effectLoop, promiseLoop, type Sample } from "./drive.js"
 import { forkChild } from "./ipc.js"
 import { benchValue, fill, unlinkMatching } from "./keyspace.js"
 import { type Entrant, interleave, p99, throughput } from "./rounds.js"
-import { buildSteadfast, noopTracer, type Steadfast, statsLine } from "./steadfast.js"
+import { buildSteadfast, lite, noopTracer, type Steadfast, statsLine, type StatsLite } from "./steadfast.js"
 import type * as Runtime from "effect/Runtime"
 import { log, median } from "./util.js"
 
@@ -97,18 +96,6 @@ interface Contender extends Entrant<Cell> {
   /** Steadfast's stats (Steadfast entrants only; the no-op tracer variant shares its instance's). */
   readonly stats?: () => Promise<StatsLite>
 }
-
-/** What the report keeps of a Steadfast instance's stats (plain data: it crosses the IPC channel). */
-export type StatsLite = Pick<Cache.Stats, "circuitState" | "circuitOpens" | "hits" | "misses" | "fallbacks" | "errors">
-
-const lite = (s: Cache.Stats): StatsLite => ({
-  circuitState: s.circuitState,
-  circuitOpens: s.circuitOpens,
-  hits: s.hits,
-  misses: s.misses,
-  fallbacks: s.fallbacks,
-  errors: s.errors
-})
 
 /** Every contender's name, in the table's order. */
 export const contenderNames: ReadonlyArray<string> = [...peerNames, "steadfast", traced, "steadfast coalesce:false"]

@@ -192,10 +192,20 @@ export const buildSteadfast = async (
   }
 }
 
+/** What the reports keep of a Steadfast instance's stats (plain data: it crosses the happy path's IPC channel). */
+export type StatsLite = Pick<Cache.Stats, "circuitState" | "circuitOpens" | "hits" | "misses" | "fallbacks" | "errors">
+
+export const lite = (s: Cache.Stats): StatsLite => ({
+  circuitState: s.circuitState,
+  circuitOpens: s.circuitOpens,
+  hits: s.hits,
+  misses: s.misses,
+  fallbacks: s.fallbacks,
+  errors: s.errors
+})
+
 /** The figures that prove which path a measurement took. */
-export const statsLine = (
-  s: Pick<Cache.Stats, "circuitState" | "circuitOpens" | "hits" | "misses" | "fallbacks" | "errors">
-): string =>
+export const statsLine = (s: StatsLite): string =>
   `circuit=${s.circuitState} opens=${s.circuitOpens} hits=${s.hits} misses=${s.misses} fallbacks=${s.fallbacks} errors=${
     JSON.stringify(s.errors)
   }`
